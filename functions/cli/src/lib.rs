@@ -1,0 +1,142 @@
+//! A client of Baton's API, for the `baton` command and for tools and tests.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use baton_shared::api::{
+    ApplyRequest, ApplyResponse, CatalogResponse, ErrorResponse, RunResponse, RunsResponse,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The API could not be reached.
+    #[error("cannot reach the API at {url}: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The API answered with an error.
+    #[error("{}", .0)]
+    Api(ApiFailure),
+}
+
+/// An error answer of the API, with the problems it listed.
+#[derive(Debug)]
+pub struct ApiFailure {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub details: serde_json::Value,
+}
+
+impl fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let problems = self.details["problems"].as_array();
+        match problems {
+            Some(problems) if problems.len() > 1 => {
+                writeln!(f, "{} problems:", problems.len())?;
+                for p in problems {
+                    writeln!(
+                        f,
+                        "  {}: {}",
+                        p["at"].as_str().unwrap_or("?"),
+                        p["message"].as_str().unwrap_or("?")
+                    )?;
+                }
+                Ok(())
+            }
+            _ => write!(f, "{}", self.message),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(300))
+                .build()
+                .expect("a reqwest client builds"),
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<T, ClientError> {
+        let unreachable = |source| ClientError::Unreachable {
+            url: url.to_string(),
+            source,
+        };
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                ClientError::Api(ApiFailure {
+                    status: status.as_u16(),
+                    code: "bad_response".into(),
+                    message: format!("the API's answer is not what this client reads: {e}"),
+                    details: serde_json::Value::Null,
+                })
+            });
+        }
+        let failure = match serde_json::from_slice::<ErrorResponse>(&bytes) {
+            Ok(e) => ApiFailure {
+                status: status.as_u16(),
+                code: e.error.code,
+                message: e.error.message,
+                details: e.error.details,
+            },
+            Err(_) => ApiFailure {
+                status: status.as_u16(),
+                code: status.as_str().to_string(),
+                message: format!("{status}: {}", String::from_utf8_lossy(&bytes)),
+                details: serde_json::Value::Null,
+            },
+        };
+        Err(ClientError::Api(failure))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        self.call(self.http.get(&url), &url).await
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        self.call(self.http.post(&url).json(body), &url).await
+    }
+
+    pub async fn apply(&self, request: &ApplyRequest) -> Result<ApplyResponse, ClientError> {
+        self.post("/v1/catalog/apply", request).await
+    }
+
+    pub async fn catalog(&self) -> Result<CatalogResponse, ClientError> {
+        self.get("/v1/catalog").await
+    }
+
+    pub async fn runs(&self, limit: u32) -> Result<RunsResponse, ClientError> {
+        self.get(&format!("/v1/runs?limit={limit}")).await
+    }
+
+    pub async fn run(&self, run_id: &str) -> Result<RunResponse, ClientError> {
+        self.get(&format!("/v1/runs/{run_id}")).await
+    }
+}

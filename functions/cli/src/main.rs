@@ -1,0 +1,206 @@
+//! `baton`: the command-line client of Baton's API.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use baton_cli::Client;
+use baton_shared::api::ApplyRequest;
+use baton_shared::catalog::apply::Action;
+use baton_shared::catalog::folder;
+
+#[derive(Parser)]
+#[command(
+    name = "baton",
+    version,
+    about = "Baton: BigQuery pipelines from plain SQL"
+)]
+struct Cli {
+    /// The API's URL.
+    #[arg(
+        long,
+        env = "BATON_API_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    api: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load a catalog folder (baton.toml and .sql files) into Baton.
+    Apply {
+        /// The catalog folder.
+        dir: PathBuf,
+        /// Delete stored tables and frequencies the folder does not have.
+        #[arg(long)]
+        prune: bool,
+        /// Show what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Runs: the latest, or one with its jobs.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// The latest runs.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// One run and its jobs.
+    Show {
+        run_id: String,
+        /// Wait until the run ends (exit 1 if it does not succeed).
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let client = Client::new(&cli.api);
+    let result = match cli.command {
+        Command::Apply {
+            dir,
+            prune,
+            dry_run,
+        } => apply(&client, &dir, prune, dry_run).await,
+        Command::Runs {
+            command: RunsCommand::List { limit },
+        } => list_runs(&client, limit).await,
+        Command::Runs {
+            command: RunsCommand::Show { run_id, wait },
+        } => show_run(&client, &run_id, wait).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("baton: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn apply(
+    client: &Client,
+    dir: &std::path::Path,
+    prune: bool,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let catalog = match folder::load(dir) {
+        Ok(catalog) => catalog,
+        Err(problems) => {
+            eprintln!(
+                "baton: {} has {} problem(s):",
+                dir.display(),
+                problems.len()
+            );
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let response = client
+        .apply(&ApplyRequest {
+            catalog,
+            prune,
+            dry_run,
+        })
+        .await?;
+    for change in &response.changes {
+        let word = match change.action {
+            Action::Created => "create",
+            Action::Updated => "update",
+            Action::Unchanged => "keep",
+            Action::Deleted => "delete",
+        };
+        let parents = change
+            .id
+            .parse()
+            .ok()
+            .and_then(|id| response.dependencies.get(&id))
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let names: Vec<String> = p.iter().map(ToString::to_string).collect();
+                format!("  ← {}", names.join(", "))
+            })
+            .unwrap_or_default();
+        println!("{word:<7} {:<9} {}{parents}", change.kind, change.id);
+    }
+    let count = |a: Action| response.changes.iter().filter(|c| c.action == a).count();
+    println!(
+        "{}{} created, {} updated, {} deleted, {} unchanged",
+        if dry_run { "dry run: " } else { "" },
+        count(Action::Created),
+        count(Action::Updated),
+        count(Action::Deleted),
+        count(Action::Unchanged)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list_runs(client: &Client, limit: u32) -> anyhow::Result<ExitCode> {
+    for run in client.runs(limit).await?.runs {
+        println!(
+            "{:<40} {:<10} {:>4} jobs  {}",
+            run.id, run.state, run.job_count, run.instant
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show_run(client: &Client, run_id: &str, wait: bool) -> anyhow::Result<ExitCode> {
+    let mut response = client.run(run_id).await?;
+    while wait && !response.run.state.is_terminal() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        response = client.run(run_id).await?;
+    }
+    let run = &response.run;
+    println!(
+        "run {} ({}) for {}: {}",
+        run.id, run.frequency, run.instant, run.state
+    );
+    if let Some(error) = &run.error {
+        println!("  error: {error}");
+    }
+    for job in &response.jobs {
+        let rows = job
+            .statistics
+            .as_ref()
+            .and_then(|s| s.destination_rows)
+            .map(|n| format!("{n} rows"))
+            .unwrap_or_default();
+        let why = job
+            .error
+            .clone()
+            .or_else(|| {
+                job.skipped_because
+                    .as_ref()
+                    .map(|t| format!("after {t} failed"))
+            })
+            .unwrap_or_default();
+        println!(
+            "  {:<40} {:<10} {rows}{why}",
+            job.table.to_string(),
+            job.state
+        );
+    }
+    let ok = run.state == baton_shared::state::RunState::Succeeded;
+    Ok(if !wait || ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

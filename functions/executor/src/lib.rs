@@ -1,0 +1,466 @@
+//! The executor: told by Pub/Sub push to run one attempt of one table's query job.
+//!
+//! The BigQuery job's id comes from run, table and attempt, so a redelivered message finds the
+//! job already there and attaches to it instead of starting another. The executor waits for
+//! the job up to a deadline below the push's acknowledgement deadline; past it, it answers 503
+//! and the next delivery picks the job up where it stands, so a long job is neither lost nor
+//! run twice. When the job ends it records state and statistics, then tells the planner; a
+//! delivery that finds the job ended tells the planner again (the planner is idempotent), which
+//! covers an executor that died between its write and its publish.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::{get, post};
+use jiff::Timestamp;
+use tracing::Instrument;
+
+use baton_shared::bus::{Bus, BusError};
+use baton_shared::catalog::TableId;
+use baton_shared::config::{ConfigError, Env, Gcp, Listen};
+use baton_shared::http::{PushOutcome, Retryable, decode_push, healthz};
+use baton_shared::ids::{bigquery_job_id, label_value};
+use baton_shared::messages::{ExecutorTask, PlannerEvent};
+use baton_shared::run::{AttemptRecord, Job, JobStatistics, Slot};
+use baton_shared::state::{IllegalTransition, JobState};
+use baton_shared::store::{Contended, JOBS, SLOTS, Store, StoreError, retry_contention};
+use baton_shared::warehouse::{JobProgress, QueryJob, Warehouse, WarehouseError, is_transient};
+
+const TRIES: u32 = 8;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Listen,
+    pub gcp: Gcp,
+    /// How long one delivery waits for its BigQuery job before handing over to the next
+    /// (`BATON_EXECUTOR_WAIT_SECONDS`); keep it below the subscription's ack deadline.
+    pub wait: Duration,
+    /// Attempts a job gets when its BigQuery job fails transiently (`BATON_MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// The pause before the second attempt, doubling after each (`BATON_RETRY_BACKOFF_MS`).
+    pub retry_backoff: Duration,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            listen: Listen::from_env(env)?,
+            gcp: Gcp::from_env(env)?,
+            wait: Duration::from_secs(env.parse_or("BATON_EXECUTOR_WAIT_SECONDS", 540)?),
+            max_attempts: env.parse_or("BATON_MAX_ATTEMPTS", 3)?,
+            retry_backoff: Duration::from_millis(env.parse_or("BATON_RETRY_BACKOFF_MS", 5000)?),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct App {
+    store: Store,
+    bus: Bus,
+    warehouse: Warehouse,
+    config: Config,
+    /// Datasets known to exist, so that each is checked once per process.
+    datasets: Mutex<HashSet<String>>,
+}
+
+impl App {
+    pub async fn connect(config: Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            store: Store::connect(&config.gcp).await?,
+            bus: Bus::new(&config.gcp)?,
+            warehouse: Warehouse::new(&config.gcp).await?,
+            config,
+            datasets: Mutex::new(HashSet::new()),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Warehouse(#[from] WarehouseError),
+    /// The BigQuery job outlasted this delivery: the next one attaches to it.
+    #[error("BigQuery job {0} is still running")]
+    StillRunning(String),
+    #[error("stale: {0}")]
+    Stale(String),
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+}
+
+impl Retryable for ExecutorError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            ExecutorError::Store(e) => e.is_retryable(),
+            ExecutorError::Bus(e) => e.is_retryable(),
+            ExecutorError::Warehouse(e) => e.is_retryable(),
+            ExecutorError::StillRunning(_) => true,
+            ExecutorError::Stale(_) | ExecutorError::Illegal(_) => false,
+        }
+    }
+}
+
+impl Contended for ExecutorError {
+    fn is_contention(&self) -> bool {
+        matches!(self, ExecutorError::Store(e) if e.is_contention())
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/pubsub", post(pubsub))
+        .route("/healthz", get(healthz))
+        .with_state(app)
+}
+
+async fn pubsub(State(app): State<Arc<App>>, body: Bytes) -> PushOutcome {
+    let push = match decode_push::<ExecutorTask>(&body) {
+        Ok(push) => push,
+        Err(reason) => {
+            tracing::error!(%reason, "malformed message acknowledged");
+            return PushOutcome::Ignored(reason);
+        }
+    };
+    let ExecutorTask::RunQuery {
+        run_id,
+        table,
+        attempt,
+    } = &push.body;
+    let span = tracing::info_span!(
+        "executor", run_id = %run_id, table = %table, attempt, message_id = %push.message_id
+    );
+    PushOutcome::from_result(handle(&app, run_id, table, *attempt).instrument(span).await)
+}
+
+/// Runs (or attaches to, or reports) one attempt of one job.
+pub async fn handle(
+    app: &App,
+    run_id: &str,
+    table: &TableId,
+    attempt: u32,
+) -> Result<(), ExecutorError> {
+    let Some(job) = app.store.job(run_id, table).await? else {
+        return Err(ExecutorError::Stale(format!(
+            "run {run_id} has no job {table}"
+        )));
+    };
+    if job.attempt > attempt && job.state == JobState::Queued && job.dispatched {
+        // This attempt was retried: make sure the next one was sent (a crash may have
+        // come between recording the retry and publishing it).
+        publish_task(app, &job).await?;
+        return Ok(());
+    }
+    if job.attempt != attempt {
+        return Err(ExecutorError::Stale(format!(
+            "{table} is at attempt {}, not {attempt}",
+            job.attempt
+        )));
+    }
+    let job = match job.state {
+        JobState::Queued if job.dispatched => {
+            wait_for_retry_time(app, &job).await;
+            retry_contention(TRIES, || start(app, run_id, table, attempt)).await?
+        }
+        JobState::Running => job,
+        JobState::Pending | JobState::Queued => {
+            return Err(ExecutorError::Stale(format!(
+                "{table} was not dispatched (it is {})",
+                job.state
+            )));
+        }
+        _ => {
+            // Ended already: the planner may not have heard.
+            report(app, &job).await?;
+            return Ok(());
+        }
+    };
+    if job.state != JobState::Running {
+        report(app, &job).await?;
+        return Ok(());
+    }
+    let job_id = job
+        .bigquery_job_id
+        .clone()
+        .expect("a running job has its BigQuery job id");
+    // From here the job is running: an error that another delivery cannot cure ends it as
+    // failed, with the error on it, rather than leaving it running for ever.
+    let progress = match run_query(app, &job, &job_id).await {
+        Ok(progress) => progress,
+        Err(e) if e.is_retryable() => return Err(e.into()),
+        Err(e) => JobProgress::Failed {
+            reason: "refused".into(),
+            message: e.to_string(),
+            statistics: JobStatistics::default(),
+        },
+    };
+    let progress = wait(app, &job_id, progress).await?;
+    if let JobProgress::Failed {
+        reason, message, ..
+    } = &progress
+        && is_transient(reason, message)
+        && attempt < app.config.max_attempts
+    {
+        let error = format!("{reason}: {message}");
+        if let Some(next) =
+            retry_contention(TRIES, || retry(app, run_id, table, attempt, &error)).await?
+        {
+            publish_task(app, &next).await?;
+        }
+        return Ok(());
+    }
+    let mut destination_rows = None;
+    if matches!(progress, JobProgress::Succeeded(_)) {
+        destination_rows = app.warehouse.row_count(table).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "row count unavailable");
+            None
+        });
+    }
+    let finished = retry_contention(TRIES, || {
+        finish(app, run_id, table, attempt, &progress, destination_rows)
+    })
+    .await?;
+    report(app, &finished).await
+}
+
+/// A retried attempt starts no sooner than its `retry_at` (within this delivery's time).
+async fn wait_for_retry_time(app: &App, job: &Job) {
+    let Some(retry_at) = job.retry_at else {
+        return;
+    };
+    let pause = retry_at.duration_since(Timestamp::now());
+    if pause.is_positive() {
+        let pause = Duration::try_from(pause)
+            .unwrap_or_default()
+            .min(app.config.wait);
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Records a transient failure and queues the next attempt, which keeps the job's slot.
+async fn retry(
+    app: &App,
+    run_id: &str,
+    table: &TableId,
+    attempt: u32,
+    error: &str,
+) -> Result<Option<Job>, ExecutorError> {
+    let parent = app.store.run_path(run_id)?;
+    let mut tx = app.store.begin().await?;
+    let Some(mut job) = tx
+        .get::<Job>(Some(&parent), JOBS, &table.to_string())
+        .await?
+    else {
+        tx.rollback().await;
+        return Err(ExecutorError::Stale(format!(
+            "run {run_id} has no job {table}"
+        )));
+    };
+    if job.attempt != attempt || job.state != JobState::Running {
+        tx.rollback().await;
+        return Ok(None);
+    }
+    let slot = match job.slot {
+        Some(index) => {
+            tx.get::<Slot>(Some(&parent), SLOTS, &index.to_string())
+                .await?
+        }
+        None => None,
+    };
+    let now = Timestamp::now();
+    let backoff = app
+        .config
+        .retry_backoff
+        .saturating_mul(2u32.saturating_pow(attempt - 1))
+        .min(Duration::from_secs(300));
+    job.previous_attempts.push(AttemptRecord {
+        attempt,
+        bigquery_job_id: job.bigquery_job_id.take(),
+        error: error.to_string(),
+        started_at: job.started_at.take(),
+        ended_at: now,
+    });
+    job.transition(JobState::Queued, now)?;
+    job.attempt += 1;
+    job.retry_at = Some(now + jiff::SignedDuration::try_from(backoff).unwrap_or_default());
+    tracing::warn!(%error, next_attempt = job.attempt, ?backoff, "transient failure; retrying");
+    if let Some(mut slot) = slot
+        && slot.held_by(table, attempt)
+    {
+        slot.attempt = Some(job.attempt);
+        tx.set(Some(&parent), SLOTS, &slot.index.to_string(), &slot)?;
+    }
+    tx.set(Some(&parent), JOBS, &table.to_string(), &job)?;
+    tx.commit().await?;
+    Ok(Some(job))
+}
+
+async fn publish_task(app: &App, job: &Job) -> Result<(), ExecutorError> {
+    let task = ExecutorTask::RunQuery {
+        run_id: job.run_id.clone(),
+        table: job.table.clone(),
+        attempt: job.attempt,
+    };
+    app.bus
+        .publish(&app.config.gcp.topics.executor, &task)
+        .await?;
+    Ok(())
+}
+
+/// Moves the dispatched job to running, with the id its BigQuery job will have.
+async fn start(
+    app: &App,
+    run_id: &str,
+    table: &TableId,
+    attempt: u32,
+) -> Result<Job, ExecutorError> {
+    let parent = app.store.run_path(run_id)?;
+    let mut tx = app.store.begin().await?;
+    let Some(mut job) = tx
+        .get::<Job>(Some(&parent), JOBS, &table.to_string())
+        .await?
+    else {
+        tx.rollback().await;
+        return Err(ExecutorError::Stale(format!(
+            "run {run_id} has no job {table}"
+        )));
+    };
+    if job.attempt != attempt || job.state != JobState::Queued {
+        // Another delivery started it, or it was cancelled: act on what is there now.
+        tx.rollback().await;
+        return Ok(job);
+    }
+    job.transition(JobState::Running, Timestamp::now())?;
+    job.bigquery_job_id = Some(bigquery_job_id(run_id, table, attempt));
+    tx.set(Some(&parent), JOBS, &table.to_string(), &job)?;
+    tx.commit().await?;
+    Ok(job)
+}
+
+async fn run_query(app: &App, job: &Job, job_id: &str) -> Result<JobProgress, WarehouseError> {
+    let dataset = job.table.dataset();
+    let known = app
+        .datasets
+        .lock()
+        .expect("the dataset cache is never poisoned")
+        .contains(dataset);
+    if !known {
+        app.warehouse.ensure_dataset(dataset).await?;
+        app.datasets
+            .lock()
+            .expect("the dataset cache is never poisoned")
+            .insert(dataset.to_string());
+    }
+    let definition = &job.definition;
+    let mut labels = HashMap::from([
+        ("baton-run".to_string(), label_value(&job.run_id)),
+        (
+            "baton-table".to_string(),
+            label_value(&job.table.to_string()),
+        ),
+    ]);
+    if let Some(owner) = &definition.owner {
+        labels.insert("baton-user".into(), label_value(owner));
+    }
+    if let Some(group) = &definition.group {
+        labels.insert("baton-group".into(), label_value(group));
+    }
+    app.warehouse
+        .start_query(&QueryJob {
+            job_id,
+            sql: &definition.sql,
+            destination: &job.table,
+            write_mode: definition.write_mode,
+            labels,
+        })
+        .await
+}
+
+/// Polls a running BigQuery job until it ends or this delivery's time is up.
+async fn wait(
+    app: &App,
+    job_id: &str,
+    mut progress: JobProgress,
+) -> Result<JobProgress, ExecutorError> {
+    let deadline = tokio::time::Instant::now() + app.config.wait;
+    let mut pause = Duration::from_millis(500);
+    while progress == JobProgress::Running {
+        if tokio::time::Instant::now() + pause > deadline {
+            return Err(ExecutorError::StillRunning(job_id.to_string()));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(10));
+        progress = app.warehouse.job_progress(job_id).await?;
+    }
+    Ok(progress)
+}
+
+/// Records how the attempt ended.
+async fn finish(
+    app: &App,
+    run_id: &str,
+    table: &TableId,
+    attempt: u32,
+    progress: &JobProgress,
+    destination_rows: Option<i64>,
+) -> Result<Job, ExecutorError> {
+    let parent = app.store.run_path(run_id)?;
+    let mut tx = app.store.begin().await?;
+    let Some(mut job) = tx
+        .get::<Job>(Some(&parent), JOBS, &table.to_string())
+        .await?
+    else {
+        tx.rollback().await;
+        return Err(ExecutorError::Stale(format!(
+            "run {run_id} has no job {table}"
+        )));
+    };
+    if job.attempt != attempt || job.state != JobState::Running {
+        tx.rollback().await;
+        return Ok(job);
+    }
+    let now = Timestamp::now();
+    match progress {
+        JobProgress::Succeeded(statistics) => {
+            job.transition(JobState::Succeeded, now)?;
+            job.statistics = Some(JobStatistics {
+                destination_rows,
+                ..statistics.clone()
+            });
+        }
+        JobProgress::Failed {
+            reason,
+            message,
+            statistics,
+        } => {
+            job.transition(JobState::Failed, now)?;
+            job.statistics = Some(statistics.clone());
+            job.error = Some(format!("{reason}: {message}"));
+            tracing::warn!(%reason, %message, "BigQuery job failed");
+        }
+        JobProgress::Running => unreachable!("wait returns only ended jobs"),
+    }
+    tx.set(Some(&parent), JOBS, &table.to_string(), &job)?;
+    tx.commit().await?;
+    Ok(job)
+}
+
+/// Tells the planner the attempt ended.
+async fn report(app: &App, job: &Job) -> Result<(), ExecutorError> {
+    let event = PlannerEvent::JobFinished {
+        run_id: job.run_id.clone(),
+        table: job.table.clone(),
+        attempt: job.attempt,
+    };
+    app.bus
+        .publish(&app.config.gcp.topics.planner, &event)
+        .await?;
+    Ok(())
+}

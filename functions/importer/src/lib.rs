@@ -1,0 +1,22 @@
+//! The importer: copies tables from PostgreSQL and MySQL and loads files arriving in Cloud
+//! Storage. Not built yet: it answers 501 to every delivery, which Pub/Sub redelivers until
+//! the dead-letter policy takes the message, so nothing is lost while it is missing.
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+use baton_shared::http::healthz;
+
+pub fn router() -> Router {
+    Router::new()
+        .route("/pubsub", post(not_implemented))
+        .route("/healthz", get(healthz))
+}
+
+async fn not_implemented() -> (StatusCode, &'static str) {
+    (
+        StatusCode::NOT_IMPLEMENTED,
+        "the importer is not built yet: import and external tables are not supported",
+    )
+}

@@ -1,0 +1,148 @@
+//! Pub/Sub over its REST API: publishing the services' messages, and (for the local stack and
+//! tests; Terraform does it in production) creating topics and push subscriptions.
+
+use std::time::Duration;
+
+use base64::Engine;
+use serde::Serialize;
+
+use crate::config::Gcp;
+use crate::gcp::Tokens;
+use crate::http::{Retryable, error_chain};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("Pub/Sub unavailable: {0}")]
+    Unavailable(String),
+    #[error("Pub/Sub refused the request: {0}")]
+    Permanent(String),
+}
+
+impl Retryable for BusError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, BusError::Unavailable(_))
+    }
+}
+
+/// Publishes JSON messages to the project's topics.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    http: reqwest::Client,
+    base: String,
+    project: String,
+    tokens: Tokens,
+}
+
+/// A push subscription as the local stack wires it.
+#[derive(Debug, Clone)]
+pub struct PushSubscription<'a> {
+    pub name: &'a str,
+    pub topic: &'a str,
+    pub endpoint: &'a str,
+    pub ack_deadline_seconds: u32,
+    /// After this many failed deliveries a message goes to the dead-letter topic.
+    pub dead_letter: Option<(&'a str, u32)>,
+}
+
+impl Bus {
+    pub fn new(gcp: &Gcp) -> Result<Self, crate::gcp::CredentialsError> {
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("a reqwest client builds"),
+            base: gcp.pubsub_url.clone(),
+            project: gcp.project.clone(),
+            tokens: Tokens::for_endpoint(gcp.pubsub_emulated)?,
+        })
+    }
+
+    fn topic_path(&self, topic: &str) -> String {
+        format!("projects/{}/topics/{topic}", self.project)
+    }
+
+    /// Publishes one message and returns its id.
+    pub async fn publish<T: Serialize>(
+        &self,
+        topic: &str,
+        message: &T,
+    ) -> Result<String, BusError> {
+        let data = serde_json::to_vec(message)
+            .map_err(|e| BusError::Permanent(format!("message does not serialize: {e}")))?;
+        let body = serde_json::json!({"messages": [{
+            "data": base64::engine::general_purpose::STANDARD.encode(data),
+        }]});
+        let url = format!("{}/v1/{}:publish", self.base, self.topic_path(topic));
+        let response: serde_json::Value = self.send(self.http.post(url).json(&body)).await?;
+        response["messageIds"][0]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| BusError::Permanent(format!("publish answered {response}")))
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<serde_json::Value, BusError> {
+        let token = self
+            .tokens
+            .token()
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let response = request
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| BusError::Unavailable(error_chain(&e)))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        if status.is_success() {
+            Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+        } else if status.is_server_error() || status.as_u16() == 429 {
+            Err(BusError::Unavailable(format!("{status}: {text}")))
+        } else {
+            Err(BusError::Permanent(format!("{status}: {text}")))
+        }
+    }
+
+    /// Creates a topic unless it exists.
+    pub async fn ensure_topic(&self, topic: &str) -> Result<(), BusError> {
+        let url = format!("{}/v1/{}", self.base, self.topic_path(topic));
+        match self
+            .send(self.http.put(url).json(&serde_json::json!({})))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(BusError::Permanent(m)) if m.starts_with("409") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a push subscription unless it exists.
+    pub async fn ensure_push_subscription(
+        &self,
+        subscription: &PushSubscription<'_>,
+    ) -> Result<(), BusError> {
+        let mut body = serde_json::json!({
+            "topic": self.topic_path(subscription.topic),
+            "pushConfig": {"pushEndpoint": subscription.endpoint},
+            "ackDeadlineSeconds": subscription.ack_deadline_seconds,
+            "retryPolicy": {"minimumBackoff": "1s", "maximumBackoff": "60s"},
+        });
+        if let Some((topic, attempts)) = subscription.dead_letter {
+            body["deadLetterPolicy"] = serde_json::json!({
+                "deadLetterTopic": self.topic_path(topic),
+                "maxDeliveryAttempts": attempts,
+            });
+        }
+        let url = format!(
+            "{}/v1/projects/{}/subscriptions/{}",
+            self.base, self.project, subscription.name
+        );
+        match self.send(self.http.put(url).json(&body)).await {
+            Ok(_) => Ok(()),
+            Err(BusError::Permanent(m)) if m.starts_with("409") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! A catalog kept as files: a folder with a `baton.toml` (frequencies and defaults) and one
+//! `.sql` file per table, whose leading `-- key: value` comment lines are its settings.
+//!
+//! ```text
+//! catalog/
+//!   baton.toml             [frequencies.daily] every = "24h", offset = "2h"
+//!   shop/orders.sql        -- frequency: daily      (dataset `shop`: the folder's name)
+//!   analytics/totals.sql   -- frequency: daily
+//!                          -- description: Revenue per customer
+//! ```
+//!
+//! The settings block is the file's first lines of the form `-- key: value`; it ends at the
+//! first line that is not one. Within it an unknown key is an error, so a typo never turns
+//! into a silently ignored setting.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{CatalogSpec, Frequency, Problem, Table, TableId, TableKind, WriteMode};
+
+pub const MANIFEST: &str = "baton.toml";
+
+/// The settings a `.sql` file's header may carry.
+pub const TABLE_KEYS: &[&str] = &[
+    "name",
+    "dataset",
+    "frequency",
+    "write",
+    "description",
+    "owner",
+    "group",
+    "depends_on",
+];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    /// The dataset of `.sql` files at the folder's top level.
+    dataset: Option<String>,
+    /// The frequency of tables whose header names none.
+    frequency: Option<String>,
+    owner: Option<String>,
+    group: Option<String>,
+    #[serde(default)]
+    frequencies: BTreeMap<String, ManifestFrequency>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFrequency {
+    every: Duration,
+    offset: Option<Duration>,
+    #[serde(default = "super::default_true")]
+    active: bool,
+    concurrency: Option<u32>,
+    description: Option<String>,
+}
+
+/// Seconds, or a duration such as `"24h"`, `"1h 30m"` or `"7days"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Duration {
+    Seconds(i64),
+    Text(String),
+}
+
+impl Duration {
+    fn seconds(&self) -> Result<i64, String> {
+        match self {
+            Duration::Seconds(s) => Ok(*s),
+            Duration::Text(text) => humantime::parse_duration(text)
+                .map_err(|e| format!("`{text}` is not a duration ({e})"))
+                .and_then(|d| {
+                    i64::try_from(d.as_secs()).map_err(|_| format!("`{text}` is too long"))
+                }),
+        }
+    }
+}
+
+/// What a `.sql` file inherits when its header says nothing.
+#[derive(Clone, Debug, Default)]
+pub struct Defaults {
+    pub dataset: Option<String>,
+    pub frequency: Option<String>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+}
+
+/// Reads `baton.toml`'s text: the frequencies it defines and the folder's defaults.
+pub fn parse_manifest(at: &str, text: &str) -> Result<(Vec<Frequency>, Defaults), Vec<Problem>> {
+    let manifest: Manifest = toml::from_str(text).map_err(|e| {
+        vec![Problem {
+            at: at.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        }]
+    })?;
+    let mut problems = Vec::new();
+    let mut frequencies = Vec::new();
+    for (name, f) in manifest.frequencies {
+        let offset = f.offset.as_ref().map(Duration::seconds).transpose();
+        match (f.every.seconds(), offset) {
+            (Ok(period_seconds), Ok(offset_seconds)) => frequencies.push(Frequency {
+                name,
+                period_seconds,
+                offset_seconds: offset_seconds.unwrap_or(0),
+                active: f.active,
+                concurrency: f.concurrency,
+                description: f.description,
+            }),
+            (Err(message), _) | (_, Err(message)) => problems.push(Problem {
+                at: format!("{at}: frequencies.{name}"),
+                message,
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let defaults = Defaults {
+        dataset: manifest.dataset,
+        frequency: manifest.frequency,
+        owner: manifest.owner,
+        group: manifest.group,
+    };
+    Ok((frequencies, defaults))
+}
+
+/// Reads one table's `.sql` file: `at` names it in messages, `stem` is its default name.
+pub fn parse_table_file(
+    at: &str,
+    stem: &str,
+    text: &str,
+    defaults: &Defaults,
+) -> Result<Table, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut settings: BTreeMap<&str, (usize, String)> = BTreeMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let Some((key, value)) = header_setting(line) else {
+            break;
+        };
+        let line_number = index + 1;
+        if !TABLE_KEYS.contains(&key) {
+            problems.push(Problem {
+                at: format!("{at}:{line_number}"),
+                message: format!(
+                    "unknown setting `{key}` (known: {}); a header line is `-- key: value`, \
+                     end the header with a line that is not one",
+                    TABLE_KEYS.join(", ")
+                ),
+            });
+            continue;
+        }
+        if settings
+            .insert(key, (line_number, value.to_string()))
+            .is_some()
+        {
+            problems.push(Problem {
+                at: format!("{at}:{line_number}"),
+                message: format!("`{key}` is set twice"),
+            });
+        }
+    }
+    let value = |key: &str| settings.get(key).map(|(_, v)| v.clone());
+    let line_of = |key: &str| {
+        settings
+            .get(key)
+            .map_or_else(|| at.to_string(), |(n, _)| format!("{at}:{n}"))
+    };
+
+    let write_mode = match value("write") {
+        None => WriteMode::default(),
+        Some(w) => WriteMode::parse(&w).unwrap_or_else(|| {
+            problems.push(Problem {
+                at: line_of("write"),
+                message: format!(
+                    "write mode `{w}` is not one of {}",
+                    WriteMode::NAMES.join(", ")
+                ),
+            });
+            WriteMode::default()
+        }),
+    };
+    let mut depends_on = Vec::new();
+    for name in value("depends_on")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        match name.parse::<TableId>() {
+            Ok(id) => depends_on.push(id),
+            Err(e) => problems.push(Problem {
+                at: line_of("depends_on"),
+                message: e.0,
+            }),
+        }
+    }
+    let Some(dataset) = value("dataset").or_else(|| defaults.dataset.clone()) else {
+        problems.push(Problem {
+            at: at.to_string(),
+            message: "no dataset: put the file in a folder named after its dataset, set \
+                      `dataset` in baton.toml, or add `-- dataset: name` to its header"
+                .into(),
+        });
+        return Err(problems);
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Table {
+        dataset,
+        name: value("name").unwrap_or_else(|| stem.to_string()),
+        kind: TableKind::Query,
+        sql: text.to_string(),
+        frequency: value("frequency").or_else(|| defaults.frequency.clone()),
+        write_mode,
+        description: value("description"),
+        owner: value("owner").or_else(|| defaults.owner.clone()),
+        group: value("group").or_else(|| defaults.group.clone()),
+        depends_on,
+        source: Some(at.to_string()),
+    })
+}
+
+/// `-- key: value` with a lowercase key, or nothing.
+fn header_setting(line: &str) -> Option<(&str, &str)> {
+    let rest = line.trim().strip_prefix("--")?.trim_start();
+    let (key, value) = rest.split_once(':')?;
+    let valid_key = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    valid_key.then(|| (key, value.trim()))
+}
+
+/// Reads a catalog folder: `baton.toml` if present, and every `.sql` file below it (hidden
+/// entries skipped). A file's dataset defaults to the name of the folder holding it, or to
+/// `baton.toml`'s `dataset` at the top level. Paths in messages are relative to `root`.
+pub fn load(root: &Path) -> Result<CatalogSpec, Vec<Problem>> {
+    let io_problem = |path: &Path, e: std::io::Error| Problem {
+        at: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let manifest_path = root.join(MANIFEST);
+    let (frequencies, defaults) = match std::fs::read_to_string(&manifest_path) {
+        Ok(text) => parse_manifest(MANIFEST, &text)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), Defaults::default()),
+        Err(e) => return Err(vec![io_problem(&manifest_path, e)]),
+    };
+    let mut files = Vec::new();
+    collect_sql_files(root, &mut files).map_err(|e| vec![io_problem(root, e)])?;
+    files.sort();
+
+    let mut problems = Vec::new();
+    let mut tables = Vec::new();
+    for path in files {
+        let relative = path.strip_prefix(root).unwrap_or(&path);
+        let at = relative.display().to_string();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                problems.push(io_problem(relative, e));
+                continue;
+            }
+        };
+        let mut file_defaults = defaults.clone();
+        if let Some(folder) = relative
+            .parent()
+            .and_then(Path::file_name)
+            .and_then(|f| f.to_str())
+        {
+            file_defaults.dataset = Some(folder.to_string());
+        }
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        match parse_table_file(&at, stem, &text, &file_defaults) {
+            Ok(table) => tables.push(table),
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(CatalogSpec {
+            frequencies,
+            tables,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+fn collect_sql_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            collect_sql_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "sql") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults(dataset: &str) -> Defaults {
+        Defaults {
+            dataset: Some(dataset.into()),
+            ..Defaults::default()
+        }
+    }
+
+    #[test]
+    fn the_header_sets_the_table_and_the_rest_is_sql() {
+        let text = "-- frequency: daily\n-- description: Revenue: per customer\n-- write: append\n--\n-- note: not a setting\nSELECT 1\n";
+        let table = parse_table_file("shop/totals.sql", "totals", text, &defaults("shop")).unwrap();
+        assert_eq!(table.dataset, "shop");
+        assert_eq!(table.name, "totals");
+        assert_eq!(table.frequency.as_deref(), Some("daily"));
+        assert_eq!(table.description.as_deref(), Some("Revenue: per customer"));
+        assert_eq!(table.write_mode, WriteMode::Append);
+        assert_eq!(
+            table.sql, text,
+            "the SQL is kept whole, so line numbers stay true"
+        );
+        assert_eq!(table.source.as_deref(), Some("shop/totals.sql"));
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_header_is_an_error_with_its_line() {
+        let text = "-- frequency: daily\n-- frequncy: hourly\nSELECT 1";
+        let problems = parse_table_file("a.sql", "a", text, &defaults("ds")).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].at, "a.sql:2");
+        assert!(problems[0].message.contains("unknown setting `frequncy`"));
+    }
+
+    #[test]
+    fn header_values_are_checked() {
+        let text = "-- write: upsert\n-- depends_on: ds.a, nodataset\nSELECT 1";
+        let problems = parse_table_file("a.sql", "a", text, &defaults("ds")).unwrap_err();
+        let messages: Vec<_> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(messages[0].starts_with("a.sql:1: write mode `upsert`"));
+        assert!(messages[1].starts_with("a.sql:2: table id `nodataset`"));
+    }
+
+    #[test]
+    fn a_file_without_a_dataset_says_how_to_give_it_one() {
+        let problems =
+            parse_table_file("a.sql", "a", "SELECT 1", &Defaults::default()).unwrap_err();
+        assert!(problems[0].message.contains("no dataset"));
+    }
+
+    #[test]
+    fn the_manifest_defines_frequencies_with_durations_or_seconds() {
+        let text = "dataset = \"analytics\"\n[frequencies.daily]\nevery = \"24h\"\noffset = \"2h\"\nconcurrency = 4\n[frequencies.hourly]\nevery = 3600\n";
+        let (frequencies, defaults) = parse_manifest("baton.toml", text).unwrap();
+        assert_eq!(defaults.dataset.as_deref(), Some("analytics"));
+        assert_eq!(frequencies.len(), 2);
+        let daily = frequencies.iter().find(|f| f.name == "daily").unwrap();
+        assert_eq!(
+            (daily.period_seconds, daily.offset_seconds),
+            (86_400, 7_200)
+        );
+        assert_eq!(daily.concurrency, Some(4));
+        assert!(daily.active);
+    }
+
+    #[test]
+    fn manifest_errors_name_the_place() {
+        let problems =
+            parse_manifest("baton.toml", "[frequencies.daily]\nevery = \"soon\"\n").unwrap_err();
+        assert_eq!(problems[0].at, "baton.toml: frequencies.daily");
+        assert!(problems[0].message.contains("`soon` is not a duration"));
+        let problems = parse_manifest("baton.toml", "datset = \"x\"\n").unwrap_err();
+        assert!(
+            problems[0].message.contains("unknown field `datset`"),
+            "{problems:?}"
+        );
+    }
+}

@@ -1,0 +1,433 @@
+//! The catalog: the tables Baton owns and the frequencies that run them, as their owners
+//! define them. Pure data and validation; storing it is `store::catalog`'s job and reading it
+//! from a folder of `.sql` files is `folder`'s.
+
+pub mod apply;
+pub mod folder;
+
+pub use apply::TableDoc;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A table's id inside Baton: `dataset.table` in Baton's BigQuery project.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TableId {
+    dataset: String,
+    table: String,
+}
+
+impl TableId {
+    /// Checks both parts against BigQuery's naming rules.
+    pub fn new(dataset: &str, table: &str) -> Result<Self, InvalidName> {
+        validate_dataset(dataset)?;
+        validate_table_name(table)?;
+        Ok(Self {
+            dataset: dataset.to_string(),
+            table: table.to_string(),
+        })
+    }
+
+    pub fn dataset(&self) -> &str {
+        &self.dataset
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+impl fmt::Display for TableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.dataset, self.table)
+    }
+}
+
+impl std::str::FromStr for TableId {
+    type Err = InvalidName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('.') {
+            Some((dataset, table)) => Self::new(dataset, table),
+            None => Err(InvalidName(format!(
+                "table id `{s}` must be `dataset.table`"
+            ))),
+        }
+    }
+}
+
+impl TryFrom<String> for TableId {
+    type Error = InvalidName;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<TableId> for String {
+    fn from(id: TableId) -> Self {
+        id.to_string()
+    }
+}
+
+/// A name that BigQuery or Baton would refuse, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidName(pub String);
+
+/// BigQuery dataset names: letters, digits and underscores, at most 1,024 characters.
+pub fn validate_dataset(name: &str) -> Result<(), InvalidName> {
+    if name.is_empty() || name.len() > 1024 {
+        return Err(InvalidName(format!(
+            "dataset name `{name}` must have 1 to 1024 characters"
+        )));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(InvalidName(format!(
+            "dataset name `{name}` may only contain letters, digits and underscores"
+        )));
+    }
+    Ok(())
+}
+
+/// BigQuery table names: letters, marks, digits, connectors, dashes and spaces, at most 1,024
+/// bytes. Baton refuses spaces too: they make names that every tool has to quote.
+pub fn validate_table_name(name: &str) -> Result<(), InvalidName> {
+    if name.is_empty() || name.len() > 1024 {
+        return Err(InvalidName(format!(
+            "table name `{name}` must have 1 to 1024 bytes"
+        )));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(InvalidName(format!(
+            "table name `{name}` may only contain letters, digits, underscores and dashes"
+        )));
+    }
+    Ok(())
+}
+
+/// Frequency names appear in run ids and BigQuery job labels: lowercase letters, digits,
+/// underscores and dashes, starting with a letter, at most 63 characters.
+pub fn validate_frequency_name(name: &str) -> Result<(), InvalidName> {
+    let mut chars = name.chars();
+    let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    if !starts_with_letter
+        || name.len() > 63
+        || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    {
+        return Err(InvalidName(format!(
+            "frequency name `{name}` must start with a lowercase letter and contain only \
+             lowercase letters, digits, `_` and `-` (at most 63)"
+        )));
+    }
+    Ok(())
+}
+
+/// What fills a table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableKind {
+    /// A BigQuery Standard SQL query whose result becomes the table.
+    #[default]
+    Query,
+}
+
+/// How a query job's result is written into its table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// Replace the table's contents (BigQuery's WRITE_TRUNCATE).
+    #[default]
+    Truncate,
+    /// Add the rows to the table (WRITE_APPEND).
+    Append,
+}
+
+impl WriteMode {
+    pub const NAMES: &[&str] = &["truncate", "append"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "truncate" => Some(Self::Truncate),
+            "append" => Some(Self::Append),
+            _ => None,
+        }
+    }
+}
+
+/// A table as its owner defines it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    pub dataset: String,
+    pub name: String,
+    #[serde(default)]
+    pub kind: TableKind,
+    /// The BigQuery Standard SQL that defines a query table.
+    pub sql: String,
+    /// The frequency that runs it; none means it only runs when asked.
+    #[serde(default)]
+    pub frequency: Option<String>,
+    #[serde(default)]
+    pub write_mode: WriteMode,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The user its jobs' cost is attributed to.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// The group its jobs' cost is attributed to.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Dependencies the SQL cannot show, added to those inferred from it.
+    #[serde(default)]
+    pub depends_on: Vec<TableId>,
+    /// Where the definition came from (a file in a catalog folder), for messages.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+impl Table {
+    pub fn id(&self) -> Result<TableId, InvalidName> {
+        TableId::new(&self.dataset, &self.name)
+    }
+
+    /// `source` if known, else the table's id: where a person should look.
+    pub fn origin(&self) -> String {
+        self.source
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", self.dataset, self.name))
+    }
+}
+
+/// When a frequency's runs are due.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// Maestro's rule: due where the time truncated to `period_seconds` (counted from the Unix
+    /// epoch, UTC) plus `offset_seconds` is reached.
+    Period {
+        period_seconds: i64,
+        offset_seconds: i64,
+    },
+}
+
+/// A named schedule that runs every table assigned to it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Frequency {
+    pub name: String,
+    pub period_seconds: i64,
+    #[serde(default)]
+    pub offset_seconds: i64,
+    /// An inactive frequency creates no runs.
+    #[serde(default = "default_true")]
+    pub active: bool,
+    /// At most this many of a run's jobs at once; the service default when absent.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Frequency {
+    pub fn schedule(&self) -> Schedule {
+        Schedule::Period {
+            period_seconds: self.period_seconds,
+            offset_seconds: self.offset_seconds,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), InvalidName> {
+        validate_frequency_name(&self.name)?;
+        if self.period_seconds < 60 {
+            return Err(InvalidName(format!(
+                "frequency `{}`: the period must be at least 60 seconds, not {}",
+                self.name, self.period_seconds
+            )));
+        }
+        if !(0..self.period_seconds).contains(&self.offset_seconds) {
+            return Err(InvalidName(format!(
+                "frequency `{}`: the offset must be at least 0 and less than the period ({} s), not {}",
+                self.name, self.period_seconds, self.offset_seconds
+            )));
+        }
+        if self.concurrency == Some(0) {
+            return Err(InvalidName(format!(
+                "frequency `{}`: concurrency must be at least 1",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A catalog, or the part of one a request brings: frequencies and tables.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CatalogSpec {
+    #[serde(default)]
+    pub frequencies: Vec<Frequency>,
+    #[serde(default)]
+    pub tables: Vec<Table>,
+}
+
+/// One thing wrong with a catalog, said so that a person can find and fix it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// Where: a file (with line and column when known) or a table or frequency name.
+    pub at: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+impl CatalogSpec {
+    /// The problems that need no other knowledge than the spec itself: names, duplicates,
+    /// schedules. `known_frequencies` are those already stored, which tables may also use.
+    pub fn validate(&self, known_frequencies: &BTreeSet<String>) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut frequencies = BTreeSet::new();
+        for frequency in &self.frequencies {
+            if let Err(e) = frequency.validate() {
+                problems.push(Problem {
+                    at: format!("frequency {}", frequency.name),
+                    message: e.0,
+                });
+            }
+            if !frequencies.insert(frequency.name.clone()) {
+                problems.push(Problem {
+                    at: format!("frequency {}", frequency.name),
+                    message: "defined twice".into(),
+                });
+            }
+        }
+        let mut seen: BTreeMap<TableId, String> = BTreeMap::new();
+        for table in &self.tables {
+            let at = table.origin();
+            let id = match table.id() {
+                Ok(id) => id,
+                Err(e) => {
+                    problems.push(Problem { at, message: e.0 });
+                    continue;
+                }
+            };
+            if let Some(first) = seen.insert(id.clone(), at.clone()) {
+                problems.push(Problem {
+                    at: at.clone(),
+                    message: format!("table {id} is also defined by {first}"),
+                });
+            }
+            if table.sql.trim().is_empty() {
+                problems.push(Problem {
+                    at: at.clone(),
+                    message: "the SQL is empty".into(),
+                });
+            }
+            if let Some(name) = &table.frequency
+                && !frequencies.contains(name)
+                && !known_frequencies.contains(name)
+            {
+                problems.push(Problem {
+                    at: at.clone(),
+                    message: format!("frequency `{name}` is not defined"),
+                });
+            }
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(dataset: &str, name: &str) -> Table {
+        Table {
+            dataset: dataset.into(),
+            name: name.into(),
+            kind: TableKind::Query,
+            sql: "SELECT 1".into(),
+            frequency: None,
+            write_mode: WriteMode::Truncate,
+            description: None,
+            owner: None,
+            group: None,
+            depends_on: vec![],
+            source: None,
+        }
+    }
+
+    #[test]
+    fn table_ids_parse_and_print_as_dataset_dot_table() {
+        let id: TableId = "analytics.orders_daily".parse().unwrap();
+        assert_eq!(id.dataset(), "analytics");
+        assert_eq!(id.table(), "orders_daily");
+        assert_eq!(id.to_string(), "analytics.orders_daily");
+        assert_eq!(
+            serde_json::to_string(&id).unwrap(),
+            "\"analytics.orders_daily\""
+        );
+    }
+
+    #[test]
+    fn table_ids_refuse_what_bigquery_refuses() {
+        assert!("orders".parse::<TableId>().is_err());
+        assert!("my-dataset.orders".parse::<TableId>().is_err());
+        assert!("a.b.c".parse::<TableId>().is_err());
+        assert!("ds.with space".parse::<TableId>().is_err());
+        assert!("ds.with-dash".parse::<TableId>().is_ok());
+        assert!(serde_json::from_str::<TableId>("\"nodot\"").is_err());
+    }
+
+    #[test]
+    fn frequencies_need_a_sane_period_and_offset() {
+        let mut f = Frequency {
+            name: "daily".into(),
+            period_seconds: 86_400,
+            offset_seconds: 7_200,
+            active: true,
+            concurrency: None,
+            description: None,
+        };
+        assert!(f.validate().is_ok());
+        f.offset_seconds = 86_400;
+        assert!(f.validate().unwrap_err().0.contains("offset"));
+        f.offset_seconds = 0;
+        f.period_seconds = 10;
+        assert!(f.validate().unwrap_err().0.contains("at least 60"));
+        f.period_seconds = 3600;
+        f.name = "Daily".into();
+        assert!(f.validate().is_err());
+    }
+
+    #[test]
+    fn validation_names_duplicates_and_unknown_frequencies() {
+        let mut a = table("ds", "a");
+        a.source = Some("ds/a.sql".into());
+        let mut again = table("ds", "a");
+        again.source = Some("other/a.sql".into());
+        let mut b = table("ds", "b");
+        b.frequency = Some("hourly".into());
+        let spec = CatalogSpec {
+            frequencies: vec![],
+            tables: vec![a, again, b],
+        };
+        let problems = spec.validate(&BTreeSet::new());
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems[0].at, "other/a.sql");
+        assert!(problems[0].message.contains("also defined by ds/a.sql"));
+        assert!(problems[1].message.contains("`hourly` is not defined"));
+        let known = BTreeSet::from(["hourly".to_string()]);
+        assert_eq!(spec.validate(&known).len(), 1);
+    }
+}

@@ -1,0 +1,311 @@
+//! The dependency graph of a set of tables: cycle detection that names the cycle, and the
+//! frozen plan of a run (each job's parents and children inside the run and its priority).
+//!
+//! Priority is Maestro's rule: the number of a job's descendants, so that the job that
+//! unblocks the most work goes first.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::fmt;
+
+use fixedbitset::FixedBitSet;
+use petgraph::algo::toposort;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::catalog::TableId;
+
+/// A dependency cycle, as the path that closes it, in the direction data flows: `a → b → c → a`
+/// (b reads a, c reads b, a reads c).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct Cycle {
+    pub path: Vec<TableId>,
+}
+
+impl fmt::Display for Cycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("dependency cycle: ")?;
+        for (i, id) in self.path.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" → ")?;
+            }
+            write!(f, "{id}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One table's place in a run's plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedJob {
+    pub table: TableId,
+    /// Parents that are in the same run, which it waits for.
+    pub parents: Vec<TableId>,
+    /// Parents outside the run (another frequency's tables): not waited for.
+    pub outside_parents: Vec<TableId>,
+    pub children: Vec<TableId>,
+    /// How many jobs of the run depend on it, directly or not.
+    pub priority: u32,
+}
+
+struct Graph<'a> {
+    graph: DiGraph<&'a TableId, ()>,
+}
+
+impl<'a> Graph<'a> {
+    /// Nodes are the keys; an edge runs from each parent that is also a key to its child.
+    fn new(parents: &'a BTreeMap<TableId, Vec<TableId>>) -> Self {
+        let mut graph = DiGraph::with_capacity(parents.len(), parents.len() * 2);
+        let index: HashMap<&TableId, NodeIndex> =
+            parents.keys().map(|id| (id, graph.add_node(id))).collect();
+        for (child, its_parents) in parents {
+            let mut seen = BTreeSet::new();
+            for parent in its_parents {
+                if let Some(&p) = index.get(parent)
+                    && seen.insert(parent)
+                {
+                    graph.add_edge(p, index[child], ());
+                }
+            }
+        }
+        Self { graph }
+    }
+
+    /// The nodes in dependency order, or the first cycle found.
+    fn order(&self) -> Result<Vec<NodeIndex>, Cycle> {
+        toposort(&self.graph, None).map_err(|cycle| self.cycle_through(cycle.node_id()))
+    }
+
+    /// The shortest cycle through the strongly connected component holding `start`, starting
+    /// at the component's smallest table id, so that the same catalog names the same cycle.
+    fn cycle_through(&self, start: NodeIndex) -> Cycle {
+        let component: BTreeSet<NodeIndex> = petgraph::algo::kosaraju_scc(&self.graph)
+            .into_iter()
+            .find(|c| c.contains(&start))
+            .unwrap_or_else(|| vec![start])
+            .into_iter()
+            .collect();
+        let first = *component
+            .iter()
+            .min_by_key(|&&n| self.graph[n])
+            .expect("a component is not empty");
+        let mut previous: HashMap<NodeIndex, NodeIndex> = HashMap::new();
+        let mut queue = VecDeque::from([first]);
+        while let Some(node) = queue.pop_front() {
+            let mut next: Vec<NodeIndex> = self
+                .graph
+                .neighbors(node)
+                .filter(|n| component.contains(n))
+                .collect();
+            next.sort_by_key(|&n| self.graph[n]);
+            for n in next {
+                if n == first {
+                    // Walk back from `node` to `first`, then read it forwards and close it.
+                    let mut path = vec![self.graph[node].clone()];
+                    let mut at = node;
+                    while at != first {
+                        at = previous[&at];
+                        path.push(self.graph[at].clone());
+                    }
+                    path.reverse();
+                    path.push(self.graph[first].clone());
+                    return Cycle { path };
+                }
+                if let std::collections::hash_map::Entry::Vacant(e) = previous.entry(n) {
+                    e.insert(node);
+                    queue.push_back(n);
+                }
+            }
+        }
+        unreachable!("a strongly connected component from toposort's cycle closes a cycle")
+    }
+}
+
+/// Checks that the tables, each with its parents, form no cycle.
+pub fn check_acyclic(parents: &BTreeMap<TableId, Vec<TableId>>) -> Result<(), Cycle> {
+    Graph::new(parents).order().map(|_| ())
+}
+
+/// Plans a run of the given tables (each with all its parents, inside the run or not).
+/// Jobs come out in dependency order.
+pub fn plan(parents: &BTreeMap<TableId, Vec<TableId>>) -> Result<Vec<PlannedJob>, Cycle> {
+    let graph = Graph::new(parents);
+    let order = graph.order()?;
+    let g = &graph.graph;
+    let n = g.node_count();
+
+    // Descendant sets, children first: a node's set is the union of its children and theirs.
+    let mut descendants: Vec<FixedBitSet> = vec![FixedBitSet::with_capacity(n); n];
+    for &node in order.iter().rev() {
+        let mut set = FixedBitSet::with_capacity(n);
+        for child in g.neighbors(node) {
+            set.insert(child.index());
+            set.union_with(&descendants[child.index()]);
+        }
+        descendants[node.index()] = set;
+    }
+
+    let jobs = order
+        .iter()
+        .map(|&node| {
+            let table = g[node];
+            let mut in_run = Vec::new();
+            let mut outside = Vec::new();
+            for parent in &parents[table] {
+                if parents.contains_key(parent) {
+                    in_run.push(parent.clone());
+                } else {
+                    outside.push(parent.clone());
+                }
+            }
+            in_run.sort();
+            in_run.dedup();
+            outside.sort();
+            outside.dedup();
+            let mut children: Vec<TableId> = g.neighbors(node).map(|c| g[c].clone()).collect();
+            children.sort();
+            PlannedJob {
+                table: table.clone(),
+                parents: in_run,
+                outside_parents: outside,
+                children,
+                priority: u32::try_from(descendants[node.index()].count_ones(..))
+                    .unwrap_or(u32::MAX),
+            }
+        })
+        .collect();
+    Ok(jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id(s: &str) -> TableId {
+        s.parse().unwrap()
+    }
+
+    fn graph(edges: &[(&str, &[&str])]) -> BTreeMap<TableId, Vec<TableId>> {
+        edges
+            .iter()
+            .map(|(child, parents)| (id(child), parents.iter().map(|p| id(p)).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_diamond_plans_with_parents_children_and_priorities() {
+        let g = graph(&[
+            ("d.a", &[]),
+            ("d.b", &["d.a"]),
+            ("d.c", &["d.a", "x.outside"]),
+            ("d.d", &["d.b", "d.c"]),
+            ("d.lone", &[]),
+        ]);
+        let jobs = plan(&g).unwrap();
+        let by_table: BTreeMap<String, &PlannedJob> =
+            jobs.iter().map(|j| (j.table.to_string(), j)).collect();
+        assert_eq!(by_table["d.a"].priority, 3);
+        assert_eq!(by_table["d.b"].priority, 1);
+        assert_eq!(by_table["d.d"].priority, 0);
+        assert_eq!(by_table["d.lone"].priority, 0);
+        assert_eq!(by_table["d.a"].children, vec![id("d.b"), id("d.c")]);
+        assert_eq!(by_table["d.c"].parents, vec![id("d.a")]);
+        assert_eq!(by_table["d.c"].outside_parents, vec![id("x.outside")]);
+        let position = |t: &str| jobs.iter().position(|j| j.table == id(t)).unwrap();
+        assert!(position("d.a") < position("d.b"));
+        assert!(position("d.b") < position("d.d"));
+        assert!(position("d.c") < position("d.d"));
+    }
+
+    #[test]
+    fn a_cycle_is_named_by_its_path_from_its_smallest_table() {
+        let g = graph(&[
+            ("d.a", &[]),
+            ("d.b", &["d.a", "d.d"]),
+            ("d.c", &["d.b"]),
+            ("d.d", &["d.c"]),
+        ]);
+        let cycle = plan(&g).unwrap_err();
+        assert_eq!(cycle.to_string(), "dependency cycle: d.b → d.c → d.d → d.b");
+        assert_eq!(check_acyclic(&g), Err(cycle));
+    }
+
+    #[test]
+    fn a_table_reading_itself_is_a_cycle() {
+        let g = graph(&[("d.a", &["d.a"])]);
+        assert_eq!(
+            plan(&g).unwrap_err().to_string(),
+            "dependency cycle: d.a → d.a"
+        );
+    }
+
+    #[test]
+    fn a_parent_named_twice_is_one_edge() {
+        let g = graph(&[("d.a", &[]), ("d.b", &["d.a", "d.a"])]);
+        let jobs = plan(&g).unwrap();
+        assert_eq!(jobs[0].children, vec![id("d.b")]);
+        assert_eq!(jobs[1].parents, vec![id("d.a")]);
+    }
+
+    fn random_dag() -> impl Strategy<Value = BTreeMap<TableId, Vec<TableId>>> {
+        // Edges only from lower to higher numbers: acyclic by construction.
+        (2usize..40).prop_flat_map(|n| {
+            proptest::collection::vec(proptest::collection::vec(0usize..n, 0..4), n).prop_map(
+                move |parents| {
+                    parents
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, ps)| {
+                            let ps = ps
+                                .into_iter()
+                                .filter(|&p| p < i)
+                                .map(|p| id(&format!("d.t{p:02}")))
+                                .collect();
+                            (id(&format!("d.t{i:02}")), ps)
+                        })
+                        .collect()
+                },
+            )
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn plans_put_parents_first_and_count_descendants(g in random_dag()) {
+            let jobs = plan(&g).unwrap();
+            prop_assert_eq!(jobs.len(), g.len());
+            let position: BTreeMap<&TableId, usize> =
+                jobs.iter().enumerate().map(|(i, j)| (&j.table, i)).collect();
+            for job in &jobs {
+                for parent in &job.parents {
+                    prop_assert!(position[parent] < position[&job.table]);
+                }
+                // Descendants by brute force.
+                let mut seen = BTreeSet::new();
+                let mut stack: Vec<&TableId> = job.children.iter().collect();
+                while let Some(t) = stack.pop() {
+                    if seen.insert(t.clone()) {
+                        let j = &jobs[position[t]];
+                        stack.extend(j.children.iter());
+                    }
+                }
+                prop_assert_eq!(job.priority as usize, seen.len());
+            }
+        }
+
+        #[test]
+        fn adding_a_back_edge_makes_a_cycle_whose_path_is_real(g in random_dag(), a in 0usize..40, b in 0usize..40) {
+            let n = g.len();
+            let (lo, hi) = (a.min(b) % n, a.max(b) % n);
+            let mut g = g;
+            // Make lo depend on hi: a cycle whenever hi already depends on lo, directly or not.
+            g.get_mut(&id(&format!("d.t{lo:02}"))).unwrap().push(id(&format!("d.t{hi:02}")));
+            if let Err(cycle) = plan(&g) {
+                prop_assert_eq!(cycle.path.first(), cycle.path.last());
+                for pair in cycle.path.windows(2) {
+                    // Each step goes from a parent to a child that lists it.
+                    prop_assert!(g[&pair[1]].contains(&pair[0]), "{} is not a parent of {}", pair[0], pair[1]);
+                }
+            }
+        }
+    }
+}

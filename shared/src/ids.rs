@@ -1,0 +1,97 @@
+//! Deterministic ids. The same work always gets the same id, so that a repeated tick, a
+//! redelivered message or a restarted process finds the work already there.
+
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+use crate::catalog::TableId;
+
+/// The id of a frequency's run at a scheduled instant: `daily-20261122T020000Z`. Readable in
+/// the Firestore console, sorted by time within a frequency.
+pub fn scheduled_run_id(frequency: &str, instant: Timestamp) -> String {
+    format!("{frequency}-{}", instant.strftime("%Y%m%dT%H%M%SZ"))
+}
+
+/// The BigQuery job id of one attempt of one table's job in a run.
+///
+/// BigQuery allows letters, digits, `_` and `-` (up to 1,024 characters), so the readable part
+/// has every other character replaced, and a hash of the exact triple keeps two tables that
+/// differ only in those characters (`a_b.c` and `a.b_c`) from sharing an id.
+pub fn bigquery_job_id(run_id: &str, table: &TableId, attempt: u32) -> String {
+    let readable: String = format!("baton_{run_id}_{table}_{attempt}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(200)
+        .collect();
+    let digest = Sha256::digest(format!("{run_id}\n{table}\n{attempt}").as_bytes());
+    format!("{readable}_{}", &hex::encode(digest)[..12])
+}
+
+/// A BigQuery label value: lowercase letters, digits, `_` and `-`, at most 63 characters.
+/// Anything else becomes `_`, so that `ana@example.com` reads `ana_example_com`.
+pub fn label_value(value: &str) -> String {
+    value
+        .chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(63)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_read_as_frequency_and_instant() {
+        let instant: Timestamp = "2026-11-22T02:00:00Z".parse().unwrap();
+        assert_eq!(scheduled_run_id("daily", instant), "daily-20261122T020000Z");
+    }
+
+    #[test]
+    fn label_values_follow_bigquerys_rules() {
+        assert_eq!(label_value("Ana@Example.com"), "ana_example_com");
+        assert_eq!(
+            label_value("daily-20261122T020000Z"),
+            "daily-20261122t020000z"
+        );
+        assert_eq!(label_value(&"x".repeat(100)).len(), 63);
+    }
+
+    #[test]
+    fn bigquery_job_ids_are_stable_valid_and_distinct() {
+        let t = |s: &str| s.parse::<TableId>().unwrap();
+        let id = bigquery_job_id("daily-20261122T020000Z", &t("shop.orders"), 1);
+        assert_eq!(
+            id,
+            bigquery_job_id("daily-20261122T020000Z", &t("shop.orders"), 1)
+        );
+        assert!(id.starts_with("baton_daily-20261122T020000Z_shop_orders_1_"));
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        );
+        assert_ne!(
+            id,
+            bigquery_job_id("daily-20261122T020000Z", &t("shop.orders"), 2)
+        );
+        assert_ne!(
+            bigquery_job_id("r", &t("a_b.c"), 1),
+            bigquery_job_id("r", &t("a.b_c"), 1)
+        );
+        let long = "x".repeat(900);
+        assert!(bigquery_job_id("r", &t(&format!("d.{long}")), 1).len() <= 1024);
+    }
+}

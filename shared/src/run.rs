@@ -1,0 +1,450 @@
+//! Runs and jobs as they are stored: `runs/{run}` and `runs/{run}/jobs/{table}`. A person
+//! should understand a run by opening these documents in the Firestore console, so fields are
+//! named in words and times are timestamps.
+//!
+//! The shapes are versioned (`schema_version`) and pinned by golden tests: a change of shape
+//! is a decision, not an accident.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Table, TableId};
+use crate::dag::PlannedJob;
+use crate::state::{IllegalTransition, JobState, RunState};
+
+pub const RUN_SCHEMA_VERSION: u32 = 1;
+pub const JOB_SCHEMA_VERSION: u32 = 1;
+
+/// What started a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The tick, at the frequency's scheduled instant.
+    Schedule,
+    /// A person or a tool, through the API.
+    Manual,
+}
+
+/// `runs/{id}`: one execution of a frequency.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub schema_version: u32,
+    pub id: String,
+    pub frequency: String,
+    pub trigger: Trigger,
+    /// The scheduled instant the run is for (`@run_time` in its queries).
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub instant: Timestamp,
+    pub state: RunState,
+    /// At most this many of its jobs are dispatched at once.
+    pub concurrency: u32,
+    /// How many jobs its plan has (set when the plan is frozen).
+    #[serde(default)]
+    pub job_count: u32,
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub created_at: Timestamp,
+    #[serde(default, with = "firestore::serialize_as_optional_timestamp")]
+    pub planned_at: Option<Timestamp>,
+    #[serde(default, with = "firestore::serialize_as_optional_timestamp")]
+    pub finished_at: Option<Timestamp>,
+    /// Who holds the right to write the plan, and until when (see the planner).
+    #[serde(default)]
+    pub planning_lease: Option<Lease>,
+    /// Why the run failed as a whole (a cycle, say), in words.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// How its jobs ended, written when it closes.
+    #[serde(default)]
+    pub summary: Option<RunSummary>,
+}
+
+/// A time-limited claim on a piece of work, so that a crashed holder's work is taken over.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub holder: String,
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub until: Timestamp,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub succeeded: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub cancelled: u32,
+    /// The tables that failed, for a failed run.
+    #[serde(default)]
+    pub failed_tables: Vec<TableId>,
+}
+
+impl Run {
+    pub fn scheduled(
+        id: String,
+        frequency: &str,
+        instant: Timestamp,
+        concurrency: u32,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            schema_version: RUN_SCHEMA_VERSION,
+            id,
+            frequency: frequency.to_string(),
+            trigger: Trigger::Schedule,
+            instant,
+            state: RunState::Created,
+            concurrency,
+            job_count: 0,
+            created_at: now,
+            planned_at: None,
+            finished_at: None,
+            planning_lease: None,
+            error: None,
+            summary: None,
+        }
+    }
+}
+
+impl Run {
+    /// Moves the run to `to` (stamping `finished_at` on an end), or refuses an illegal move.
+    pub fn transition(&mut self, to: RunState, now: Timestamp) -> Result<(), IllegalTransition> {
+        self.state.check(to)?;
+        tracing::info!(run_id = %self.id, from = %self.state, to = %to, "run state");
+        self.state = to;
+        if to.is_terminal() {
+            self.finished_at = Some(now);
+        }
+        Ok(())
+    }
+}
+
+/// BigQuery's statistics of a finished job, as Baton records them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobStatistics {
+    pub bytes_processed: i64,
+    pub bytes_billed: i64,
+    pub slot_ms: i64,
+    pub cache_hit: bool,
+    #[serde(default)]
+    pub statement_type: Option<String>,
+    /// DML statements' affected rows.
+    #[serde(default)]
+    pub rows_affected: Option<i64>,
+    /// The destination's row count after the job, when known.
+    #[serde(default)]
+    pub destination_rows: Option<i64>,
+}
+
+/// An attempt that ended without ending the job (a transient failure).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    #[serde(default)]
+    pub bigquery_job_id: Option<String>,
+    pub error: String,
+    #[serde(default, with = "firestore::serialize_as_optional_timestamp")]
+    pub started_at: Option<Timestamp>,
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub ended_at: Timestamp,
+}
+
+/// `runs/{run}/jobs/{table}`: one table's work in a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub table: TableId,
+    pub state: JobState,
+    /// Starts at 1; a retry or a resume is a new attempt.
+    pub attempt: u32,
+    /// How many jobs of the run depend on this one: higher goes first.
+    pub priority: u32,
+    /// Parents in this run, waited for.
+    pub parents: Vec<TableId>,
+    /// Parents outside this run (another frequency's tables), not waited for.
+    #[serde(default)]
+    pub outside_parents: Vec<TableId>,
+    pub children: Vec<TableId>,
+    /// The table's definition as it was when the run's plan was frozen.
+    pub definition: Table,
+    /// `project.dataset.table` of the BigQuery table it writes.
+    pub destination: String,
+    /// Whether it has been handed to the executor (it holds a slot from then until it ends).
+    #[serde(default)]
+    pub dispatched: bool,
+    #[serde(default)]
+    pub slot: Option<u32>,
+    /// The event whose handling dispatched it: a redelivery of that event publishes the
+    /// dispatch again, in case the first handler died between its write and its publish.
+    #[serde(default)]
+    pub dispatch_cause: Option<String>,
+    #[serde(default)]
+    pub bigquery_job_id: Option<String>,
+    /// A retried attempt waits until then before it starts.
+    #[serde(default, with = "firestore::serialize_as_optional_timestamp")]
+    pub retry_at: Option<Timestamp>,
+    /// The attempts before this one, and why each ended.
+    #[serde(default)]
+    pub previous_attempts: Vec<AttemptRecord>,
+    #[serde(default)]
+    pub statistics: Option<JobStatistics>,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The failed ancestor that made it `skipped`.
+    #[serde(default)]
+    pub skipped_because: Option<TableId>,
+    #[serde(default, with = "firestore::serialize_as_optional_timestamp")]
+    pub queued_at: Option<Timestamp>,
+    #[serde(default, with = "firestore::serialize_as_optional_timestamp")]
+    pub dispatched_at: Option<Timestamp>,
+    #[serde(default, with = "firestore::serialize_as_optional_timestamp")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, with = "firestore::serialize_as_optional_timestamp")]
+    pub finished_at: Option<Timestamp>,
+}
+
+impl Job {
+    /// The frozen job of a planned table: queued at once when it waits for no parent.
+    pub fn planned(
+        run_id: &str,
+        planned: PlannedJob,
+        definition: Table,
+        project: &str,
+        now: Timestamp,
+    ) -> Self {
+        let ready = planned.parents.is_empty();
+        let destination = format!("{project}.{}", planned.table);
+        Self {
+            schema_version: JOB_SCHEMA_VERSION,
+            run_id: run_id.to_string(),
+            table: planned.table,
+            state: if ready {
+                JobState::Queued
+            } else {
+                JobState::Pending
+            },
+            attempt: 1,
+            priority: planned.priority,
+            parents: planned.parents,
+            outside_parents: planned.outside_parents,
+            children: planned.children,
+            definition,
+            destination,
+            dispatched: false,
+            slot: None,
+            dispatch_cause: None,
+            bigquery_job_id: None,
+            retry_at: None,
+            previous_attempts: Vec::new(),
+            statistics: None,
+            error: None,
+            skipped_because: None,
+            queued_at: ready.then_some(now),
+            dispatched_at: None,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
+impl Job {
+    /// Moves the job to `to`, stamping when it entered it, or refuses an illegal move.
+    pub fn transition(&mut self, to: JobState, now: Timestamp) -> Result<(), IllegalTransition> {
+        self.state.check(to)?;
+        tracing::info!(
+            run_id = %self.run_id, table = %self.table, attempt = self.attempt,
+            from = %self.state, to = %to, "job state"
+        );
+        self.state = to;
+        match to {
+            JobState::Queued => self.queued_at = Some(now),
+            JobState::Running => self.started_at = Some(now),
+            JobState::Pending => {}
+            _ => self.finished_at = Some(now),
+        }
+        Ok(())
+    }
+}
+
+/// `runs/{run}/slots/{n}`: one of a run's `concurrency` places for a dispatched job. Slots
+/// cap the run's concurrency without a counter that every job would write.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Slot {
+    pub index: u32,
+    /// Always present, so that free slots can be queried (Firestore cannot query a field
+    /// that is absent).
+    pub taken: bool,
+    #[serde(default)]
+    pub table: Option<TableId>,
+    #[serde(default)]
+    pub attempt: Option<u32>,
+}
+
+impl Slot {
+    pub fn free(index: u32) -> Self {
+        Self {
+            index,
+            ..Self::default()
+        }
+    }
+
+    /// Whether this slot is held by that attempt of that table's job.
+    pub fn held_by(&self, table: &TableId, attempt: u32) -> bool {
+        self.taken && self.table.as_ref() == Some(table) && self.attempt == Some(attempt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{TableKind, WriteMode};
+
+    fn instant() -> Timestamp {
+        "2026-11-22T02:00:00Z".parse().unwrap()
+    }
+
+    fn table() -> Table {
+        Table {
+            dataset: "shop".into(),
+            name: "totals".into(),
+            kind: TableKind::Query,
+            sql: "SELECT 1 AS one".into(),
+            frequency: Some("daily".into()),
+            write_mode: WriteMode::Truncate,
+            description: None,
+            owner: Some("ana@example.com".into()),
+            group: Some("finance".into()),
+            depends_on: vec![],
+            source: Some("shop/totals.sql".into()),
+        }
+    }
+
+    /// The stored shape of a run. A change here changes what is in Firestore: bump
+    /// `RUN_SCHEMA_VERSION` and say how older documents are read.
+    #[test]
+    fn golden_run_document() {
+        let run = Run::scheduled(
+            "daily-20261122T020000Z".into(),
+            "daily",
+            instant(),
+            10,
+            "2026-11-22T02:00:05Z".parse().unwrap(),
+        );
+        let golden = serde_json::json!({
+            "schema_version": 1,
+            "id": "daily-20261122T020000Z",
+            "frequency": "daily",
+            "trigger": "schedule",
+            "instant": "2026-11-22T02:00:00Z",
+            "state": "created",
+            "concurrency": 10,
+            "job_count": 0,
+            "created_at": "2026-11-22T02:00:05Z",
+            "planned_at": null,
+            "finished_at": null,
+            "planning_lease": null,
+            "error": null,
+            "summary": null
+        });
+        assert_eq!(serde_json::to_value(&run).unwrap(), golden);
+        let back: Run = serde_json::from_value(golden).unwrap();
+        assert_eq!(back, run);
+    }
+
+    /// The stored shape of a job, as frozen by the planner.
+    #[test]
+    fn golden_job_document() {
+        let planned = PlannedJob {
+            table: "shop.totals".parse().unwrap(),
+            parents: vec!["shop.orders".parse().unwrap()],
+            outside_parents: vec![],
+            children: vec!["shop.top".parse().unwrap()],
+            priority: 1,
+        };
+        let job = Job::planned(
+            "daily-20261122T020000Z",
+            planned,
+            table(),
+            "acme",
+            instant(),
+        );
+        let golden = serde_json::json!({
+            "schema_version": 1,
+            "run_id": "daily-20261122T020000Z",
+            "table": "shop.totals",
+            "state": "pending",
+            "attempt": 1,
+            "priority": 1,
+            "parents": ["shop.orders"],
+            "outside_parents": [],
+            "children": ["shop.top"],
+            "definition": {
+                "dataset": "shop",
+                "name": "totals",
+                "kind": "query",
+                "sql": "SELECT 1 AS one",
+                "frequency": "daily",
+                "write_mode": "truncate",
+                "description": null,
+                "owner": "ana@example.com",
+                "group": "finance",
+                "depends_on": [],
+                "source": "shop/totals.sql"
+            },
+            "destination": "acme.shop.totals",
+            "dispatched": false,
+            "slot": null,
+            "dispatch_cause": null,
+            "bigquery_job_id": null,
+            "retry_at": null,
+            "previous_attempts": [],
+            "statistics": null,
+            "error": null,
+            "skipped_because": null,
+            "queued_at": null,
+            "dispatched_at": null,
+            "started_at": null,
+            "finished_at": null
+        });
+        assert_eq!(serde_json::to_value(&job).unwrap(), golden);
+        let back: Job = serde_json::from_value(golden).unwrap();
+        assert_eq!(back, job);
+    }
+
+    #[test]
+    fn transitions_stamp_their_time_and_refuse_illegal_moves() {
+        let planned = PlannedJob {
+            table: "shop.totals".parse().unwrap(),
+            parents: vec![],
+            outside_parents: vec![],
+            children: vec![],
+            priority: 0,
+        };
+        let mut job = Job::planned("r", planned, table(), "acme", instant());
+        let later: Timestamp = "2026-11-22T02:00:09Z".parse().unwrap();
+        job.transition(JobState::Running, later).unwrap();
+        assert_eq!(job.started_at, Some(later));
+        job.transition(JobState::Succeeded, later).unwrap();
+        assert_eq!(job.finished_at, Some(later));
+        let err = job.transition(JobState::Running, later).unwrap_err();
+        assert_eq!(err.to_string(), "a job cannot go from succeeded to running");
+        assert_eq!(
+            job.state,
+            JobState::Succeeded,
+            "a refused move changes nothing"
+        );
+    }
+
+    #[test]
+    fn a_job_without_parents_is_queued_from_the_start() {
+        let planned = PlannedJob {
+            table: "shop.totals".parse().unwrap(),
+            parents: vec![],
+            outside_parents: vec!["other.t".parse().unwrap()],
+            children: vec![],
+            priority: 0,
+        };
+        let job = Job::planned("r", planned, table(), "acme", instant());
+        assert_eq!(job.state, JobState::Queued);
+        assert_eq!(job.queued_at, Some(instant()));
+    }
+}

@@ -1,0 +1,403 @@
+//! Firestore: all of Baton's configuration, state and history.
+//!
+//! ```text
+//! frequencies/{name}                 Frequency
+//! tables/{dataset.table}             TableDoc
+//! runs/{run}                         Run
+//! runs/{run}/jobs/{dataset.table}    Job
+//! runs/{run}/slots/{n}               Slot
+//! ```
+//!
+//! Every state change that two deliveries could race on happens in a transaction (`Txn`) or
+//! with a precondition. Reads inside a transaction go through batchGet: the emulator hangs on
+//! a plain get inside one.
+
+mod catalog;
+mod runs;
+
+use std::future::Future;
+use std::time::Duration;
+
+use firestore::errors::FirestoreError;
+use firestore::{
+    FirestoreConsistencySelector, FirestoreDb, FirestoreDbOptions, FirestoreTransaction,
+    FirestoreWritePrecondition,
+};
+use futures::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::Gcp;
+use crate::http::Retryable;
+
+pub const FREQUENCIES: &str = "frequencies";
+pub const TABLES: &str = "tables";
+pub const RUNS: &str = "runs";
+pub const JOBS: &str = "jobs";
+pub const SLOTS: &str = "slots";
+
+/// Firestore allows 500 writes in one commit.
+pub const MAX_WRITES_PER_COMMIT: usize = 500;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// Another writer got there first (an aborted transaction): try again.
+    #[error("contention: {0}")]
+    Contention(String),
+    /// A precondition did not hold, or the request needs what is not there (an index).
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    #[error("Firestore unavailable: {0}")]
+    Unavailable(String),
+    #[error("Firestore: {0}")]
+    Permanent(String),
+}
+
+impl Retryable for StoreError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Contention(_) | StoreError::Unavailable(_))
+    }
+}
+
+impl From<FirestoreError> for StoreError {
+    fn from(e: FirestoreError) -> Self {
+        match &e {
+            FirestoreError::DataConflictError(_) => StoreError::AlreadyExists(e.to_string()),
+            FirestoreError::DataNotFoundError(_) => StoreError::NotFound(e.to_string()),
+            FirestoreError::DatabaseError(db) => match db.public.code.as_str() {
+                "Aborted" => StoreError::Contention(e.to_string()),
+                "FailedPrecondition" => StoreError::PreconditionFailed(e.to_string()),
+                _ if db.retry_possible => StoreError::Unavailable(e.to_string()),
+                _ => StoreError::Permanent(e.to_string()),
+            },
+            FirestoreError::NetworkError(_) | FirestoreError::SystemError(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Permanent(e.to_string()),
+        }
+    }
+}
+
+/// The Firestore database of one Baton deployment.
+#[derive(Clone)]
+pub struct Store {
+    db: FirestoreDb,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Connects to the project's database: the emulator without credentials when the
+    /// configuration names one, else Firestore with Application Default Credentials.
+    pub async fn connect(gcp: &Gcp) -> Result<Self, StoreError> {
+        let options = FirestoreDbOptions::new(gcp.project.clone())
+            .with_database_id(gcp.firestore_database.clone());
+        let db = match &gcp.firestore_emulator {
+            Some(url) => {
+                let anonymous = google_cloud_auth::credentials::anonymous::Builder::new().build();
+                FirestoreDb::with_options_auth(
+                    options.with_firebase_api_url(url.clone()),
+                    anonymous,
+                )
+                .await?
+            }
+            None => FirestoreDb::with_options(options).await?,
+        };
+        Ok(Self { db })
+    }
+
+    pub(crate) fn db(&self) -> &FirestoreDb {
+        &self.db
+    }
+
+    /// The path of a document, to use as the parent of its sub-collections.
+    pub(crate) fn doc_path(&self, collection: &str, id: &str) -> Result<String, StoreError> {
+        Ok(self.db.parent_path(collection, id)?.into())
+    }
+
+    pub async fn begin(&self) -> Result<Txn<'_>, StoreError> {
+        let tx = self.db.begin_transaction().await?;
+        let reader =
+            self.db
+                .clone_with_consistency_selector(FirestoreConsistencySelector::Transaction(
+                    tx.transaction_id().clone(),
+                ));
+        Ok(Txn { reader, tx })
+    }
+
+    /// Reads one document outside any transaction.
+    pub async fn get<T: DeserializeOwned + Send>(
+        &self,
+        parent: Option<&str>,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let builder = self.db.fluent().select().by_id_in(collection);
+        let builder = match parent {
+            Some(p) => builder.parent(p),
+            None => builder,
+        };
+        Ok(builder.obj().one(id).await?)
+    }
+
+    /// Reads documents by id outside any transaction; missing ones are left out.
+    pub async fn get_many<T: DeserializeOwned + Send + 'static>(
+        &self,
+        parent: Option<&str>,
+        collection: &str,
+        ids: Vec<String>,
+    ) -> Result<Vec<T>, StoreError> {
+        batch_get(&self.db, parent, collection, ids)
+            .await
+            .map(|v| v.into_iter().filter_map(|(_, doc)| doc).collect())
+    }
+
+    /// Writes a document whole, whatever was there.
+    pub async fn set<T: Serialize + DeserializeOwned + Sync + Send>(
+        &self,
+        parent: Option<&str>,
+        collection: &str,
+        id: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let builder = self.db.fluent().update().in_col(collection).document_id(id);
+        let builder = match parent {
+            Some(p) => builder.parent(p),
+            None => builder,
+        };
+        builder.object(value).execute::<()>().await?;
+        Ok(())
+    }
+
+    /// Creates a document; `AlreadyExists` when one is there.
+    pub async fn create<T: Serialize + DeserializeOwned + Sync + Send>(
+        &self,
+        parent: Option<&str>,
+        collection: &str,
+        id: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let builder = self
+            .db
+            .fluent()
+            .update()
+            .in_col(collection)
+            .precondition(FirestoreWritePrecondition::Exists(false))
+            .document_id(id);
+        let builder = match parent {
+            Some(p) => builder.parent(p),
+            None => builder,
+        };
+        match builder.object(value).execute::<()>().await {
+            Ok(()) => Ok(()),
+            // The emulator and Firestore answer a failed `exists: false` differently.
+            Err(e) => match StoreError::from(e) {
+                StoreError::PreconditionFailed(m) | StoreError::AlreadyExists(m) => {
+                    Err(StoreError::AlreadyExists(m))
+                }
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Writes documents whole, in commits of at most 500 (each commit atomic, not the whole).
+    pub async fn set_all<T: Serialize + DeserializeOwned + Sync + Send>(
+        &self,
+        parent: Option<&str>,
+        collection: &str,
+        docs: &[(String, T)],
+    ) -> Result<(), StoreError> {
+        for chunk in docs.chunks(MAX_WRITES_PER_COMMIT) {
+            let mut tx = self.db.begin_transaction().await?;
+            for (id, value) in chunk {
+                let builder = self.db.fluent().update().in_col(collection).document_id(id);
+                let builder = match parent {
+                    Some(p) => builder.parent(p),
+                    None => builder,
+                };
+                builder.object(value).add_to_transaction(&mut tx)?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes documents by id, in commits of at most 500.
+    pub async fn delete_all(
+        &self,
+        parent: Option<&str>,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<(), StoreError> {
+        for chunk in ids.chunks(MAX_WRITES_PER_COMMIT) {
+            let mut tx = self.db.begin_transaction().await?;
+            for id in chunk {
+                let builder = self.db.fluent().delete().from(collection).document_id(id);
+                let builder = match parent {
+                    Some(p) => builder.parent(p),
+                    None => builder,
+                };
+                builder.add_to_transaction(&mut tx)?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Every document of a collection.
+    pub async fn list<T: DeserializeOwned + Send + 'static>(
+        &self,
+        parent: Option<&str>,
+        collection: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let builder = self.db.fluent().list().from(collection);
+        let builder = match parent {
+            Some(p) => builder.parent(p),
+            None => builder,
+        };
+        let stream = builder.obj::<T>().stream_all_with_errors().await?;
+        let items: Vec<Result<T, FirestoreError>> = stream.collect().await;
+        items
+            .into_iter()
+            .map(|r| r.map_err(StoreError::from))
+            .collect()
+    }
+}
+
+async fn batch_get<T: DeserializeOwned + Send + 'static>(
+    db: &FirestoreDb,
+    parent: Option<&str>,
+    collection: &str,
+    ids: Vec<String>,
+) -> Result<Vec<(String, Option<T>)>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let builder = db.fluent().select().by_id_in(collection);
+    let builder = match parent {
+        Some(p) => builder.parent(p),
+        None => builder,
+    };
+    let stream = builder.obj::<T>().batch_with_errors(ids).await?;
+    let items: Vec<Result<(String, Option<T>), FirestoreError>> = stream.collect().await;
+    items
+        .into_iter()
+        .map(|r| r.map_err(StoreError::from))
+        .collect()
+}
+
+/// A Firestore transaction: reads see one snapshot and lock what they read; writes commit
+/// together or not at all.
+pub struct Txn<'a> {
+    reader: FirestoreDb,
+    tx: FirestoreTransaction<'a>,
+}
+
+impl Txn<'_> {
+    pub async fn get<T: DeserializeOwned + Send + 'static>(
+        &self,
+        parent: Option<&str>,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let mut docs = batch_get(&self.reader, parent, collection, vec![id.to_string()]).await?;
+        Ok(docs.pop().and_then(|(_, doc)| doc))
+    }
+
+    /// Documents by id, in the order asked, `None` for missing ones.
+    pub async fn get_many<T: DeserializeOwned + Send + 'static>(
+        &self,
+        parent: Option<&str>,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<T>>, StoreError> {
+        let mut found: std::collections::HashMap<String, Option<T>> =
+            batch_get(&self.reader, parent, collection, ids.to_vec())
+                .await?
+                .into_iter()
+                .collect();
+        Ok(ids.iter().map(|id| found.remove(id).flatten()).collect())
+    }
+
+    pub fn set<T: Serialize + DeserializeOwned + Sync + Send>(
+        &mut self,
+        parent: Option<&str>,
+        collection: &str,
+        id: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let builder = self
+            .reader
+            .fluent()
+            .update()
+            .in_col(collection)
+            .document_id(id);
+        let builder = match parent {
+            Some(p) => builder.parent(p),
+            None => builder,
+        };
+        builder.object(value).add_to_transaction(&mut self.tx)?;
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn rollback(self) {
+        if let Err(e) = self.tx.rollback().await {
+            tracing::debug!(error = %e, "rollback failed; the transaction expires by itself");
+        }
+    }
+}
+
+/// Errors that can say a transaction lost a race and may simply be tried again.
+pub trait Contended {
+    fn is_contention(&self) -> bool;
+}
+
+impl Contended for StoreError {
+    fn is_contention(&self) -> bool {
+        matches!(self, StoreError::Contention(_))
+    }
+}
+
+/// Runs `attempt` until it does not fail with contention, at most `tries` times, backing off
+/// between tries. Each try must begin its own transaction.
+pub async fn retry_contention<T, E, F, Fut>(tries: u32, mut attempt: F) -> Result<T, E>
+where
+    E: Contended + std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut delay = Duration::from_millis(20);
+    let mut n = 1;
+    loop {
+        match attempt().await {
+            Err(e) if e.is_contention() && n < tries => {
+                tracing::debug!(try_number = n, reason = %e, "transaction contended; trying again");
+                tokio::time::sleep(delay + jitter(delay)).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+                n += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Up to half of `d`, from the clock's low bits: enough to keep racing writers apart.
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    d.mul_f64(f64::from(nanos % 1000) / 2000.0)
+}

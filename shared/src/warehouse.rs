@@ -1,0 +1,401 @@
+//! BigQuery, through gcp-bigquery-client: datasets, query jobs with ids Baton chooses, their
+//! status and statistics. Only translation here; what to run and when is the executor's.
+
+use std::collections::HashMap;
+
+use gcp_bigquery_client::Client;
+use gcp_bigquery_client::client_builder::ClientBuilder;
+use gcp_bigquery_client::error::BQError;
+use gcp_bigquery_client::model::dataset::Dataset;
+use gcp_bigquery_client::model::dataset_reference::DatasetReference;
+use gcp_bigquery_client::model::job::Job;
+use gcp_bigquery_client::model::job_configuration::JobConfiguration;
+use gcp_bigquery_client::model::job_configuration_query::JobConfigurationQuery;
+use gcp_bigquery_client::model::job_reference::JobReference;
+use gcp_bigquery_client::model::query_request::QueryRequest;
+use gcp_bigquery_client::model::table_reference::TableReference;
+
+use crate::catalog::{TableId, WriteMode};
+use crate::config::Gcp;
+use crate::gcp::Tokens;
+use crate::http::{Retryable, error_chain};
+use crate::run::JobStatistics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    #[error("BigQuery unavailable: {0}")]
+    Unavailable(String),
+    #[error("BigQuery refused the request: {0}")]
+    Permanent(String),
+}
+
+impl Retryable for WarehouseError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, WarehouseError::Unavailable(_))
+    }
+}
+
+/// BigQuery's words for failures that another try may not meet: its transient reasons, and
+/// the messages of errors it says to retry (concurrent updates among them). local-bigquery's
+/// commit conflicts between concurrent jobs read "Failed to commit ... transaction".
+pub fn is_transient(reason: &str, message: &str) -> bool {
+    const REASONS: &[&str] = &[
+        "backendError",
+        "rateLimitExceeded",
+        "internalError",
+        "jobInternalError",
+        "jobBackendError",
+    ];
+    const MESSAGES: &[&str] = &[
+        "retrying may solve the problem",
+        "try again",
+        "concurrent update",
+        "transaction conflict",
+        "failed to commit",
+    ];
+    let message = message.to_lowercase();
+    REASONS.contains(&reason) || MESSAGES.iter().any(|m| message.contains(m))
+}
+
+impl From<BQError> for WarehouseError {
+    fn from(e: BQError) -> Self {
+        match e {
+            BQError::ResponseError { error } => {
+                let reasons: Vec<&str> = error
+                    .error
+                    .errors
+                    .iter()
+                    .filter_map(|m| m.get("reason").map(String::as_str))
+                    .collect();
+                let message = format!("{} ({})", error.error.message, reasons.join(", "));
+                match error.error.code {
+                    404 => WarehouseError::NotFound(message),
+                    409 => WarehouseError::AlreadyExists(message),
+                    429 | 500..=599 => WarehouseError::Unavailable(message),
+                    _ if reasons.iter().any(|r| is_transient(r, ""))
+                        || is_transient("", &error.error.message) =>
+                    {
+                        WarehouseError::Unavailable(message)
+                    }
+                    _ => WarehouseError::Permanent(message),
+                }
+            }
+            // A transport failure, or an error body that was not JSON (a proxy's 502, say):
+            // the client loses the status, so call it transient.
+            BQError::RequestError(e) => WarehouseError::Unavailable(error_chain(&e)),
+            other => WarehouseError::Permanent(other.to_string()),
+        }
+    }
+}
+
+/// A query job as Baton asks for it.
+#[derive(Debug, Clone)]
+pub struct QueryJob<'a> {
+    pub job_id: &'a str,
+    pub sql: &'a str,
+    pub destination: &'a TableId,
+    pub write_mode: WriteMode,
+    pub labels: HashMap<String, String>,
+}
+
+/// Where a BigQuery job stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobProgress {
+    /// Pending or running.
+    Running,
+    Succeeded(JobStatistics),
+    /// Ended with an error: BigQuery's reason and message.
+    Failed {
+        reason: String,
+        message: String,
+        statistics: JobStatistics,
+    },
+}
+
+#[derive(Clone)]
+pub struct Warehouse {
+    client: Client,
+    project: String,
+    location: String,
+}
+
+impl std::fmt::Debug for Warehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Warehouse")
+            .field("project", &self.project)
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+impl Warehouse {
+    pub async fn new(gcp: &Gcp) -> Result<Self, WarehouseError> {
+        let tokens = Tokens::for_endpoint(gcp.bigquery_emulated)
+            .map_err(|e| WarehouseError::Permanent(e.to_string()))?;
+        // Idle connections are dropped before a server closes them (uvicorn, under
+        // local-bigquery, after 5 s), so that a request never goes out on a dead one.
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .map_err(|e| WarehouseError::Permanent(e.to_string()))?;
+        let client = ClientBuilder::new()
+            .with_client(http)
+            .with_v2_base_url(gcp.bigquery_url.clone())
+            .build_from_authenticator(std::sync::Arc::new(tokens))
+            .await?;
+        Ok(Self {
+            client,
+            project: gcp.bigquery_project.clone(),
+            location: gcp.bigquery_location.clone(),
+        })
+    }
+
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    /// Creates the dataset unless it exists.
+    pub async fn ensure_dataset(&self, dataset: &str) -> Result<(), WarehouseError> {
+        match self.client.dataset().get(&self.project, dataset).await {
+            Ok(_) => return Ok(()),
+            Err(e) => match WarehouseError::from(e) {
+                WarehouseError::NotFound(_) => {}
+                other => return Err(other),
+            },
+        }
+        let mut ds = Dataset::new(&self.project, dataset);
+        ds.location = Some(self.location.clone());
+        let Err(e) = self.client.dataset().create(ds).await else {
+            return Ok(());
+        };
+        // Two jobs of a new dataset race to create it: BigQuery answers the loser 409, the
+        // emulator 409 or a commit conflict. If it exists now, it exists.
+        let e = WarehouseError::from(e);
+        if matches!(e, WarehouseError::AlreadyExists(_)) {
+            return Ok(());
+        }
+        match self.client.dataset().get(&self.project, dataset).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(e),
+        }
+    }
+
+    /// Inserts the query job under its id; if a job with that id exists already (a redelivery,
+    /// a restart), returns that job's progress instead: the same work never runs twice.
+    pub async fn start_query(&self, job: &QueryJob<'_>) -> Result<JobProgress, WarehouseError> {
+        let request = Job {
+            job_reference: Some(JobReference {
+                job_id: Some(job.job_id.to_string()),
+                location: Some(self.location.clone()),
+                project_id: Some(self.project.clone()),
+            }),
+            configuration: Some(JobConfiguration {
+                job_type: Some("QUERY".into()),
+                labels: Some(job.labels.clone()),
+                query: Some(JobConfigurationQuery {
+                    query: job.sql.to_string(),
+                    use_legacy_sql: Some(false),
+                    // Unqualified names are the table's own dataset's, as dependency
+                    // inference reads them.
+                    default_dataset: Some(DatasetReference {
+                        dataset_id: job.destination.dataset().to_string(),
+                        project_id: self.project.clone(),
+                    }),
+                    destination_table: Some(TableReference {
+                        project_id: self.project.clone(),
+                        dataset_id: job.destination.dataset().to_string(),
+                        table_id: job.destination.table().to_string(),
+                    }),
+                    create_disposition: Some("CREATE_IF_NEEDED".into()),
+                    write_disposition: Some(
+                        match job.write_mode {
+                            WriteMode::Truncate => "WRITE_TRUNCATE",
+                            WriteMode::Append => "WRITE_APPEND",
+                        }
+                        .into(),
+                    ),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match self.client.job().insert(&self.project, request).await {
+            Ok(inserted) => Ok(progress(&inserted)),
+            Err(e) => match WarehouseError::from(e) {
+                WarehouseError::AlreadyExists(_) => self.job_progress(job.job_id).await,
+                other => Err(other),
+            },
+        }
+    }
+
+    pub async fn job_progress(&self, job_id: &str) -> Result<JobProgress, WarehouseError> {
+        let job = self
+            .client
+            .job()
+            .get_job(&self.project, job_id, Some(&self.location))
+            .await?;
+        Ok(progress(&job))
+    }
+
+    /// The table's row count, or `None` when BigQuery does not say.
+    pub async fn row_count(&self, table: &TableId) -> Result<Option<i64>, WarehouseError> {
+        let t = self
+            .client
+            .table()
+            .get(&self.project, table.dataset(), table.table(), None)
+            .await?;
+        Ok(t.num_rows.and_then(|n| n.parse().ok()))
+    }
+
+    /// Runs a query and returns its rows as JSON values, column by column (for tools and
+    /// tests; jobs go through `start_query`).
+    pub async fn query_rows(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
+        let mut request = QueryRequest::new(sql);
+        request.use_legacy_sql = false;
+        request.location = Some(self.location.clone());
+        let response = self.client.job().query(&self.project, request).await?;
+        let columns = response
+            .schema
+            .as_ref()
+            .and_then(|s| s.fields.as_ref())
+            .map_or(0, Vec::len);
+        let mut out = Vec::new();
+        for row in response.rows.unwrap_or_default() {
+            let cells = row.columns.unwrap_or_default();
+            let mut values = Vec::with_capacity(columns);
+            for cell in cells {
+                values.push(cell.value.unwrap_or(serde_json::Value::Null));
+            }
+            out.push(values);
+        }
+        Ok(out)
+    }
+}
+
+fn parse_i64(value: Option<&String>) -> i64 {
+    value.and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// BigQuery's statistics in Baton's terms.
+pub fn statistics(job: &Job) -> JobStatistics {
+    let Some(stats) = job.statistics.as_ref() else {
+        return JobStatistics::default();
+    };
+    let query = stats.query.as_ref();
+    JobStatistics {
+        bytes_processed: parse_i64(
+            query
+                .and_then(|q| q.total_bytes_processed.as_ref())
+                .or(stats.total_bytes_processed.as_ref()),
+        ),
+        bytes_billed: parse_i64(query.and_then(|q| q.total_bytes_billed.as_ref())),
+        slot_ms: parse_i64(
+            query
+                .and_then(|q| q.total_slot_ms.as_ref())
+                .or(stats.total_slot_ms.as_ref()),
+        ),
+        cache_hit: query.and_then(|q| q.cache_hit).unwrap_or(false),
+        statement_type: query.and_then(|q| q.statement_type.clone()),
+        rows_affected: query
+            .and_then(|q| q.num_dml_affected_rows.as_ref())
+            .and_then(|n| n.parse().ok()),
+        destination_rows: None,
+    }
+}
+
+/// A job's progress from its status.
+pub fn progress(job: &Job) -> JobProgress {
+    let status = job.status.as_ref();
+    if status.and_then(|s| s.state.as_deref()) != Some("DONE") {
+        return JobProgress::Running;
+    }
+    match status.and_then(|s| s.error_result.as_ref()) {
+        None => JobProgress::Succeeded(statistics(job)),
+        Some(error) => JobProgress::Failed {
+            reason: error.reason.clone().unwrap_or_default(),
+            message: error.message.clone().unwrap_or_default(),
+            statistics: statistics(job),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_failures_are_told_by_reason_or_message() {
+        assert!(is_transient("backendError", "whatever"));
+        assert!(is_transient(
+            "invalidQuery",
+            "Error encountered during execution. Retrying may solve the problem."
+        ));
+        assert!(is_transient(
+            "invalidQuery",
+            "Transaction is aborted due to concurrent update against table p.d.t"
+        ));
+        assert!(is_transient(
+            "invalidQuery",
+            "Failed to commit: Failed to commit DuckLake transaction."
+        ));
+        assert!(!is_transient(
+            "invalidQuery",
+            "Unrecognized name: foo at [1:8]"
+        ));
+        assert!(!is_transient("accessDenied", "Access Denied: Table p:d.t"));
+    }
+
+    #[test]
+    fn progress_reads_a_recorded_bigquery_job() {
+        // A job resource as BigQuery returns it (trimmed), with real figures.
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "jobReference": {"projectId": "acme", "jobId": "baton_x", "location": "US"},
+            "status": {"state": "DONE"},
+            "statistics": {
+                "creationTime": "1795379994121", "startTime": "1795379994128",
+                "endTime": "1795379996203", "totalBytesProcessed": "1073741824",
+                "totalSlotMs": "5321",
+                "query": {"totalBytesProcessed": "1073741824", "totalBytesBilled": "1074790400",
+                          "totalSlotMs": "5321", "cacheHit": false, "statementType": "SELECT"}
+            }
+        }))
+        .unwrap();
+        let JobProgress::Succeeded(stats) = progress(&job) else {
+            panic!("a DONE job without errorResult succeeded");
+        };
+        assert_eq!(stats.bytes_processed, 1_073_741_824);
+        assert_eq!(stats.bytes_billed, 1_074_790_400);
+        assert_eq!(stats.slot_ms, 5321);
+        assert_eq!(stats.statement_type.as_deref(), Some("SELECT"));
+    }
+
+    #[test]
+    fn a_failed_job_keeps_bigquerys_reason_and_message() {
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "status": {"state": "DONE", "errorResult": {"reason": "invalidQuery",
+                       "message": "Unrecognized name: foo at [1:8]"}}
+        }))
+        .unwrap();
+        assert_eq!(
+            progress(&job),
+            JobProgress::Failed {
+                reason: "invalidQuery".into(),
+                message: "Unrecognized name: foo at [1:8]".into(),
+                statistics: JobStatistics::default(),
+            }
+        );
+        let running: Job =
+            serde_json::from_value(serde_json::json!({"status": {"state": "RUNNING"}})).unwrap();
+        assert_eq!(progress(&running), JobProgress::Running);
+    }
+}

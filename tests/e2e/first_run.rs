@@ -1,0 +1,159 @@
+//! The first run, end to end: the example catalog loaded through the `baton` command and the
+//! API, a run created by the tick, planned and dispatched by the planner, executed on
+//! local-bigquery by the executor, every service a real process on the real emulators.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use baton_shared::catalog::Schedule;
+use baton_shared::ids::scheduled_run_id;
+use baton_shared::schedule::latest_instant;
+use baton_shared::state::{JobState, RunState};
+use baton_tests::{Baton, Stack, repo_root};
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_run_builds_every_table_after_its_parents() -> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let baton = Baton::start(&stack, "first-run").await?;
+
+    // 1. The catalog, through the CLI and the API; dependencies come from the SQL.
+    let catalog = repo_root().join("tests/catalogs/shop");
+    let output = baton.cli().arg("apply").arg(&catalog).output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "baton apply failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("analytics.customer_totals  ← shop.customers, shop.orders"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("6 created, 0 updated, 0 deleted, 0 unchanged"),
+        "{stdout}"
+    );
+    let stored = baton.client.catalog().await?;
+    let parents: BTreeMap<String, Vec<String>> = stored
+        .tables
+        .iter()
+        .map(|t| {
+            (
+                t.id.to_string(),
+                t.parents.iter().map(ToString::to_string).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        parents["analytics.top_customers"],
+        ["analytics.customer_totals"]
+    );
+    assert!(parents["analytics.calendar"].is_empty());
+
+    // 2. The tick creates the run of the latest scheduled instant; a second tick creates none.
+    let report = baton.tick().await?;
+    let at: jiff::Timestamp = report["at"].as_str().unwrap().parse()?;
+    let daily = Schedule::Period {
+        period_seconds: 86_400,
+        offset_seconds: 7_200,
+    };
+    let run_id = scheduled_run_id("daily", latest_instant(&daily, at));
+    assert_eq!(report["runs"][0]["run_id"], run_id.as_str(), "{report}");
+    assert_eq!(report["runs"][0]["outcome"], "created", "{report}");
+    let again = baton.tick().await?;
+    assert_eq!(again["runs"][0]["run_id"], run_id.as_str());
+    assert_eq!(again["runs"][0]["outcome"], "exists", "{again}");
+
+    // 3-5. Planned, dispatched and executed to the end.
+    let done = baton.wait_for_run(&run_id, RUN_TIMEOUT).await?;
+    assert_eq!(done.run.state, RunState::Succeeded, "{:?}", done.run);
+    assert_eq!(done.run.job_count, 5);
+    assert!(done.run.planned_at.is_some() && done.run.finished_at.is_some());
+    let summary = done
+        .run
+        .summary
+        .as_ref()
+        .expect("a closed run has a summary");
+    assert_eq!(
+        (summary.succeeded, summary.failed, summary.skipped),
+        (5, 0, 0)
+    );
+    assert_eq!(
+        baton.client.runs(10).await?.runs.len(),
+        1,
+        "two ticks, one run"
+    );
+
+    let jobs: BTreeMap<String, _> = done.jobs.iter().map(|j| (j.table.to_string(), j)).collect();
+    for job in jobs.values() {
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+        let bigquery_job = job.bigquery_job_id.as_deref().unwrap_or_default();
+        assert!(
+            bigquery_job.starts_with(&format!("baton_{run_id}_")),
+            "{job:?}"
+        );
+        let started = job.started_at.expect("a succeeded job started");
+        let finished = job.finished_at.expect("a succeeded job finished");
+        assert!(started <= finished);
+        // No child started before its parents finished.
+        for parent in &job.parents {
+            let parent_finished = jobs[&parent.to_string()].finished_at.unwrap();
+            assert!(
+                parent_finished <= job.dispatched_at.unwrap() && parent_finished <= started,
+                "{} started at {started} before its parent {parent} finished at {parent_finished}",
+                job.table
+            );
+        }
+    }
+    assert_eq!(jobs["analytics.customer_totals"].priority, 1);
+    assert_eq!(jobs["shop.orders"].priority, 2);
+    let rows: BTreeMap<&str, i64> = jobs
+        .iter()
+        .map(|(t, j)| {
+            (
+                t.as_str(),
+                j.statistics.as_ref().unwrap().destination_rows.unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        BTreeMap::from([
+            ("analytics.calendar", 31),
+            ("analytics.customer_totals", 3),
+            ("analytics.top_customers", 2),
+            ("shop.customers", 3),
+            ("shop.orders", 5),
+        ])
+    );
+
+    // The destination tables hold what their SQL produces.
+    let project = &baton.project;
+    let totals = baton
+        .warehouse
+        .query_rows(&format!(
+            "SELECT name, orders, revenue FROM `{project}.analytics.customer_totals` ORDER BY name"
+        ))
+        .await?;
+    assert_eq!(
+        serde_json::to_value(&totals)?,
+        serde_json::json!([
+            ["ana", "2", "42.5"],
+            ["bo", "2", "100.0"],
+            ["cy", "1", "5.0"]
+        ])
+    );
+    let top = baton
+        .warehouse
+        .query_rows(&format!(
+            "SELECT name, position FROM `{project}.analytics.top_customers` ORDER BY position"
+        ))
+        .await?;
+    assert_eq!(
+        serde_json::to_value(&top)?,
+        serde_json::json!([["bo", "1"], ["ana", "2"]])
+    );
+    Ok(())
+}

@@ -1,0 +1,381 @@
+//! The end-to-end harness: the local stack's addresses, and Baton's five services started as
+//! real processes on loopback ports, wired to the emulators' Pub/Sub push subscriptions.
+//!
+//! Each `Baton` has a project of its own (Firestore, Pub/Sub and BigQuery all keep projects
+//! apart), so tests share one stack and run in parallel without seeing each other's state.
+//! The services stop when their `Baton` is dropped, or when the harness dies (their standard
+//! input closes).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+
+use baton_cli::Client;
+use baton_shared::api::RunResponse;
+use baton_shared::bus::{Bus, PushSubscription};
+use baton_shared::config::{Env, Gcp};
+use baton_shared::store::Store;
+use baton_shared::warehouse::Warehouse;
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Where cargo put the binaries of the running profile: beside this executable (a demo) or
+/// one level up (a test, in `deps/`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the current executable has a path");
+    let dir = exe.parent().expect("an executable is in a directory");
+    if dir.ends_with("deps") {
+        dir.parent().expect("deps/ has a parent").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+/// The local stack, as `tests/stack/stack.sh start` wrote it down.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    vars: BTreeMap<String, String>,
+}
+
+impl Stack {
+    /// Reads the env file: `BATON_STACK_ENV`, else `tests/.stack/env`.
+    pub fn load() -> anyhow::Result<Self> {
+        let path = std::env::var_os("BATON_STACK_ENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("tests/.stack/env"));
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "the local stack is not running ({} is missing): start it with \
+                 `tests/stack/stack.sh start`, or run the tests with `tests/test.sh`",
+                path.display()
+            )
+        })?;
+        let vars = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        Ok(Self { vars })
+    }
+
+    pub fn var(&self, name: &str) -> anyhow::Result<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| anyhow!("the stack's env file has no {name}"))
+    }
+}
+
+/// One service process.
+struct Service {
+    name: &'static str,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    url: String,
+}
+
+impl Service {
+    /// Closes its standard input (it stops by itself), waits a little, then kills it.
+    fn stop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("{} did not stop within 10 s; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The services' URLs.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    pub api: String,
+    pub tick: String,
+    pub planner: String,
+    pub executor: String,
+    pub importer: String,
+}
+
+/// A running Baton: five services, their project, and clients to look at what they did.
+pub struct Baton {
+    pub project: String,
+    pub urls: Urls,
+    pub client: Client,
+    pub store: Store,
+    pub warehouse: Warehouse,
+    pub gcp: Gcp,
+    pub log_dir: PathBuf,
+    http: reqwest::Client,
+    services: Vec<Service>,
+}
+
+impl std::fmt::Debug for Baton {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Baton")
+            .field("project", &self.project)
+            .finish()
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A project id of its own for each Baton: `name` and a suffix unique on this machine.
+pub fn unique_project(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(16)
+        .collect();
+    format!(
+        "{clean}-{:x}{:x}{n}",
+        std::process::id() % 4096,
+        nanos % 65536
+    )
+}
+
+impl Baton {
+    /// Starts the services for a new project named after `name`.
+    pub async fn start(stack: &Stack, name: &str) -> anyhow::Result<Self> {
+        Self::start_with(stack, name, &[]).await
+    }
+
+    /// Starts the services with extra environment variables for all of them.
+    pub async fn start_with(
+        stack: &Stack,
+        name: &str,
+        extra_env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let project = unique_project(name);
+        let log_dir = bin_dir().join("baton-logs").join(&project);
+        std::fs::create_dir_all(&log_dir)?;
+        let mut env: Vec<(String, String)> = vec![
+            ("BATON_PROJECT".into(), project.clone()),
+            ("HOST".into(), "127.0.0.1".into()),
+            ("PORT".into(), "0".into()),
+            ("BATON_STOP_ON_STDIN_EOF".into(), "true".into()),
+            ("RUST_LOG".into(), "info,baton_shared=debug".into()),
+            // Retries of transient BigQuery failures (local-bigquery's commit conflicts)
+            // without production's pause.
+            ("BATON_RETRY_BACKOFF_MS".into(), "200".into()),
+        ];
+        for name in [
+            "FIRESTORE_EMULATOR_HOST",
+            "PUBSUB_EMULATOR_HOST",
+            "STORAGE_EMULATOR_HOST",
+            "BIGQUERY_EMULATOR_HOST",
+        ] {
+            env.push((name.into(), stack.var(name)?.to_string()));
+        }
+        for (k, v) in extra_env {
+            env.push(((*k).to_string(), (*v).to_string()));
+        }
+
+        let mut services = Vec::new();
+        for name in ["api", "tick", "planner", "executor", "importer"] {
+            services.push(spawn_service(name, &env, &log_dir)?);
+        }
+        let url = |name: &str| {
+            services
+                .iter()
+                .find(|s: &&Service| s.name == name)
+                .map(|s| s.url.clone())
+                .expect("every service was started")
+        };
+        let urls = Urls {
+            api: url("api"),
+            tick: url("tick"),
+            planner: url("planner"),
+            executor: url("executor"),
+            importer: url("importer"),
+        };
+
+        let gcp = Gcp::from_env(&Env::from_map(env.iter().cloned().collect()))?;
+        let bus = Bus::new(&gcp)?;
+        bus.ensure_topic("baton-dead-letter").await?;
+        for (topic, endpoint, ack) in [
+            (&gcp.topics.planner, &urls.planner, 60),
+            (&gcp.topics.executor, &urls.executor, 600),
+            (&gcp.topics.importer, &urls.importer, 600),
+        ] {
+            bus.ensure_topic(topic).await?;
+            bus.ensure_push_subscription(&PushSubscription {
+                name: &format!("{topic}-push"),
+                topic,
+                endpoint: &format!("{endpoint}/pubsub"),
+                ack_deadline_seconds: ack,
+                dead_letter: Some(("baton-dead-letter", 20)),
+            })
+            .await?;
+        }
+        // The harness reads Firestore and BigQuery as the services do.
+        let store = Store::connect(&gcp).await?;
+        let warehouse = Warehouse::new(&gcp).await?;
+        Ok(Self {
+            client: Client::new(&urls.api),
+            project,
+            urls,
+            store,
+            warehouse,
+            gcp,
+            log_dir,
+            http: reqwest::Client::new(),
+            services,
+        })
+    }
+
+    /// The `baton` command, pointed at this Baton's API.
+    pub fn cli(&self) -> Command {
+        let mut command = Command::new(bin_dir().join("baton"));
+        command.env("BATON_API_URL", &self.urls.api);
+        command
+    }
+
+    /// POSTs `/tick` as Cloud Scheduler does and returns its report.
+    pub async fn tick(&self) -> anyhow::Result<serde_json::Value> {
+        let response = self
+            .http
+            .post(format!("{}/tick", self.urls.tick))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await?;
+        if !status.is_success() {
+            bail!("tick answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    /// Waits until the run has ended, or fails after `timeout` with what it looked like then.
+    pub async fn wait_for_run(
+        &self,
+        run_id: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<RunResponse> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let response = self.client.run(run_id).await;
+            if let Ok(r) = &response
+                && r.run.state.is_terminal()
+            {
+                return Ok(response?);
+            }
+            if Instant::now() > deadline {
+                let state = response.map_or_else(
+                    |e| e.to_string(),
+                    |r| {
+                        let jobs: Vec<String> = r
+                            .jobs
+                            .iter()
+                            .map(|j| format!("{} {}", j.table, j.state))
+                            .collect();
+                        format!("{} [{}]", r.run.state, jobs.join(", "))
+                    },
+                );
+                bail!(
+                    "run {run_id} did not end within {timeout:?}: {state}; logs in {}",
+                    self.log_dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the services.
+    pub fn stop(&mut self) {
+        for service in &mut self.services {
+            service.stop();
+        }
+    }
+}
+
+fn spawn_service(
+    name: &'static str,
+    env: &[(String, String)],
+    log_dir: &Path,
+) -> anyhow::Result<Service> {
+    let path = bin_dir().join(format!("baton-{name}"));
+    if !path.exists() {
+        bail!(
+            "{} is missing: build the workspace first (`cargo build --workspace`)",
+            path.display()
+        );
+    }
+    let stderr = std::fs::File::create(log_dir.join(format!("{name}.stderr.log")))?;
+    let mut child = Command::new(&path)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .with_context(|| format!("starting {}", path.display()))?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    let mut log = std::fs::File::create(log_dir.join(format!("{name}.log")))?;
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = writeln!(log, "{line}");
+            if let Some(sender) = &tx
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == "listening"
+                && let Some(addr) = v["addr"].as_str()
+            {
+                let _ = sender.send(addr.to_string());
+                tx = None;
+            }
+        }
+    });
+    let mut service = Service {
+        name,
+        child,
+        stdin,
+        url: String::new(),
+    };
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(addr) => {
+            service.url = format!("http://{addr}");
+            Ok(service)
+        }
+        Err(_) => {
+            let status = service.child.try_wait().ok().flatten();
+            bail!(
+                "baton-{name} did not start listening (exit: {status:?}); see {}",
+                log_dir.display()
+            )
+        }
+    }
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The tests: every unit, property and end-to-end test, against the local stack of emulators.
+# Starts the stack if it is not running (and stops it again at the end). Arguments go to
+# `cargo test`, e.g. `tests/test.sh -p baton-shared` or `tests/test.sh --test first_run`.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+stack=tests/stack/stack.sh
+
+started=0
+cleanup() { if [ "$started" -eq 1 ]; then "$stack" stop; fi; }
+trap cleanup EXIT
+if ! "$stack" status; then
+  "$stack" start
+  started=1
+fi
+
+# The end-to-end tests start the services' binaries: build them all first.
+cargo build --workspace --all-targets
+BATON_STACK_ENV="$("$stack" env)" cargo test --workspace "$@"
