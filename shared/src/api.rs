@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::apply::Change;
-use crate::catalog::{CatalogSpec, Frequency, TableDoc, TableId};
+use crate::catalog::{CatalogSpec, Frequency, Problem, TableDoc, TableId};
 use crate::run::{Job, Run};
 
 /// `POST /v1/catalog/apply`: the frequencies and tables to have.
@@ -27,6 +27,9 @@ pub struct ApplyResponse {
     pub changes: Vec<Change>,
     /// Every table of the resulting catalog with the tables it depends on.
     pub dependencies: BTreeMap<TableId, Vec<TableId>>,
+    /// Accepted, but worth a look: SQL read leniently, tables no reading can see.
+    #[serde(default)]
+    pub warnings: Vec<Problem>,
 }
 
 /// `GET /v1/catalog`.

@@ -6,6 +6,8 @@
 //! The services stop when their `Baton` is dropped, or when the harness dies (their standard
 //! input closes).
 
+pub mod corpus;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -87,14 +87,22 @@ async fn apply_catalog(
 ) -> Result<Json<ApplyResponse>, ApiError> {
     let frequencies = app.store.frequencies().await.map_err(store_error)?;
     let tables = app.store.tables().await.map_err(store_error)?;
-    let plan = plan_apply(
-        &frequencies,
-        &tables,
-        &request.catalog,
-        request.prune,
-        &app.config.gcp.bigquery_project,
-        Timestamp::now(),
-    )
+    // Reading thousands of tables' SQL is CPU work: off the async workers.
+    let project = app.config.gcp.bigquery_project.clone();
+    let catalog = request.catalog;
+    let prune = request.prune;
+    let plan = tokio::task::spawn_blocking(move || {
+        plan_apply(
+            &frequencies,
+            &tables,
+            &catalog,
+            prune,
+            &project,
+            Timestamp::now(),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("planning the change failed: {e}")))?
     .map_err(problems_error)?;
     if !request.dry_run {
         app.store.apply_catalog(&plan).await.map_err(store_error)?;
@@ -108,6 +116,7 @@ async fn apply_catalog(
         dry_run: request.dry_run,
         changes: plan.changes,
         dependencies: plan.dependencies,
+        warnings: plan.warnings,
     }))
 }
 

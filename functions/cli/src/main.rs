@@ -10,6 +10,7 @@ use baton_cli::Client;
 use baton_shared::api::ApplyRequest;
 use baton_shared::catalog::apply::Action;
 use baton_shared::catalog::folder;
+use baton_shared::sql::{Defaults, analyze};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +43,17 @@ enum Command {
         /// Show what would change, change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// What SQL files read and write, one JSON object per file per line (no API needed).
+    Deps {
+        /// Qualifies names written without a project.
+        #[arg(long)]
+        project: Option<String>,
+        /// Qualifies names written without a dataset.
+        #[arg(long)]
+        dataset: Option<String>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Runs: the latest, or one with its jobs.
     Runs {
@@ -76,6 +88,11 @@ async fn main() -> ExitCode {
             prune,
             dry_run,
         } => apply(&client, &dir, prune, dry_run).await,
+        Command::Deps {
+            project,
+            dataset,
+            files,
+        } => Ok(deps(project, dataset, &files)),
         Command::Runs {
             command: RunsCommand::List { limit },
         } => list_runs(&client, limit).await,
@@ -119,6 +136,9 @@ async fn apply(
             dry_run,
         })
         .await?;
+    for warning in &response.warnings {
+        eprintln!("warning: {warning}");
+    }
     for change in &response.changes {
         let word = match change.action {
             Action::Created => "create",
@@ -149,6 +169,57 @@ async fn apply(
         count(Action::Unchanged)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line of `baton deps`, its fields in this order.
+#[derive(serde::Serialize)]
+struct DepsLine<'a> {
+    file: &'a std::path::Path,
+    reads: Vec<String>,
+    writes: Vec<String>,
+    lenient: bool,
+    /// What no reading can see (`EXECUTE IMMEDIATE` of computed SQL, `CALL`).
+    unknowable: Vec<String>,
+    error: Option<String>,
+}
+
+/// One line per file: `{"file", "reads", "writes", "lenient", "unknowable", "error"}`.
+/// Exit 1 when any file could not be read.
+fn deps(project: Option<String>, dataset: Option<String>, files: &[PathBuf]) -> ExitCode {
+    let defaults = Defaults { project, dataset };
+    let mut ok = true;
+    for file in files {
+        let mut line = DepsLine {
+            file,
+            reads: Vec::new(),
+            writes: Vec::new(),
+            lenient: false,
+            unknowable: Vec::new(),
+            error: None,
+        };
+        match std::fs::read_to_string(file) {
+            Err(e) => line.error = Some(e.to_string()),
+            Ok(text) => match analyze(&text, &defaults) {
+                Ok(a) => {
+                    line.reads = a.reads.into_iter().collect();
+                    line.writes = a.writes.into_iter().collect();
+                    line.lenient = a.lenient;
+                    line.unknowable = a.unknowable;
+                }
+                Err(e) => line.error = Some(e.to_string()),
+            },
+        }
+        ok &= line.error.is_none();
+        println!(
+            "{}",
+            serde_json::to_string(&line).expect("a line serializes")
+        );
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 async fn list_runs(client: &Client, limit: u32) -> anyhow::Result<ExitCode> {

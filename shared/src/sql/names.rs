@@ -1,0 +1,230 @@
+//! Table names: reading a dotted path from tokens, and writing it normalised.
+//!
+//! BigQuery accepts one name in many spellings: `` `p.d.t` ``, `` `p`.`d`.`t` ``,
+//! `` `p`.d.t ``, unquoted `p.d.t` and `d.t`, project ids with dashes unquoted
+//! (`my-project.d.t`), wildcard tables (`d.events_*`), and INFORMATION_SCHEMA views
+//! (`region-us.INFORMATION_SCHEMA.JOBS`, `d.INFORMATION_SCHEMA.TABLES`). All become the same
+//! dotted text without backticks: project ids lowercase (they are lowercase in BigQuery),
+//! dataset and table names as written (they are case-sensitive), INFORMATION_SCHEMA and its
+//! view names uppercase (they are case-insensitive).
+
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
+
+use super::Defaults;
+
+/// The parts of a path as written, and the index of the token after it.
+pub(crate) struct Path {
+    pub parts: Vec<String>,
+    pub next: usize,
+}
+
+fn adjacent(a: &TokenWithSpan, b: &TokenWithSpan) -> bool {
+    let end: Location = a.span.end;
+    end == b.span.start
+}
+
+/// Reads the path starting at `pos` (not past `end`), or `None` when no name starts there.
+/// `reserved` says which unquoted words cannot begin a name.
+pub(crate) fn read_path(
+    toks: &[TokenWithSpan],
+    pos: usize,
+    end: usize,
+    reserved: impl Fn(&str) -> bool,
+) -> Option<Path> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = pos;
+    loop {
+        let tok = toks.get(i).filter(|_| i < end)?;
+        let Token::Word(word) = &tok.token else {
+            return None;
+        };
+        if word.value.starts_with('@')
+            || (parts.is_empty() && word.quote_style.is_none() && reserved(&word.value))
+        {
+            return None;
+        }
+        if word.quote_style.is_some() {
+            parts.extend(word.value.split('.').map(str::to_string));
+            i += 1;
+        } else {
+            let mut text = word.value.clone();
+            i += 1;
+            // `my-project`, `region-us`, `project-123`: dashes join words they touch.
+            let mut dot_eaten = false;
+            while i + 1 < end
+                && toks[i].token == Token::Minus
+                && adjacent(&toks[i - 1], &toks[i])
+                && adjacent(&toks[i], &toks[i + 1])
+            {
+                match &toks[i + 1].token {
+                    Token::Word(w) if w.quote_style.is_none() => {
+                        text.push_str(&format!("-{}", w.value))
+                    }
+                    Token::Number(n, _) => match n.strip_suffix('.') {
+                        // The tokenizer reads `123.` of `project-123.ds.t` as one number.
+                        Some(digits) => {
+                            text.push_str(&format!("-{digits}"));
+                            dot_eaten = true;
+                        }
+                        None => text.push_str(&format!("-{n}")),
+                    },
+                    _ => break,
+                }
+                i += 2;
+                if dot_eaten {
+                    break;
+                }
+            }
+            parts.push(text);
+            if dot_eaten {
+                continue;
+            }
+        }
+        // `events_*`: a star touching the last part makes a wildcard table.
+        if i < end && toks[i].token == Token::Mul && adjacent(&toks[i - 1], &toks[i]) {
+            if let Some(last) = parts.last_mut() {
+                last.push('*');
+            }
+            i += 1;
+            return Some(Path { parts, next: i });
+        }
+        if i + 1 < end
+            && toks[i].token == Token::Period
+            && matches!(toks[i + 1].token, Token::Word(_))
+        {
+            i += 1;
+            continue;
+        }
+        return Some(Path { parts, next: i });
+    }
+}
+
+/// The path as one dotted name, qualified with the defaults it lacks.
+pub(crate) fn normalize(parts: &[String], defaults: &Defaults) -> String {
+    let schema = parts
+        .iter()
+        .position(|p| p.eq_ignore_ascii_case("INFORMATION_SCHEMA"));
+    let (prefix, rest): (&[String], Vec<String>) = match schema {
+        Some(k) => (
+            &parts[..k],
+            parts[k..].iter().map(|p| p.to_ascii_uppercase()).collect(),
+        ),
+        None => match parts.len() {
+            0 => (&[], Vec::new()),
+            n => (&parts[..n - 1], vec![parts[n - 1].clone()]),
+        },
+    };
+    // The prefix holds project and dataset (or region), right-aligned.
+    let mut qualified: Vec<String> = Vec::with_capacity(4);
+    match prefix {
+        [] => {
+            if let Some(p) = &defaults.project {
+                qualified.push(p.clone());
+            }
+            if let Some(d) = &defaults.dataset {
+                qualified.push(d.clone());
+            }
+            if defaults.dataset.is_none() {
+                // Without a default dataset a project alone cannot qualify a bare name.
+                qualified.clear();
+            }
+        }
+        [dataset] => {
+            if let Some(p) = &defaults.project {
+                qualified.push(p.clone());
+            }
+            qualified.push(dataset.clone());
+        }
+        [project, more @ ..] => {
+            qualified.push(project.to_ascii_lowercase());
+            qualified.extend(more.iter().cloned());
+        }
+    }
+    qualified.extend(rest);
+    qualified.join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::lexer::Tokens;
+
+    fn d(project: Option<&str>, dataset: Option<&str>) -> Defaults {
+        Defaults {
+            project: project.map(str::to_string),
+            dataset: dataset.map(str::to_string),
+        }
+    }
+
+    fn read(text: &str) -> (Vec<String>, usize) {
+        let t = Tokens::new(text).unwrap();
+        let p = read_path(&t.toks, 0, t.toks.len(), |_| false).unwrap();
+        (p.parts, p.next)
+    }
+
+    #[test]
+    fn every_spelling_reads_to_the_same_parts() {
+        for text in [
+            "`p.d.t`",
+            "`p`.`d`.`t`",
+            "`p`.d.t",
+            "p.d.t",
+            "`p.d`.t",
+            "p . d . t",
+        ] {
+            assert_eq!(read(text).0, ["p", "d", "t"], "{text}");
+        }
+    }
+
+    #[test]
+    fn dashes_and_stars_join_what_they_touch() {
+        assert_eq!(read("my-project.d.t").0, ["my-project", "d", "t"]);
+        assert_eq!(read("project-123.ds.t").0, ["project-123", "ds", "t"]);
+        assert_eq!(
+            read("region-us.INFORMATION_SCHEMA.JOBS").0,
+            ["region-us", "INFORMATION_SCHEMA", "JOBS"]
+        );
+        assert_eq!(read("d.events_* x").0, ["d", "events_*"]);
+        assert_eq!(read("d.events_* x").1, 4, "the alias comes after the star");
+        assert_eq!(
+            read("d.t - 1").0,
+            ["d", "t"],
+            "a spaced minus is arithmetic"
+        );
+    }
+
+    #[test]
+    fn names_are_qualified_with_the_defaults_they_lack() {
+        let full = d(Some("p"), Some("d"));
+        let s = |parts: &[&str], defaults: &Defaults| {
+            normalize(
+                &parts.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                defaults,
+            )
+        };
+        assert_eq!(s(&["t"], &full), "p.d.t");
+        assert_eq!(s(&["x", "t"], &full), "p.x.t");
+        assert_eq!(s(&["My-Proj", "x", "T"], &full), "my-proj.x.T");
+        assert_eq!(s(&["t"], &d(None, None)), "t");
+        assert_eq!(s(&["x", "t"], &d(None, None)), "x.t");
+        assert_eq!(s(&["t"], &d(None, Some("d"))), "d.t");
+        assert_eq!(
+            s(&["t"], &d(Some("p"), None)),
+            "t",
+            "a project alone cannot place a bare name"
+        );
+        assert_eq!(
+            s(&["region-us", "information_schema", "jobs"], &full),
+            "p.region-us.INFORMATION_SCHEMA.JOBS"
+        );
+        assert_eq!(
+            s(&["x", "INFORMATION_SCHEMA", "TABLES"], &full),
+            "p.x.INFORMATION_SCHEMA.TABLES"
+        );
+        assert_eq!(
+            s(&["INFORMATION_SCHEMA", "TABLES"], &full),
+            "p.d.INFORMATION_SCHEMA.TABLES"
+        );
+        assert_eq!(s(&["d", "events_*"], &full), "p.d.events_*");
+    }
+}

@@ -1,0 +1,1292 @@
+//! The reader: what a BigQuery SQL text (a query or a script) reads and writes, found by
+//! reading its structure from tokens.
+//!
+//! It reads statements, script blocks (flattened: control flow does not change what is read),
+//! queries with their WITH clauses, set operations and pipe operators, SELECTs with their FROM
+//! clauses (tables, joins, subqueries, UNNEST, table-valued functions, PIVOT, UNPIVOT,
+//! TABLESAMPLE, FOR SYSTEM_TIME AS OF, aliases), and expressions only as far as finding the
+//! subqueries, `TABLE t` and `MODEL m` inside them. Names are resolved as BigQuery does:
+//! a one-part name is a CTE in scope (a non-recursive CTE is not in scope in its own
+//! definition), then a temporary table of the script, then a table; a path whose first part
+//! is a range variable in scope (`t.arr` after `FROM d.t AS t`) is a path into that row.
+//!
+//! Where it meets a shape it cannot place, it reads the rest of the statement by keywords
+//! alone and marks the answer lenient. It recurses only into queries, at most `MAX_DEPTH`
+//! deep, and otherwise moves forward, so any input ends in time linear in its tokens.
+
+use std::collections::{BTreeSet, HashSet};
+
+use sqlparser::tokenizer::{Token, TokenWithSpan};
+
+use super::lexer::{Tokens, error_at};
+use super::names::{normalize, read_path};
+use super::{Defaults, SqlError};
+
+pub const MAX_DEPTH: usize = 256;
+
+/// BigQuery's reserved keywords: they cannot start a table name or be an alias unquoted.
+const RESERVED: &[&str] = &[
+    "ALL",
+    "AND",
+    "ANY",
+    "ARRAY",
+    "AS",
+    "ASC",
+    "ASSERT_ROWS_MODIFIED",
+    "AT",
+    "BETWEEN",
+    "BY",
+    "CASE",
+    "CAST",
+    "COLLATE",
+    "CONTAINS",
+    "CREATE",
+    "CROSS",
+    "CUBE",
+    "CURRENT",
+    "DEFAULT",
+    "DEFINE",
+    "DESC",
+    "DISTINCT",
+    "ELSE",
+    "END",
+    "ENUM",
+    "ESCAPE",
+    "EXCEPT",
+    "EXCLUDE",
+    "EXISTS",
+    "EXTRACT",
+    "FALSE",
+    "FETCH",
+    "FOLLOWING",
+    "FOR",
+    "FROM",
+    "FULL",
+    "GROUP",
+    "GROUPING",
+    "GROUPS",
+    "HASH",
+    "HAVING",
+    "IF",
+    "IGNORE",
+    "IN",
+    "INNER",
+    "INTERSECT",
+    "INTERVAL",
+    "INTO",
+    "IS",
+    "JOIN",
+    "LATERAL",
+    "LEFT",
+    "LIKE",
+    "LIMIT",
+    "LOOKUP",
+    "MERGE",
+    "NATURAL",
+    "NEW",
+    "NO",
+    "NOT",
+    "NULL",
+    "NULLS",
+    "OF",
+    "ON",
+    "OR",
+    "ORDER",
+    "OUTER",
+    "OVER",
+    "PARTITION",
+    "PRECEDING",
+    "PROTO",
+    "QUALIFY",
+    "RANGE",
+    "RECURSIVE",
+    "RESPECT",
+    "RIGHT",
+    "ROLLUP",
+    "ROWS",
+    "SELECT",
+    "SET",
+    "SOME",
+    "STRUCT",
+    "TABLESAMPLE",
+    "THEN",
+    "TO",
+    "TREAT",
+    "TRUE",
+    "UNBOUNDED",
+    "UNION",
+    "UNNEST",
+    "USING",
+    "WHEN",
+    "WHERE",
+    "WINDOW",
+    "WITH",
+    "WITHIN",
+];
+
+pub(crate) fn is_reserved(word: &str) -> bool {
+    word.len() <= 20 && RESERVED.iter().any(|r| r.eq_ignore_ascii_case(word))
+}
+
+/// What the reader found.
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    pub reads: BTreeSet<String>,
+    pub writes: BTreeSet<String>,
+    pub lenient: bool,
+    pub unknowable: Vec<String>,
+}
+
+enum Frame {
+    /// CTE names in scope, lowercase.
+    Ctes(Vec<String>),
+    /// Range variables in scope, lowercase.
+    Aliases(Vec<String>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Read,
+    Write,
+}
+
+type R<T = ()> = Result<T, SqlError>;
+
+pub(crate) struct Reader<'a> {
+    toks: &'a [TokenWithSpan],
+    partner: &'a [usize],
+    defaults: &'a Defaults,
+    frames: Vec<Frame>,
+    /// Temporary tables the script has created so far, lowercase.
+    temp: &'a mut HashSet<String>,
+    depth: usize,
+    nesting: usize,
+    pub out: Output,
+}
+
+/// Reads a whole text. `temp` carries temporary tables across EXECUTE IMMEDIATE texts.
+pub(crate) fn read(
+    sql: &str,
+    defaults: &Defaults,
+    temp: &mut HashSet<String>,
+    nesting: usize,
+) -> R<Output> {
+    let tokens = Tokens::new(sql)?;
+    if tokens.toks.is_empty() {
+        return Err(SqlError {
+            line: 1,
+            column: 1,
+            message: "there is no SQL statement here".into(),
+        });
+    }
+    let mut reader = Reader {
+        toks: &tokens.toks,
+        partner: &tokens.partner,
+        defaults,
+        frames: Vec::new(),
+        temp,
+        depth: 0,
+        nesting,
+        out: Output::default(),
+    };
+    reader.statements(0, tokens.toks.len())?;
+    Ok(reader.out)
+}
+
+impl Reader<'_> {
+    // -----------------------------------------------------------------------------------------
+    // Looking at tokens
+
+    fn word(&self, i: usize) -> Option<&str> {
+        match self.toks.get(i).map(|t| &t.token) {
+            Some(Token::Word(w)) if w.quote_style.is_none() => Some(&w.value),
+            _ => None,
+        }
+    }
+
+    fn is(&self, i: usize, keyword: &str) -> bool {
+        self.word(i)
+            .is_some_and(|w| w.eq_ignore_ascii_case(keyword))
+    }
+
+    fn is_any(&self, i: usize, keywords: &[&str]) -> bool {
+        self.word(i)
+            .is_some_and(|w| keywords.iter().any(|k| w.eq_ignore_ascii_case(k)))
+    }
+
+    fn punct(&self, i: usize, token: &Token) -> bool {
+        self.toks.get(i).is_some_and(|t| &t.token == token)
+    }
+
+    /// A name usable as an alias: quoted, or an unquoted word that is neither reserved nor
+    /// one of the non-reserved words that continue a FROM item.
+    fn alias_at(&self, i: usize) -> Option<String> {
+        match self.toks.get(i).map(|t| &t.token) {
+            Some(Token::Word(w)) if w.quote_style.is_some() => Some(w.value.to_lowercase()),
+            Some(Token::Word(w))
+                if !w.value.starts_with('@')
+                    && !is_reserved(&w.value)
+                    && !["PIVOT", "UNPIVOT", "MATCH_RECOGNIZE", "TABLESAMPLE"]
+                        .iter()
+                        .any(|k| w.value.eq_ignore_ascii_case(k)) =>
+            {
+                Some(w.value.to_lowercase())
+            }
+            _ => None,
+        }
+    }
+
+    /// The index after the token at `i`, stepping over a whole bracket group.
+    fn step(&self, i: usize) -> usize {
+        match self.toks[i].token {
+            Token::LParen | Token::LBracket => self.partner[i] + 1,
+            _ => i + 1,
+        }
+    }
+
+    /// The first index in `start..end`, outside brackets, where `found` holds; else `end`.
+    fn find(&self, start: usize, end: usize, found: impl Fn(&Self, usize) -> bool) -> usize {
+        let mut i = start;
+        while i < end {
+            if found(self, i) {
+                return i;
+            }
+            i = self.step(i);
+        }
+        end
+    }
+
+    /// Whether a query starts at `i`, looking through a few opening brackets. The look is
+    /// bounded so that reading stays linear: a query under more brackets is found when the
+    /// reader steps into them.
+    fn starts_query(&self, mut i: usize, end: usize) -> bool {
+        let limit = i + 16;
+        while i < end && i < limit && self.punct(i, &Token::LParen) {
+            i += 1;
+        }
+        i < end && self.is_any(i, &["SELECT", "WITH", "FROM"])
+    }
+
+    fn place(&self, i: usize) -> String {
+        let t = &self.toks[i.min(self.toks.len() - 1)];
+        format!("line {}", t.span.start.line)
+    }
+
+    fn enter(&mut self, i: usize) -> R {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(error_at(
+                &self.toks[i.min(self.toks.len() - 1)],
+                format!("the SQL nests queries deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Names
+
+    fn is_cte(&self, name: &str) -> bool {
+        self.frames.iter().rev().any(|f| match f {
+            Frame::Ctes(names) => names.iter().any(|n| n == name),
+            Frame::Aliases(_) => false,
+        })
+    }
+
+    fn is_alias(&self, name: &str) -> bool {
+        self.frames.iter().rev().any(|f| match f {
+            Frame::Aliases(names) => names.iter().any(|n| n == name),
+            Frame::Ctes(_) => false,
+        })
+    }
+
+    fn add_alias(&mut self, name: String) {
+        for frame in self.frames.iter_mut().rev() {
+            if let Frame::Aliases(names) = frame {
+                names.push(name);
+                return;
+            }
+        }
+    }
+
+    fn add_cte(&mut self, name: String) {
+        if let Some(Frame::Ctes(names)) = self
+            .frames
+            .iter_mut()
+            .rev()
+            .find(|f| matches!(f, Frame::Ctes(_)))
+        {
+            names.push(name);
+        }
+    }
+
+    /// Records a name used as a table, unless it is a CTE, a temporary table or a path into
+    /// a row in scope.
+    fn table(&mut self, parts: &[String], how: Use) {
+        let first = parts[0].to_lowercase();
+        match parts.len() {
+            1 if how == Use::Read && self.is_cte(&first) => return,
+            1 if self.temp.contains(&first) => return,
+            2 if first == "_session" => return,
+            n if n > 1 && how == Use::Read && self.is_alias(&first) => return,
+            _ => {}
+        }
+        let name = normalize(parts, self.defaults);
+        match how {
+            Use::Read => self.out.reads.insert(name),
+            Use::Write => self.out.writes.insert(name),
+        };
+    }
+
+    fn path_at(&self, i: usize, end: usize) -> Option<super::names::Path> {
+        read_path(self.toks, i, end, is_reserved)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Scripts and statements
+
+    fn statements(&mut self, start: usize, end: usize) -> R {
+        let mut i = start;
+        while i < end {
+            if self.punct(i, &Token::SemiColon) {
+                i += 1;
+            } else if self.word(i).is_some()
+                && self.punct(i + 1, &Token::Colon)
+                && self.is_any(i + 2, &["BEGIN", "LOOP", "WHILE", "REPEAT", "FOR"])
+            {
+                i += 2; // a label
+            } else if self.is_any(i, &["IF", "ELSEIF"]) {
+                // At the start of a statement IF is the IF statement, whatever follows.
+                let then = self.find_then(i + 1, end);
+                self.expr(i + 1, then)?;
+                i = then + 1;
+            } else if self.is_any(i, &["ELSE", "LOOP", "REPEAT"]) {
+                i += 1;
+            } else if self.is(i, "END") {
+                i += 1;
+                if self.is_any(i, &["IF", "LOOP", "WHILE", "FOR", "REPEAT"]) {
+                    i += 1;
+                }
+                if self.word(i).is_some()
+                    && !self.is_any(i, &["ELSE", "ELSEIF", "END", "EXCEPTION", "WHEN"])
+                    && self.punct(i + 1, &Token::SemiColon)
+                {
+                    i += 1; // the label of `END LOOP label;`
+                }
+            } else if self.is(i, "WHILE") {
+                let body = self.find(i + 1, end, |s, k| s.is(k, "DO"));
+                self.expr(i + 1, body)?;
+                i = body + 1;
+            } else if self.is(i, "UNTIL") {
+                let stop = self.find(i + 1, end, |s, k| s.is(k, "END"));
+                self.expr(i + 1, stop)?;
+                i = stop;
+            } else if self.is(i, "FOR") && self.is(i + 2, "IN") {
+                let body = self.find(i + 3, end, |s, k| s.is(k, "DO"));
+                self.expr(i + 3, body)?;
+                i = body + 1;
+            } else if self.is(i, "BEGIN") {
+                i += 1;
+                if self.is(i, "TRANSACTION") {
+                    i += 1;
+                }
+            } else if self.is(i, "EXCEPTION") && self.is(i + 1, "WHEN") {
+                i = self.find(i + 2, end, |s, k| s.is(k, "THEN")) + 1;
+            } else {
+                i = self.statement(i, end)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The `THEN` of an `IF` or `ELSEIF` condition, past any CASE in it.
+    fn find_then(&self, start: usize, end: usize) -> usize {
+        let mut cases = 0usize;
+        let mut i = start;
+        while i < end {
+            if self.is(i, "CASE") {
+                cases += 1;
+            } else if self.is(i, "END") && cases > 0 {
+                cases -= 1;
+            } else if self.is(i, "THEN") && cases == 0 {
+                return i;
+            }
+            i = self.step(i);
+        }
+        end
+    }
+
+    /// Reads one statement from `start`; returns where the next one may begin.
+    fn statement(&mut self, start: usize, end: usize) -> R<usize> {
+        let stop = self.find(start, end, |s, k| s.punct(k, &Token::SemiColon));
+        let first = match self.word(start) {
+            Some(w) => w.to_ascii_uppercase(),
+            None if self.punct(start, &Token::LParen) => "(".to_string(),
+            None => {
+                self.lenient(start, stop);
+                return Ok(stop);
+            }
+        };
+        match first.as_str() {
+            "SELECT" | "WITH" | "FROM" | "(" => self.query(start, stop)?,
+            "INSERT" => self.insert(start + 1, stop)?,
+            "UPDATE" => self.update(start + 1, stop)?,
+            "DELETE" => self.delete(start + 1, stop)?,
+            "MERGE" => self.merge(start + 1, stop)?,
+            "TRUNCATE" => {
+                let i = if self.is(start + 1, "TABLE") {
+                    start + 2
+                } else {
+                    start + 1
+                };
+                self.target(i, stop, Use::Write);
+            }
+            "CREATE" => return self.create(start + 1, stop, end),
+            "DROP" => self.drop(start + 1, stop),
+            "ALTER" => self.alter(start + 1, stop),
+            "EXPORT" => self.export(start + 1, stop)?,
+            "LOAD" => self.load(start + 1, stop),
+            "DECLARE" | "SET" | "ASSERT" | "RAISE" | "RETURN" => self.expr(start + 1, stop)?,
+            "EXECUTE" => self.execute_immediate(start + 1, stop)?,
+            "CALL" => {
+                let name = self
+                    .path_at(start + 1, stop)
+                    .map(|p| normalize(&p.parts, self.defaults))
+                    .unwrap_or_default();
+                self.out.unknowable.push(format!(
+                    "{}: CALL {name}: what a procedure reads is not in this SQL",
+                    self.place(start)
+                ));
+                self.expr(start + 1, stop)?;
+            }
+            "BREAK" | "LEAVE" | "CONTINUE" | "ITERATE" | "COMMIT" | "ROLLBACK" | "GRANT"
+            | "REVOKE" | "UNDROP" => {}
+            _ => self.lenient(start, stop),
+        }
+        Ok(stop)
+    }
+
+    /// A statement's target table: read or written, or a temporary table of the script.
+    fn target(&mut self, i: usize, end: usize, how: Use) -> Option<usize> {
+        let path = self.path_at(i, end)?;
+        self.table(&path.parts, how);
+        Some(path.next)
+    }
+
+    fn insert(&mut self, mut i: usize, end: usize) -> R {
+        if self.is(i, "INTO") {
+            i += 1;
+        }
+        let Some(mut j) = self.target(i, end, Use::Write) else {
+            self.lenient(i, end);
+            return Ok(());
+        };
+        if self.punct(j, &Token::LParen) && !self.starts_query(j + 1, self.partner[j]) {
+            j = self.partner[j] + 1; // the column list
+        }
+        if self.starts_query(j, end) {
+            self.query(j, end)
+        } else {
+            self.expr(j, end)
+        }
+    }
+
+    /// `alias` after a DML target: `AS x` or a bare `x`; the table's own name otherwise.
+    fn target_alias(&mut self, i: usize, parts: &[String]) -> usize {
+        if self.is(i, "AS") {
+            if let Some(alias) = self.alias_at(i + 1) {
+                self.add_alias(alias);
+            }
+            return i + 2;
+        }
+        if let Some(alias) = self.alias_at(i) {
+            self.add_alias(alias);
+            return i + 1;
+        }
+        if let Some(last) = parts.last() {
+            self.add_alias(last.to_lowercase());
+        }
+        i
+    }
+
+    fn update(&mut self, i: usize, end: usize) -> R {
+        let Some(path) = self.path_at(i, end) else {
+            self.lenient(i, end);
+            return Ok(());
+        };
+        self.table(&path.parts, Use::Write);
+        self.frames.push(Frame::Aliases(Vec::new()));
+        let result = self.update_rest(path, end);
+        self.frames.pop();
+        result
+    }
+
+    fn update_rest(&mut self, path: super::names::Path, end: usize) -> R {
+        let j = self.target_alias(path.next, &path.parts);
+        let from = self.find(j, end, |s, k| s.is(k, "FROM"));
+        let filter = self.find(j, end, |s, k| s.is(k, "WHERE"));
+        if from < filter {
+            self.read_from_items(from + 1, filter)?;
+        }
+        self.expr(j, from.min(filter))?;
+        self.expr(filter, end)
+    }
+
+    fn delete(&mut self, mut i: usize, end: usize) -> R {
+        if self.is(i, "FROM") {
+            i += 1;
+        }
+        let Some(path) = self.path_at(i, end) else {
+            self.lenient(i, end);
+            return Ok(());
+        };
+        self.table(&path.parts, Use::Write);
+        self.frames.push(Frame::Aliases(Vec::new()));
+        let j = self.target_alias(path.next, &path.parts);
+        let result = self.expr(j, end);
+        self.frames.pop();
+        result
+    }
+
+    fn merge(&mut self, mut i: usize, end: usize) -> R {
+        if self.is(i, "INTO") {
+            i += 1;
+        }
+        let Some(path) = self.path_at(i, end) else {
+            self.lenient(i, end);
+            return Ok(());
+        };
+        self.table(&path.parts, Use::Write);
+        self.frames.push(Frame::Aliases(Vec::new()));
+        let result = self.merge_rest(path, end);
+        self.frames.pop();
+        result
+    }
+
+    fn merge_rest(&mut self, path: super::names::Path, end: usize) -> R {
+        let j = self.target_alias(path.next, &path.parts);
+        let using = self.find(j, end, |s, k| s.is(k, "USING"));
+        if using >= end {
+            self.lenient(j, end);
+            return Ok(());
+        }
+        let after = self.table_factor(using + 1, end)?;
+        self.expr(after, end)
+    }
+
+    fn create(&mut self, mut i: usize, stop: usize, end: usize) -> R<usize> {
+        if self.is(i, "OR") && self.is(i + 1, "REPLACE") {
+            i += 2;
+        }
+        let temporary = self.is_any(i, &["TEMP", "TEMPORARY"]);
+        if temporary {
+            i += 1;
+        }
+        while self.is_any(i, &["EXTERNAL", "SNAPSHOT", "MATERIALIZED", "AGGREGATE"]) {
+            i += 1;
+        }
+        let kind = self
+            .word(i)
+            .map(str::to_ascii_uppercase)
+            .unwrap_or_default();
+        i += 1;
+        if kind == "TABLE" && self.is(i, "FUNCTION") {
+            i += 1;
+            self.skip_if_not_exists(&mut i);
+            self.rest_of_definition(i, stop)?;
+            return Ok(stop);
+        }
+        if kind == "PROCEDURE" {
+            // The body runs when the procedure is called, not when it is created.
+            let begin = self.find(i, end, |s, k| s.is(k, "BEGIN"));
+            return Ok(self.block_end(begin, end));
+        }
+        self.skip_if_not_exists(&mut i);
+        match kind.as_str() {
+            "TABLE" | "VIEW" | "MODEL" => {
+                let Some(path) = self.path_at(i, stop) else {
+                    self.lenient(i, stop);
+                    return Ok(stop);
+                };
+                if temporary {
+                    self.temp
+                        .insert(path.parts[path.parts.len() - 1].to_lowercase());
+                } else {
+                    self.table(&path.parts, Use::Write);
+                }
+                self.rest_of_definition(path.next, stop)?;
+            }
+            "FUNCTION" => {
+                // A SQL function's body runs where it is called: what it reads is read.
+                if let Some(path) = self.path_at(i, stop) {
+                    self.expr(path.next, stop)?;
+                }
+            }
+            _ => {} // schemas, row access policies, indexes, reservations: no table is read
+        }
+        Ok(stop)
+    }
+
+    fn skip_if_not_exists(&self, i: &mut usize) {
+        if self.is(*i, "IF") && self.is(*i + 1, "NOT") && self.is(*i + 2, "EXISTS") {
+            *i += 3;
+        }
+    }
+
+    /// After a created object's name: `CLONE`/`COPY`/`LIKE` a table, `AS` a query, and
+    /// subqueries anywhere (a model's training data).
+    fn rest_of_definition(&mut self, start: usize, end: usize) -> R {
+        let mut i = start;
+        while i < end {
+            if self.is_any(i, &["CLONE", "COPY", "LIKE"])
+                && let Some(path) = self.path_at(i + 1, end)
+            {
+                self.table(&path.parts, Use::Read);
+                i = path.next;
+                continue;
+            }
+            if self.is(i, "AS") && self.starts_query(i + 1, end) {
+                return self.query(i + 1, end);
+            }
+            if self.punct(i, &Token::LParen) {
+                let close = self.partner[i];
+                self.expr(i, close + 1)?;
+                i = close + 1;
+                continue;
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// The index after the `END` closing the block that opens at `begin`.
+    fn block_end(&self, begin: usize, end: usize) -> usize {
+        let mut open = 0usize;
+        let mut i = begin;
+        while i < end {
+            if self.is(i, "END") {
+                open = open.saturating_sub(1);
+                if self.is_any(i + 1, &["IF", "LOOP", "WHILE", "FOR", "REPEAT"]) {
+                    i += 1;
+                }
+                if open == 0 {
+                    return i + 1;
+                }
+            } else if (self.is(i, "BEGIN") && !self.is(i + 1, "TRANSACTION"))
+                || self.is_any(i, &["CASE", "LOOP", "WHILE", "REPEAT"])
+                || (self.is(i, "IF")
+                    && !self.punct(i + 1, &Token::LParen)
+                    && !self.is_any(i + 1, &["NOT", "EXISTS"]))
+                || (self.is(i, "FOR") && !self.is(i + 1, "SYSTEM_TIME"))
+            {
+                open += 1;
+            }
+            i = self.step(i);
+        }
+        end
+    }
+
+    fn drop(&mut self, mut i: usize, end: usize) {
+        while self.is_any(i, &["SNAPSHOT", "EXTERNAL", "MATERIALIZED"]) {
+            i += 1;
+        }
+        if !self.is_any(i, &["TABLE", "VIEW", "MODEL"]) {
+            return;
+        }
+        i += 1;
+        if self.is(i, "IF") && self.is(i + 1, "EXISTS") {
+            i += 2;
+        }
+        self.target(i, end, Use::Write);
+    }
+
+    fn alter(&mut self, mut i: usize, end: usize) {
+        if self.is(i, "MATERIALIZED") {
+            i += 1;
+        }
+        if !self.is_any(i, &["TABLE", "VIEW", "MODEL"]) {
+            return;
+        }
+        i += 1;
+        if self.is(i, "IF") && self.is(i + 1, "EXISTS") {
+            i += 2;
+        }
+        self.target(i, end, Use::Write);
+    }
+
+    fn export(&mut self, i: usize, end: usize) -> R {
+        if self.is(i, "MODEL") {
+            self.target(i + 1, end, Use::Read);
+            return Ok(());
+        }
+        let body = self.find(i, end, |s, k| s.is(k, "AS") && s.starts_query(k + 1, end));
+        if body < end {
+            self.query(body + 1, end)?;
+        }
+        Ok(())
+    }
+
+    fn load(&mut self, mut i: usize, end: usize) {
+        if !self.is(i, "DATA") {
+            return;
+        }
+        i += 1;
+        if self.is_any(i, &["INTO", "OVERWRITE"]) {
+            i += 1;
+        }
+        if self.is_any(i, &["TEMP", "TEMPORARY"]) && self.is(i + 1, "TABLE") {
+            if let Some(path) = self.path_at(i + 2, end) {
+                self.temp
+                    .insert(path.parts[path.parts.len() - 1].to_lowercase());
+            }
+            return;
+        }
+        self.target(i, end, Use::Write);
+    }
+
+    /// `EXECUTE IMMEDIATE 'literal'` is read as the SQL it is; anything computed cannot be.
+    fn execute_immediate(&mut self, mut i: usize, end: usize) -> R {
+        if self.is(i, "IMMEDIATE") {
+            i += 1;
+        }
+        let literal = match self.toks.get(i).map(|t| &t.token) {
+            Some(
+                Token::SingleQuotedString(s)
+                | Token::DoubleQuotedString(s)
+                | Token::TripleSingleQuotedString(s)
+                | Token::TripleDoubleQuotedString(s)
+                | Token::SingleQuotedRawStringLiteral(s)
+                | Token::DoubleQuotedRawStringLiteral(s)
+                | Token::TripleSingleQuotedRawStringLiteral(s)
+                | Token::TripleDoubleQuotedRawStringLiteral(s),
+            ) if i + 1 >= end || self.is_any(i + 1, &["INTO", "USING"]) => Some(s.clone()),
+            _ => None,
+        };
+        match literal {
+            Some(sql) if self.nesting < 4 => {
+                match read(&sql, self.defaults, self.temp, self.nesting + 1) {
+                    Ok(inner) => {
+                        self.out.reads.extend(inner.reads);
+                        self.out.writes.extend(inner.writes);
+                        self.out.lenient |= inner.lenient;
+                        self.out.unknowable.extend(inner.unknowable);
+                    }
+                    Err(e) => {
+                        self.out.lenient = true;
+                        self.out.unknowable.push(format!(
+                            "{}: EXECUTE IMMEDIATE of SQL that does not read: {e}",
+                            self.place(i)
+                        ));
+                    }
+                }
+                self.expr(i + 1, end)
+            }
+            _ => {
+                self.out.unknowable.push(format!(
+                    "{}: EXECUTE IMMEDIATE of SQL computed when it runs: what it reads is not in this SQL",
+                    self.place(i)
+                ));
+                self.expr(i, end)
+            }
+        }
+    }
+
+    /// The rest of a statement read by keywords alone: names after FROM, JOIN, USING and
+    /// TABLE are read, after INTO and UPDATE written, after MODEL read as models.
+    fn lenient(&mut self, start: usize, end: usize) {
+        self.out.lenient = true;
+        // Names defined as `name AS (` are taken for CTEs.
+        let mut ctes = Vec::new();
+        for i in start..end.saturating_sub(2) {
+            if self.is(i + 1, "AS")
+                && self.punct(i + 2, &Token::LParen)
+                && let Some(name) = self.alias_at(i)
+            {
+                ctes.push(name);
+            }
+        }
+        self.frames.push(Frame::Ctes(ctes));
+        let mut i = start;
+        while i < end {
+            let how = if self.is_any(i, &["FROM", "JOIN", "USING", "TABLE", "MODEL"]) {
+                Some(Use::Read)
+            } else if self.is_any(i, &["INTO", "UPDATE"]) {
+                Some(Use::Write)
+            } else {
+                None
+            };
+            if let Some(how) = how
+                && let Some(path) = self.path_at(i + 1, end)
+                && !self.punct(path.next, &Token::LParen)
+            {
+                self.table(&path.parts, how);
+                i = path.next;
+                continue;
+            }
+            i += 1;
+        }
+        self.frames.pop();
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Queries
+
+    fn query(&mut self, start: usize, end: usize) -> R {
+        self.enter(start)?;
+        self.frames.push(Frame::Ctes(Vec::new()));
+        let result = self.query_inner(start, end);
+        self.frames.pop();
+        self.depth -= 1;
+        result
+    }
+
+    fn query_inner(&mut self, start: usize, end: usize) -> R {
+        let mut i = start;
+        if self.is(i, "WITH") {
+            i += 1;
+            let recursive = self.is(i, "RECURSIVE");
+            if recursive {
+                i += 1;
+            }
+            loop {
+                let Some(name) = self
+                    .alias_at(i)
+                    .or_else(|| self.word(i).map(str::to_lowercase))
+                else {
+                    self.lenient(i, end);
+                    return Ok(());
+                };
+                i += 1;
+                if self.punct(i, &Token::LParen) && self.is(self.partner[i] + 1, "AS") {
+                    i = self.partner[i] + 1; // a column list
+                }
+                if !self.is(i, "AS") || !self.punct(i + 1, &Token::LParen) {
+                    self.lenient(i, end);
+                    return Ok(());
+                }
+                let open = i + 1;
+                let close = self.partner[open];
+                if recursive {
+                    self.add_cte(name);
+                    self.query(open + 1, close)?;
+                } else {
+                    self.query(open + 1, close)?;
+                    self.add_cte(name);
+                }
+                i = close + 1;
+                if self.punct(i, &Token::Comma) {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        self.frames.push(Frame::Aliases(Vec::new()));
+        let result = self.body(i, end);
+        self.frames.pop();
+        result
+    }
+
+    /// Terms joined by set operations, then ORDER BY and LIMIT, then pipe operators.
+    fn body(&mut self, start: usize, end: usize) -> R {
+        let mut i = start;
+        loop {
+            if i >= end {
+                return Ok(());
+            }
+            if self.punct(i, &Token::LParen) {
+                let close = self.partner[i];
+                if self.starts_query(i + 1, close) {
+                    self.query(i + 1, close)?;
+                } else {
+                    self.expr(i, close + 1)?;
+                }
+                i = close + 1;
+            } else if self.is(i, "SELECT") {
+                let stop = self.select_end(i + 1, end);
+                self.select(i + 1, stop)?;
+                i = stop;
+            } else if self.is(i, "FROM") {
+                // A pipe query: its range variables stay in scope for the pipes.
+                let stop = self.find(i + 1, end, |s, k| {
+                    s.punct(k, &Token::VerticalBarRightAngleBracket)
+                        || s.set_operation(k, end).is_some()
+                });
+                self.read_from_items(i + 1, stop)?;
+                i = stop;
+            } else {
+                // A term the reader cannot place (`MAGIC SELECT …`, `UNION ALL junk`).
+                self.lenient(i, end);
+                return Ok(());
+            }
+            match self.set_operation(i, end) {
+                Some(next) => i = next,
+                None => break,
+            }
+        }
+        let pipe = self.find(i, end, |s, k| {
+            s.punct(k, &Token::VerticalBarRightAngleBracket)
+        });
+        self.expr(i, pipe)?;
+        self.pipes(pipe, end)
+    }
+
+    /// At a set operation (`UNION ALL`, `EXCEPT DISTINCT`, `LEFT UNION ALL BY NAME`, …), the
+    /// index of the next term.
+    fn set_operation(&self, i: usize, end: usize) -> Option<usize> {
+        let mut j = i;
+        while self.is_any(j, &["LEFT", "FULL", "INNER", "OUTER"]) {
+            j += 1;
+        }
+        if !self.is_any(j, &["UNION", "INTERSECT", "EXCEPT"]) {
+            return None;
+        }
+        if !self.is_any(j + 1, &["ALL", "DISTINCT"]) {
+            return None; // `* EXCEPT (a)` in a select list
+        }
+        j += 2;
+        while j < end {
+            if self.is_any(j, &["CORRESPONDING", "STRICT", "BY", "NAME"]) {
+                j += 1;
+            } else if self.is(j, "ON") && self.punct(j + 1, &Token::LParen) {
+                j = self.partner[j + 1] + 1;
+            } else {
+                break;
+            }
+        }
+        Some(j)
+    }
+
+    fn pipes(&mut self, start: usize, end: usize) -> R {
+        let mut i = start;
+        while i < end {
+            // At `|>`.
+            let next = self.find(i + 1, end, |s, k| {
+                s.punct(k, &Token::VerticalBarRightAngleBracket)
+            });
+            let op = i + 1;
+            if let Some(after_join) = self.join_keyword(op, next) {
+                let j = self.table_factor(after_join, next)?;
+                self.expr(j, next)?;
+            } else if self.is_any(op, &["UNION", "INTERSECT", "EXCEPT"]) {
+                self.expr(op + 1, next)?; // each `(query)` is found as a subquery
+            } else if self.is(op, "AS") {
+                if let Some(alias) = self.alias_at(op + 1) {
+                    self.add_alias(alias);
+                }
+            } else if self.is(op, "CALL") {
+                if let Some(path) = self.path_at(op + 1, next)
+                    && self.punct(path.next, &Token::LParen)
+                {
+                    let close = self.partner[path.next];
+                    self.function_args(path.next + 1, close)?;
+                }
+            } else {
+                self.expr(op, next)?;
+            }
+            i = next;
+        }
+        Ok(())
+    }
+
+    /// Where the SELECT starting at `start` (after the keyword) ends.
+    fn select_end(&self, start: usize, end: usize) -> usize {
+        self.find(start, end, |s, k| {
+            s.punct(k, &Token::SemiColon)
+                || s.punct(k, &Token::VerticalBarRightAngleBracket)
+                || (s.is(k, "ORDER") && s.is(k + 1, "BY"))
+                || s.is(k, "LIMIT")
+                || s.set_operation(k, end).is_some()
+        })
+    }
+
+    /// A SELECT's clauses: its FROM clause is read first, so that subqueries in the select
+    /// list and the other clauses see its range variables.
+    fn select(&mut self, start: usize, end: usize) -> R {
+        self.frames.push(Frame::Aliases(Vec::new()));
+        let result = self.select_inner(start, end);
+        self.frames.pop();
+        result
+    }
+
+    fn select_inner(&mut self, start: usize, end: usize) -> R {
+        let from = self.find(start, end, |s, k| s.is(k, "FROM"));
+        if from >= end {
+            return self.expr(start, end);
+        }
+        let from_end = self.find(from + 1, end, |s, k| {
+            s.is_any(k, &["WHERE", "GROUP", "HAVING", "QUALIFY", "WINDOW"])
+        });
+        self.read_from_items(from + 1, from_end)?;
+        self.expr(start, from)?;
+        self.expr(from_end, end)
+    }
+
+    /// At a join's first keyword, the index after `JOIN`.
+    fn join_keyword(&self, i: usize, end: usize) -> Option<usize> {
+        let mut j = i;
+        while j < end {
+            if self.is(j, "JOIN") {
+                return Some(j + 1);
+            }
+            let modifier = self.is_any(
+                j,
+                &[
+                    "INNER", "CROSS", "FULL", "OUTER", "NATURAL", "HASH", "LOOKUP",
+                ],
+            ) || (self.is_any(j, &["LEFT", "RIGHT"])
+                && !self.punct(j + 1, &Token::LParen));
+            if !modifier {
+                return None;
+            }
+            j += 1;
+        }
+        None
+    }
+
+    /// FROM items separated by commas and joins; their range variables go to the innermost
+    /// alias frame.
+    fn read_from_items(&mut self, start: usize, end: usize) -> R {
+        if start >= end {
+            return Err(error_at(
+                &self.toks[start.saturating_sub(1).min(self.toks.len() - 1)],
+                "FROM names no table",
+            ));
+        }
+        let mut i = self.table_factor(start, end)?;
+        while i < end {
+            if self.punct(i, &Token::Comma) {
+                i = self.table_factor(i + 1, end)?;
+            } else if let Some(j) = self.join_keyword(i, end) {
+                i = self.table_factor(j, end)?;
+                if self.is(i, "ON") {
+                    let stop = self.find(i + 1, end, |s, k| {
+                        s.punct(k, &Token::Comma) || s.join_keyword(k, end).is_some()
+                    });
+                    self.expr(i + 1, stop)?;
+                    i = stop;
+                } else if self.is(i, "USING") && self.punct(i + 1, &Token::LParen) {
+                    i = self.partner[i + 1] + 1;
+                }
+            } else {
+                self.lenient(i, end);
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// One FROM item, with what may follow it; returns the index after it.
+    fn table_factor(&mut self, i: usize, end: usize) -> R<usize> {
+        if i >= end {
+            return Err(error_at(
+                &self.toks[i.saturating_sub(1).min(self.toks.len() - 1)],
+                "a table is missing after this",
+            ));
+        }
+        let mut j;
+        let mut implicit_alias = None;
+        if self.punct(i, &Token::LParen) {
+            let close = self.partner[i];
+            if self.starts_query(i + 1, close) {
+                self.query(i + 1, close)?;
+            } else {
+                // A parenthesised join.
+                self.enter(i)?;
+                self.read_from_items(i + 1, close)?;
+                self.depth -= 1;
+            }
+            j = close + 1;
+        } else if self.is(i, "UNNEST") && self.punct(i + 1, &Token::LParen) {
+            let close = self.partner[i + 1];
+            self.expr(i + 2, close)?;
+            j = close + 1;
+        } else if let Some(path) = self.path_at(i, end) {
+            j = path.next;
+            if self.punct(j, &Token::LParen) {
+                // A table-valued function: not a table, but its arguments may name some.
+                let close = self.partner[j];
+                self.function_args(j + 1, close)?;
+                j = close + 1;
+            } else {
+                self.table(&path.parts, Use::Read);
+                implicit_alias = path
+                    .parts
+                    .last()
+                    .map(|p| p.trim_end_matches('*').to_lowercase());
+            }
+        } else {
+            self.lenient(i, end);
+            return Ok(end);
+        }
+        let mut aliased = false;
+        loop {
+            if self.is(j, "FOR")
+                && self.is(j + 1, "SYSTEM_TIME")
+                && self.is(j + 2, "AS")
+                && self.is(j + 3, "OF")
+            {
+                let stop = self.operand_end(j + 4, end);
+                self.expr(j + 4, stop)?;
+                j = stop;
+            } else if self.is(j, "TABLESAMPLE") {
+                j += 1;
+                if self.word(j).is_some() && self.punct(j + 1, &Token::LParen) {
+                    j += 1;
+                }
+                if self.punct(j, &Token::LParen) {
+                    j = self.partner[j] + 1;
+                }
+            } else if self.is_any(j, &["PIVOT", "UNPIVOT", "MATCH_RECOGNIZE"]) {
+                let mut k = j + 1;
+                if self.is_any(k, &["INCLUDE", "EXCLUDE"]) && self.is(k + 1, "NULLS") {
+                    k += 2;
+                }
+                if !self.punct(k, &Token::LParen) {
+                    break;
+                }
+                self.expr(k + 1, self.partner[k])?;
+                j = self.partner[k] + 1;
+                aliased = false;
+                implicit_alias = None;
+            } else if self.is(j, "WITH") && self.is(j + 1, "OFFSET") {
+                j += 2;
+                if self.is(j, "AS") {
+                    j += 1;
+                }
+                if let Some(alias) = self.alias_at(j) {
+                    self.add_alias(alias);
+                    j += 1;
+                }
+            } else if !aliased && self.is(j, "AS") && self.alias_at(j + 1).is_some() {
+                let alias = self.alias_at(j + 1).expect("checked");
+                self.add_alias(alias);
+                j += 2;
+                aliased = true;
+            } else if !aliased && let Some(alias) = self.alias_at(j).filter(|_| j < end) {
+                self.add_alias(alias);
+                j += 1;
+                aliased = true;
+            } else {
+                break;
+            }
+        }
+        if !aliased && let Some(alias) = implicit_alias {
+            self.add_alias(alias);
+        }
+        Ok(j)
+    }
+
+    /// Where the operand of `FOR SYSTEM_TIME AS OF` ends: before an alias, a comma, a join
+    /// or a clause.
+    fn operand_end(&self, start: usize, end: usize) -> usize {
+        let mut i = start;
+        let mut expect_operand = true;
+        while i < end {
+            let t = &self.toks[i].token;
+            let operator = matches!(
+                t,
+                Token::Plus | Token::Minus | Token::Mul | Token::Div | Token::Period
+            );
+            if operator {
+                expect_operand = true;
+                i += 1;
+                continue;
+            }
+            if !expect_operand {
+                // A complete operand followed by something else: `(`, a call, or the end.
+                if self.punct(i, &Token::LParen) {
+                    i = self.step(i);
+                    continue;
+                }
+                return i;
+            }
+            if self.is_any(i, &["INTERVAL", "TIMESTAMP", "DATETIME", "DATE"]) {
+                i += 1;
+                continue;
+            }
+            if matches!(t, Token::Comma)
+                || self.is_any(i, &["AS", "ON", "USING"])
+                || self.join_keyword(i, end).is_some()
+            {
+                return i;
+            }
+            i = self.step(i);
+            // After an INTERVAL's number comes its unit.
+            if self.is_any(
+                i,
+                &["SECOND", "MINUTE", "HOUR", "DAY", "WEEK", "MONTH", "YEAR"],
+            ) {
+                i += 1;
+            }
+            expect_operand = false;
+        }
+        end
+    }
+
+    /// A function's arguments: `TABLE t` and `MODEL m` name a table and a model; the rest
+    /// are expressions.
+    fn function_args(&mut self, start: usize, end: usize) -> R {
+        let mut i = start;
+        while i < end {
+            let stop = self.find(i, end, |s, k| s.punct(k, &Token::Comma));
+            if self.is_any(i, &["TABLE", "MODEL"])
+                && let Some(path) = self.path_at(i + 1, stop)
+            {
+                self.table(&path.parts, Use::Read);
+                self.expr_in(path.next, stop, 1)?;
+            } else {
+                self.expr_in(i, stop, 1)?;
+            }
+            i = stop + 1;
+        }
+        Ok(())
+    }
+
+    /// An expression, read only for the subqueries it holds, and the `TABLE t` and
+    /// `MODEL m` arguments of the calls in it.
+    fn expr(&mut self, start: usize, end: usize) -> R {
+        self.expr_in(start, end, 0)
+    }
+
+    /// An expression that starts `groups` brackets deep (1 for a call's argument).
+    fn expr_in(&mut self, start: usize, end: usize, mut groups: usize) -> R {
+        let mut i = start;
+        while i < end {
+            match self.toks[i].token {
+                Token::LParen => {
+                    let close = self.partner[i];
+                    if self.starts_query(i + 1, close) {
+                        self.query(i + 1, close)?;
+                        i = close + 1;
+                    } else {
+                        groups += 1;
+                        i += 1; // into the group: its content is more expression
+                    }
+                }
+                Token::RParen => {
+                    groups = groups.saturating_sub(1);
+                    i += 1;
+                }
+                // An argument: inside a call's brackets, first or after `,` or `=>`.
+                Token::Word(_)
+                    if groups > 0
+                        && self.is_any(i, &["TABLE", "MODEL"])
+                        && (self.punct(i - 1, &Token::LParen)
+                            || self.punct(i - 1, &Token::Comma)
+                            || self.punct(i - 1, &Token::RArrow)) =>
+                {
+                    match self.path_at(i + 1, end) {
+                        Some(path) => {
+                            self.table(&path.parts, Use::Read);
+                            i = path.next;
+                        }
+                        None => i += 1,
+                    }
+                }
+                _ => i += 1,
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,2 @@
+-- reads: p.d.t
+SELECT COLLATE(name, 'und:ci'), FORMAT_TIMESTAMP('%F', ts, 'UTC') FROM d.t

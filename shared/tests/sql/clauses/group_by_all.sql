@@ -1,0 +1,2 @@
+-- reads: p.d.t
+SELECT a, b, SUM(c) FROM d.t GROUP BY ALL

@@ -1,0 +1,2 @@
+-- reads: p.d.t
+SELECT * FROM d.t WHERE ts > TIMESTAMP '2026-01-01' - INTERVAL 3 DAY AND d = DATE '2026-01-01'

@@ -1,0 +1,2 @@
+-- reads: p.d.t
+SELECT a, ARRAY_AGG(b ORDER BY c LIMIT 3) AS top FROM d.t GROUP BY a ORDER BY a LIMIT 100

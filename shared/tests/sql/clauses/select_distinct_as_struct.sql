@@ -1,0 +1,2 @@
+-- reads: p.d.t
+SELECT DISTINCT AS STRUCT a, b FROM d.t

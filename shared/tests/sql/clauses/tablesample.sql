@@ -1,0 +1,2 @@
+-- reads: p.logs.requests
+SELECT * FROM logs.requests TABLESAMPLE SYSTEM (10 PERCENT)

@@ -1,0 +1,2 @@
+-- reads: p.d.t
+SELECT * FROM d.t FOR SYSTEM_TIME AS OF TIMESTAMP '2026-01-01 00:00:00+00' AS x, x.arr

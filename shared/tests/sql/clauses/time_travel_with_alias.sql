@@ -1,0 +1,3 @@
+-- reads: p.d.t, p.d.u
+SELECT * FROM d.t FOR SYSTEM_TIME AS OF TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 HOUR) AS old
+JOIN d.u ON old.id = u.id

@@ -1,0 +1,3 @@
+-- reads: p.d.src
+WITH x AS (FROM d.src |> WHERE ok)
+SELECT * FROM x

@@ -1,0 +1,3 @@
+-- reads: p.d.n
+WITH n AS (SELECT * FROM n)
+SELECT * FROM n

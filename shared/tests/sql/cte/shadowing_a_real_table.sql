@@ -1,0 +1,3 @@
+-- reads: p.d.orders
+WITH orders AS (SELECT * FROM orders WHERE status = 'paid')
+SELECT * FROM orders

@@ -1,0 +1,5 @@
+-- reads: p.d.base
+SELECT * FROM (
+  WITH x AS (SELECT * FROM d.base)
+  SELECT * FROM x
+)

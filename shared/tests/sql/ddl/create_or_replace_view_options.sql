@@ -1,0 +1,3 @@
+-- reads: p.d.src
+-- writes: p.d.v
+CREATE OR REPLACE VIEW d.v OPTIONS (description = 'x') AS SELECT a FROM d.src

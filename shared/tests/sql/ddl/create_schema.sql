@@ -1,0 +1,2 @@
+-- reads:
+CREATE SCHEMA IF NOT EXISTS d2 OPTIONS (location = 'EU')

@@ -1,0 +1,2 @@
+-- reads:
+CREATE SEARCH INDEX idx ON d.logs (ALL COLUMNS)

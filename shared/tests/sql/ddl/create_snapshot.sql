@@ -1,0 +1,3 @@
+-- reads: p.d.src
+-- writes: p.d.snap
+CREATE SNAPSHOT TABLE d.snap CLONE d.src FOR SYSTEM_TIME AS OF TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 HOUR) OPTIONS (expiration_timestamp = TIMESTAMP '2027-01-01')

@@ -1,0 +1,3 @@
+-- reads: p.d.src
+-- writes: p.d.out
+CREATE TABLE d.out AS (SELECT * FROM d.src)

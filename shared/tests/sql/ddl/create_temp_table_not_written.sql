@@ -1,0 +1,2 @@
+-- reads: p.d.src
+CREATE TEMP TABLE scratch AS SELECT * FROM d.src

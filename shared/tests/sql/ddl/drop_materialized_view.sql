@@ -1,0 +1,3 @@
+-- reads:
+-- writes: p.d.mv
+DROP MATERIALIZED VIEW d.mv

@@ -1,0 +1,2 @@
+-- reads:
+DROP SCHEMA IF EXISTS d2 CASCADE

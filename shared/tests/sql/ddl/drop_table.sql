@@ -1,0 +1,3 @@
+-- reads:
+-- writes: p.d.old
+DROP TABLE d.old

@@ -1,0 +1,3 @@
+-- reads:
+-- writes: p.d.v, p.ml.m
+DROP VIEW d.v; DROP MODEL IF EXISTS ml.m

@@ -1,0 +1,2 @@
+-- reads: p.ml.m
+EXPORT MODEL ml.m OPTIONS (uri = 'gs://b/models/m')

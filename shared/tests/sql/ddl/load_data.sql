@@ -1,0 +1,3 @@
+-- reads:
+-- writes: p.d.t
+LOAD DATA INTO d.t FROM FILES (format = 'CSV', uris = ['gs://b/x.csv'])

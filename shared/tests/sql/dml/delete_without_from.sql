@@ -1,0 +1,3 @@
+-- reads:
+-- writes: p.d.t
+DELETE d.t WHERE TRUE

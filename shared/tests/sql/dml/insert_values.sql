@@ -1,0 +1,3 @@
+-- reads:
+-- writes: p.d.dst
+INSERT INTO d.dst (a, b) VALUES (1, 'x'), (2, 'y')

@@ -1,0 +1,3 @@
+-- reads: p.d.src
+-- writes: p.d.dst
+INSERT d.dst (a) SELECT x FROM d.src

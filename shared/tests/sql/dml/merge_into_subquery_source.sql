@@ -1,0 +1,9 @@
+-- reads: p.d.updates
+-- writes: p.d.target
+MERGE INTO d.target AS T
+USING (SELECT id, MAX(value) AS value FROM d.updates GROUP BY id) AS S
+ON T.id = S.id
+WHEN MATCHED AND S.value IS NULL THEN DELETE
+WHEN MATCHED THEN UPDATE SET value = S.value
+WHEN NOT MATCHED BY TARGET THEN INSERT ROW
+WHEN NOT MATCHED BY SOURCE THEN DELETE

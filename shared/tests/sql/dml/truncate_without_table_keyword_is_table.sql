@@ -1,0 +1,3 @@
+-- reads:
+-- writes: p.d.t
+TRUNCATE TABLE `p.d.t`

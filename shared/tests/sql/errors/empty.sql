@@ -1,0 +1,2 @@
+-- error: 1:1 no SQL statement
+

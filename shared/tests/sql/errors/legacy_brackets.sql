@@ -1,0 +1,2 @@
+-- error: 2:15 legacy SQL
+SELECT x FROM [acme:shop.orders]

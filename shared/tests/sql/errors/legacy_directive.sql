@@ -1,0 +1,3 @@
+-- error: 2:1 legacy SQL
+#legacySQL
+SELECT x FROM [acme:shop.orders]

@@ -1,0 +1,2 @@
+-- error: 2:13 needs `]`
+SELECT [1, 2) FROM d.t

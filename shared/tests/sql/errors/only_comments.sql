@@ -1,0 +1,3 @@
+-- error: 1:1 no SQL statement
+-- nothing here
+/* or here */

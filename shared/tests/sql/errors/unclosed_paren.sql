@@ -1,0 +1,4 @@
+-- error: 4:7 never closed
+SELECT *
+FROM d.t
+WHERE (a = 1

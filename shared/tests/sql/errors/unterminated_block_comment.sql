@@ -1,0 +1,2 @@
+-- error: 3:1 Unexpected EOF while in a multi-line comment
+SELECT 1 /* no end

@@ -1,0 +1,3 @@
+-- error: 3:21 Unterminated
+SELECT *
+FROM d.t WHERE a = 'oops

@@ -1,0 +1,2 @@
+-- reads: p.d.t
+SELECT APPROX_QUANTILES(x, 100)[OFFSET(50)], COUNTIF(x > 0), ANY_VALUE(y HAVING MAX z) FROM d.t

@@ -1,0 +1,2 @@
+-- reads: p.d.t
+SELECT * FROM APPENDS(TABLE d.t, NULL, NULL)

@@ -1,0 +1,2 @@
+-- reads:
+SELECT * FROM EXTERNAL_QUERY('acme.us.pg', '''SELECT id, name FROM public.customers''')

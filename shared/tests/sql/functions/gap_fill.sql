@@ -1,0 +1,2 @@
+-- reads: p.d.readings
+SELECT * FROM GAP_FILL(TABLE d.readings, ts_column => 'ts', bucket_width => INTERVAL 1 MINUTE)

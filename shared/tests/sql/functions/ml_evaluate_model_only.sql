@@ -1,0 +1,2 @@
+-- reads: acme.ml.m
+SELECT * FROM ML.EVALUATE(MODEL `acme.ml.m`)

@@ -1,0 +1,2 @@
+-- reads: p.ml.churn_model, p.crm.customers
+SELECT * FROM ML.PREDICT(MODEL `ml.churn_model`, TABLE crm.customers)

@@ -1,0 +1,2 @@
+-- reads:
+SELECT * FROM d.top_products(10)

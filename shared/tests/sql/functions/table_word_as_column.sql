@@ -1,0 +1,2 @@
+-- reads: p.d.meta
+SELECT `table`, table_name FROM d.meta

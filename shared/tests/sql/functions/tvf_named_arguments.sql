@@ -1,0 +1,2 @@
+-- reads: p.d.sales
+SELECT * FROM d.summarise(input => TABLE d.sales, period => 'month')

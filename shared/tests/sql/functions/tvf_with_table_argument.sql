@@ -1,0 +1,2 @@
+-- reads: p.d.sales
+SELECT * FROM d.summarise(TABLE d.sales, 'monthly')

@@ -1,0 +1,2 @@
+-- reads: p.d.t
+SELECT d.normalise(name), `acme.fns.clean`(x), fns.f(y) FROM d.t

@@ -1,0 +1,2 @@
+-- reads: p.d.a, p.d.b, p.d.c
+SELECT * FROM (d.a JOIN d.b USING (id)) JOIN d.c USING (id)

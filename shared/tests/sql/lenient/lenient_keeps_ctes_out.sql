@@ -1,0 +1,3 @@
+-- reads: p.d.base
+-- lenient: true
+WITH x AS (SELECT * FROM d.base) MAGIC SELECT * FROM x

@@ -1,0 +1,3 @@
+-- reads: p.d.t
+-- lenient: true
+SELECT * FROM d.t + 1

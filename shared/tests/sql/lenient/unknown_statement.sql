@@ -1,0 +1,3 @@
+-- reads: p.d.t
+-- lenient: true
+FROBNICATE (SELECT * FROM d.t)

@@ -1,0 +1,3 @@
+-- reads: p.d.t
+-- lenient: true
+WITH x (SELECT 1) SELECT * FROM d.t

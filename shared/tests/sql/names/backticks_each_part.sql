@@ -1,0 +1,2 @@
+-- reads: acme.shop.orders
+SELECT * FROM `acme`.`shop`.`orders`

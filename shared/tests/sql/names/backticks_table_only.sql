@@ -1,0 +1,2 @@
+-- reads: p.d.orders
+SELECT * FROM `orders`

@@ -1,0 +1,2 @@
+-- reads: p.Sales.DailyTotals
+SELECT * FROM Sales.DailyTotals

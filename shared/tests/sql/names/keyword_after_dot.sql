@@ -1,0 +1,2 @@
+-- reads: p.d.group
+SELECT * FROM d.`group`

@@ -1,0 +1,3 @@
+-- defaults: none
+-- reads: region-us.INFORMATION_SCHEMA.JOBS
+SELECT * FROM region-us.INFORMATION_SCHEMA.JOBS

@@ -1,0 +1,2 @@
+-- reads: p.data.region, p.model.table_name
+SELECT * FROM data.region JOIN model.table_name USING (id)

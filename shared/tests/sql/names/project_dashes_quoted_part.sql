@@ -1,0 +1,2 @@
+-- reads: my-project.shop.orders
+SELECT * FROM `my-project`.shop.orders

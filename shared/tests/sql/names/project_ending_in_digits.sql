@@ -1,0 +1,2 @@
+-- reads: project-123.ds.t
+SELECT * FROM project-123.ds.t

@@ -1,0 +1,2 @@
+-- reads: acme.region-us.INFORMATION_SCHEMA.JOBS
+SELECT * FROM `acme`.`region-us`.INFORMATION_SCHEMA.JOBS

@@ -1,0 +1,2 @@
+-- reads: acme.Shop.Orders
+SELECT * FROM `ACME.Shop.Orders`

@@ -1,0 +1,2 @@
+-- reads: my-project-42.shop.orders
+SELECT * FROM my-project-42.shop.orders

@@ -1,0 +1,4 @@
+-- reads: p.region-us.INFORMATION_SCHEMA.JOBS
+SELECT job_id, total_bytes_billed
+FROM region-us.INFORMATION_SCHEMA.JOBS
+WHERE creation_time > TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 DAY)

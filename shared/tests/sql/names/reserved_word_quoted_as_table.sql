@@ -1,0 +1,2 @@
+-- reads: p.d.select, p.d.order
+SELECT * FROM `select` JOIN d.`order` USING (id)

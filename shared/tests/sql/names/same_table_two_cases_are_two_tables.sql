@@ -1,0 +1,2 @@
+-- reads: p.d.Orders, p.d.orders
+SELECT * FROM d.orders UNION ALL SELECT * FROM d.Orders

@@ -1,0 +1,2 @@
+-- reads:
+SELECT * FROM _SESSION.staging

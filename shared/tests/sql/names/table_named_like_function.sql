@@ -1,0 +1,2 @@
+-- reads: p.d.count
+SELECT COUNT(*) FROM d.count

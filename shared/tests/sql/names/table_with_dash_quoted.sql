@@ -1,0 +1,2 @@
+-- reads: p.d.daily-totals
+SELECT * FROM `d.daily-totals`

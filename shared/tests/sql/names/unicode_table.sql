@@ -1,0 +1,2 @@
+-- reads: p.d.commandes_été
+SELECT * FROM d.`commandes_été`

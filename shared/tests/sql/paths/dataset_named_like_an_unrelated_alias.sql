@@ -1,0 +1,2 @@
+-- reads: p.d.t, p.o.items
+SELECT * FROM d.t AS t JOIN o.items ON TRUE

@@ -1,0 +1,2 @@
+-- reads: p.shop.orders
+SELECT * FROM shop.orders AS o JOIN o.items AS i ON TRUE

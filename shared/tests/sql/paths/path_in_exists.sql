@@ -1,0 +1,3 @@
+-- reads: p.shop.orders
+SELECT * FROM shop.orders AS o
+WHERE EXISTS (SELECT 1 FROM o.items AS i WHERE i.sku = 'X')

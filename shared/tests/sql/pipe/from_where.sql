@@ -1,0 +1,3 @@
+-- reads: p.d.t
+FROM d.t
+|> WHERE a > 1

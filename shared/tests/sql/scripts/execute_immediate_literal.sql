@@ -1,0 +1,2 @@
+-- reads: p.d.t
+EXECUTE IMMEDIATE 'SELECT COUNT(*) FROM d.t';

@@ -1,0 +1,3 @@
+-- reads: p.d.t
+DECLARE n INT64;
+EXECUTE IMMEDIATE 'SELECT COUNT(*) FROM d.t WHERE a > ?' INTO n USING 5;

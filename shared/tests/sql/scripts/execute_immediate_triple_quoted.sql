@@ -1,0 +1,5 @@
+-- reads: p.d.t
+-- writes: p.d.u
+EXECUTE IMMEDIATE '''
+  INSERT INTO d.u SELECT * FROM d.t
+''';

@@ -1,0 +1,9 @@
+-- reads: p.d.a, p.d.b, p.d.c
+DECLARE x INT64 DEFAULT 1;
+IF CASE WHEN x > 0 THEN TRUE ELSE FALSE END THEN
+  SELECT * FROM d.a;
+ELSEIF x IN (SELECT v FROM d.b) THEN
+  SELECT 2;
+ELSE
+  SELECT * FROM d.c;
+END IF;

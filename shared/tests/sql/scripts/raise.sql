@@ -1,0 +1,2 @@
+-- reads:
+RAISE USING MESSAGE = 'stop';

@@ -1,0 +1,6 @@
+-- reads: p.d.t
+DECLARE n INT64 DEFAULT 0;
+REPEAT
+  SET n = n + 1;
+UNTIL n >= (SELECT COUNT(*) FROM d.t)
+END REPEAT;

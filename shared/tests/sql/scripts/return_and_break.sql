@@ -1,0 +1,6 @@
+-- reads: p.d.t
+LOOP
+  BREAK;
+END LOOP;
+SELECT * FROM d.t;
+RETURN;

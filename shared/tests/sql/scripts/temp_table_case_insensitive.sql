@@ -1,0 +1,3 @@
+-- reads:
+CREATE TEMP TABLE Staging AS SELECT 1 AS a;
+SELECT * FROM staging;

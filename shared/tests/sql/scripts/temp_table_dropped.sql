@@ -1,0 +1,3 @@
+-- reads:
+CREATE TEMP TABLE x AS SELECT 1 AS a;
+DROP TABLE x;

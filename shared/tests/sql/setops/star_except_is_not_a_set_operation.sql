@@ -1,0 +1,2 @@
+-- reads: p.d.a
+SELECT * EXCEPT (secret) FROM d.a

@@ -1,0 +1,2 @@
+-- reads: p.d.t
+SELECT * FROM ((SELECT * FROM d.t))

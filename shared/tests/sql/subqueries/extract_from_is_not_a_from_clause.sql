@@ -1,0 +1,2 @@
+-- reads: p.d.t
+SELECT EXTRACT(YEAR FROM created_at) AS y, EXTRACT(DAY FROM DATE '2026-01-01') FROM d.t

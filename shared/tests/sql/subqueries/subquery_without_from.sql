@@ -1,0 +1,2 @@
+-- reads: p.d.t
+SELECT (SELECT 1) AS one, a FROM d.t

@@ -1,0 +1,3 @@
+-- reads: p.d.real
+SELECT * /* FROM d.commented
+ JOIN d.multi_line */ FROM d.real

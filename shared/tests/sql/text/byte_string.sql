@@ -1,0 +1,2 @@
+-- reads: p.d.real
+SELECT b'FROM d.bytes' FROM d.real

@@ -1,0 +1,2 @@
+-- reads: p.d.real
+SELECT * FROM d /* dataset */ . real

@@ -1,0 +1,3 @@
+-- reads: p.d.real
+-- don't be fooled
+SELECT * FROM d.real

@@ -1,0 +1,4 @@
+-- reads: p.d.a, p.d.b
+SELECT *
+FROM d.a
+JOIN d.b USING (id)

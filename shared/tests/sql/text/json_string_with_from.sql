@@ -1,0 +1,2 @@
+-- reads: p.d.a
+SELECT JSON_VALUE('{"from": "d.x"}', '$.from') FROM d.a

@@ -1,0 +1,2 @@
+-- reads: p.d.real
+SELECT 'FROM d.inside_string' AS s FROM d.real

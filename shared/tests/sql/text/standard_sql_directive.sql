@@ -1,0 +1,3 @@
+-- reads: p.d.real
+#standardSQL
+SELECT * FROM d.real

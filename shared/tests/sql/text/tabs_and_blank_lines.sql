@@ -1,0 +1,4 @@
+-- reads: p.d.a
+	SELECT	*
+
+	FROM	d.a

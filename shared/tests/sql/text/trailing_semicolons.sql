@@ -1,0 +1,3 @@
+-- reads: p.d.a
+SELECT * FROM d.a;;
+;

@@ -1,0 +1,4 @@
+-- reads: p.d.real
+SELECT '''
+SELECT * FROM d.inside
+''' AS s FROM d.real

@@ -1,0 +1,2 @@
+-- reads: p.d.t
+SELECT a * 2, t.* FROM d.t

@@ -1,0 +1,2 @@
+-- reads: p.logs.requests_2026*
+SELECT r.path FROM logs.requests_2026* AS r

@@ -1,0 +1,3 @@
+-- defaults: none
+-- reads: ga.events_*
+SELECT * FROM ga.events_*

@@ -1,0 +1,164 @@
+//! The SQL dependency benchmark (run it with `tests/bench/sql.sh`, which also runs sqlglot on
+//! the same corpus and prints the ratio). Prints each figure as `name: value unit`.
+//!
+//!   bench_sql [--texts N] [--corpus-out FILE] [--catalog N]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Instant;
+
+use baton_shared::catalog::apply::plan_apply;
+use baton_shared::catalog::{CatalogSpec, Frequency, Table, TableKind, WriteMode};
+use baton_shared::dag;
+use baton_shared::sql::{Defaults, analyze};
+use baton_tests::corpus::{Rng, corpus, query};
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() -> anyhow::Result<()> {
+    let texts: usize = arg("--texts").map_or(Ok(2000), |v| v.parse())?;
+    let catalog_size: usize = arg("--catalog").map_or(Ok(10_000), |v| v.parse())?;
+    let items = corpus(42, texts);
+    if let Some(path) = arg("--corpus-out") {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for item in &items {
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"sql": item.sql, "statements": item.statements})
+            )?;
+        }
+    }
+    let bytes: usize = items.iter().map(|i| i.sql.len()).sum();
+    let statements: usize = items.iter().map(|i| i.statements).sum();
+    println!("sql_corpus_texts: {} texts", items.len());
+    println!("sql_corpus_statements: {statements} statements");
+    println!("sql_corpus_mean_size: {} bytes", bytes / items.len());
+
+    // One core: every text read in turn, after one warm-up pass.
+    let defaults = Defaults::new("acme", "sales");
+    let read_all = || {
+        let mut tables = 0usize;
+        for item in &items {
+            tables += analyze(&item.sql, &defaults)
+                .expect("the corpus reads")
+                .reads
+                .len();
+        }
+        tables
+    };
+    read_all();
+    let rounds = 3;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(read_all());
+    }
+    let seconds = started.elapsed().as_secs_f64() / f64::from(rounds);
+    println!(
+        "sql_statements_per_second: {:.0} statements/s",
+        statements as f64 / seconds
+    );
+    println!(
+        "sql_texts_per_second: {:.0} texts/s",
+        items.len() as f64 / seconds
+    );
+    println!(
+        "sql_mb_per_second: {:.1} MB/s",
+        bytes as f64 / seconds / 1e6
+    );
+
+    // A catalog: each table reads up to three earlier ones and an external source.
+    let mut rng = Rng::new(7);
+    let tables: Vec<Table> = (0..catalog_size)
+        .map(|i| {
+            let mut sources: Vec<String> = (0..1 + rng.below(3))
+                .filter(|_| i > 0)
+                .map(|_| format!("ds{}.t{:05}", rng.below(20), rng.below(i.max(1))))
+                .collect();
+            sources.push(format!("raw.source_{}", rng.below(100)));
+            let size = 1000 + rng.below(2000);
+            Table {
+                dataset: format!("ds{}", i % 20),
+                name: format!("t{i:05}"),
+                kind: TableKind::Query,
+                sql: query(&mut rng, &sources, size),
+                frequency: Some("daily".into()),
+                write_mode: WriteMode::Truncate,
+                description: None,
+                owner: None,
+                group: None,
+                depends_on: vec![],
+                source: None,
+            }
+        })
+        .collect();
+    // Table i reads `dsK.tJ` for J < i, but only `ds{J % 20}.tJ` exists: fix the datasets.
+    let tables: Vec<Table> = tables
+        .into_iter()
+        .map(|mut t| {
+            let mut sql = t.sql.clone();
+            for k in 0..20 {
+                sql = sql.replace(&format!("ds{k}.t"), "dsX.t");
+            }
+            t.sql = fix_datasets(&sql);
+            t
+        })
+        .collect();
+    let catalog_bytes: usize = tables.iter().map(|t| t.sql.len()).sum();
+    let spec = CatalogSpec {
+        frequencies: vec![Frequency {
+            name: "daily".into(),
+            period_seconds: 86_400,
+            offset_seconds: 0,
+            active: true,
+            concurrency: None,
+            description: None,
+        }],
+        tables,
+    };
+    println!("catalog_tables: {} tables", spec.tables.len());
+    println!("catalog_sql: {:.1} MB", catalog_bytes as f64 / 1e6);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    println!("catalog_cores: {cores} cores");
+    let started = Instant::now();
+    let plan = plan_apply(&[], &[], &spec, false, "acme", jiff::Timestamp::now())
+        .map_err(|p| anyhow::anyhow!("{:?}", &p[..p.len().min(3)]))?;
+    let inferred = started.elapsed();
+    let parents: BTreeMap<_, _> = plan.dependencies.clone();
+    let planning = Instant::now();
+    let jobs = dag::plan(&parents).map_err(|c| anyhow::anyhow!("{c}"))?;
+    let planned = planning.elapsed();
+    let edges: usize = parents.values().map(Vec::len).sum();
+    println!("catalog_edges: {edges} dependencies");
+    println!("catalog_infer: {:.0} ms", inferred.as_secs_f64() * 1e3);
+    println!("run_plan_10k: {:.1} ms", planned.as_secs_f64() * 1e3);
+    println!(
+        "catalog_infer_and_plan: {:.0} ms",
+        (inferred + planned).as_secs_f64() * 1e3
+    );
+    assert_eq!(jobs.len(), spec.tables.len());
+    Ok(())
+}
+
+/// `dsX.tJ` becomes `ds{J % 20}.tJ`, the dataset where table J lives.
+fn fix_datasets(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find("dsX.t") {
+        out.push_str(&rest[..at]);
+        let digits: String = rest[at + 5..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let j: usize = digits.parse().unwrap_or(0);
+        out.push_str(&format!("ds{}.t{digits}", j % 20));
+        rest = &rest[at + 5 + digits.len()..];
+    }
+    out.push_str(rest);
+    out
+}
