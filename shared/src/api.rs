@@ -65,3 +65,42 @@ pub struct ErrorBody {
     #[serde(default)]
     pub details: serde_json::Value,
 }
+
+/// `POST /v1/runs`: a run now, of a frequency or of chosen tables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StartRunRequest {
+    /// Run this frequency's tables (give this or `tables`).
+    #[serde(default)]
+    pub frequency: Option<String>,
+    /// Run these tables (give this or `frequency`).
+    #[serde(default)]
+    pub tables: Vec<TableId>,
+    /// With `tables`: run every table downstream of them too.
+    #[serde(default)]
+    pub downstream: bool,
+    /// A retried request with the same key finds the run the first one created.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    #[serde(default)]
+    pub requested_by: Option<String>,
+}
+
+/// The answer to starting, resuming or cancelling a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunChange {
+    pub run: Run,
+    /// Whether this request made the change (false: it was made before).
+    pub changed: bool,
+}
+
+/// `POST /v1/backfills`: a frequency run over past instants, one after another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackfillRequest {
+    pub frequency: String,
+    /// The first instant considered (included when it is one of the schedule's).
+    pub from: jiff::Timestamp,
+    /// The last instant considered (included).
+    pub to: jiff::Timestamp,
+    #[serde(default)]
+    pub requested_by: Option<String>,
+}

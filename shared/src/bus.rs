@@ -9,6 +9,8 @@ use serde::Serialize;
 use crate::config::Gcp;
 use crate::gcp::Tokens;
 use crate::http::{Retryable, error_chain};
+use crate::messages::{ExecutorTask, PlannerEvent};
+use crate::ports::Publish;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -144,5 +146,33 @@ impl Bus {
             Err(BusError::Permanent(m)) if m.starts_with("409") => Ok(()),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The services' topics on Pub/Sub.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    pub bus: Bus,
+    pub planner: String,
+    pub executor: String,
+}
+
+impl Topics {
+    pub fn new(gcp: &Gcp) -> Result<Self, crate::gcp::CredentialsError> {
+        Ok(Self {
+            bus: Bus::new(gcp)?,
+            planner: gcp.topics.planner.clone(),
+            executor: gcp.topics.executor.clone(),
+        })
+    }
+}
+
+impl Publish for Topics {
+    async fn to_planner(&self, event: &PlannerEvent) -> Result<(), BusError> {
+        self.bus.publish(&self.planner, event).await.map(|_| ())
+    }
+
+    async fn to_executor(&self, task: &ExecutorTask) -> Result<(), BusError> {
+        self.bus.publish(&self.executor, task).await.map(|_| ())
     }
 }

@@ -12,6 +12,41 @@ pub fn scheduled_run_id(frequency: &str, instant: Timestamp) -> String {
     format!("{frequency}-{}", instant.strftime("%Y%m%dT%H%M%SZ"))
 }
 
+/// The id of a backfill of a frequency, requested at `now`.
+pub fn backfill_id(frequency: &str, now: Timestamp) -> String {
+    format!("{frequency}-backfill-{}", now.strftime("%Y%m%dT%H%M%SZ"))
+}
+
+/// The id of a backfill's run for one instant.
+pub fn backfill_run_id(backfill: &str, instant: Timestamp) -> String {
+    format!("{backfill}-{}", instant.strftime("%Y%m%dT%H%M%SZ"))
+}
+
+/// The id of a manual run: the caller's idempotency key when given (a retried request then
+/// finds the run it created), else what it runs and when it was asked.
+pub fn manual_run_id(what: &str, key: Option<&str>, now: Timestamp) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(100)
+            .collect()
+    };
+    match key {
+        Some(key) => format!("manual-{}", clean(key)),
+        None => format!(
+            "{}-manual-{}",
+            clean(what),
+            now.strftime("%Y%m%dT%H%M%S%.3fZ")
+        ),
+    }
+}
+
 /// The BigQuery job id of one attempt of one table's job in a run.
 ///
 /// BigQuery allows letters, digits, `_` and `-` (up to 1,024 characters), so the readable part
@@ -58,6 +93,30 @@ mod tests {
     fn run_ids_read_as_frequency_and_instant() {
         let instant: Timestamp = "2026-11-22T02:00:00Z".parse().unwrap();
         assert_eq!(scheduled_run_id("daily", instant), "daily-20261122T020000Z");
+    }
+
+    #[test]
+    fn manual_and_backfill_ids_read_as_what_and_when() {
+        let now: Timestamp = "2026-11-22T10:15:00.250Z".parse().unwrap();
+        assert_eq!(
+            manual_run_id("daily", None, now),
+            "daily-manual-20261122T101500.250Z"
+        );
+        assert_eq!(
+            manual_run_id("shop.orders", None, now),
+            "shop-orders-manual-20261122T101500.250Z"
+        );
+        assert_eq!(
+            manual_run_id("daily", Some("deploy 42/x"), now),
+            "manual-deploy-42-x"
+        );
+        let backfill = backfill_id("daily", now);
+        assert_eq!(backfill, "daily-backfill-20261122T101500Z");
+        let instant: Timestamp = "2026-11-01T02:00:00Z".parse().unwrap();
+        assert_eq!(
+            backfill_run_id(&backfill, instant),
+            "daily-backfill-20261122T101500Z-20261101T020000Z"
+        );
     }
 
     #[test]

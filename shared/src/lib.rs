@@ -9,7 +9,10 @@
 pub mod catalog;
 pub mod dag;
 pub mod ids;
+pub mod lifecycle;
+pub mod memory;
 pub mod messages;
+pub mod ports;
 pub mod run;
 pub mod schedule;
 pub mod sql;

@@ -19,14 +19,19 @@ pub enum PlannerEvent {
         table: TableId,
         attempt: u32,
     },
+    /// A failed run was resumed (for the `resume`-th time): reset what did not succeed.
+    RunResumed { run_id: String, resume: u32 },
+    /// A run was cancelled: cancel what has not started, stop what runs.
+    RunCancelled { run_id: String },
 }
 
 impl PlannerEvent {
     pub fn run_id(&self) -> &str {
         match self {
-            PlannerEvent::RunCreated { run_id } | PlannerEvent::JobFinished { run_id, .. } => {
-                run_id
-            }
+            PlannerEvent::RunCreated { run_id }
+            | PlannerEvent::JobFinished { run_id, .. }
+            | PlannerEvent::RunResumed { run_id, .. }
+            | PlannerEvent::RunCancelled { run_id } => run_id,
         }
     }
 
@@ -38,19 +43,45 @@ impl PlannerEvent {
             PlannerEvent::JobFinished { table, attempt, .. } => {
                 format!("finished:{table}#{attempt}")
             }
+            PlannerEvent::RunResumed { resume, .. } => format!("resumed#{resume}"),
+            PlannerEvent::RunCancelled { .. } => "cancelled".to_string(),
         }
     }
 }
 
-/// What the executor is told: run this attempt of this table's job.
+/// What the executor is told.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ExecutorTask {
+    /// Run this attempt of this table's job.
     RunQuery {
         run_id: String,
         table: TableId,
         attempt: u32,
     },
+    /// Cancel this attempt's BigQuery job: its run was cancelled.
+    Cancel {
+        run_id: String,
+        table: TableId,
+        attempt: u32,
+    },
+}
+
+impl ExecutorTask {
+    pub fn parts(&self) -> (&str, &TableId, u32) {
+        match self {
+            ExecutorTask::RunQuery {
+                run_id,
+                table,
+                attempt,
+            }
+            | ExecutorTask::Cancel {
+                run_id,
+                table,
+                attempt,
+            } => (run_id, table, *attempt),
+        }
+    }
 }
 
 #[cfg(test)]

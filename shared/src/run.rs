@@ -1,6 +1,7 @@
-//! Runs and jobs as they are stored: `runs/{run}` and `runs/{run}/jobs/{table}`. A person
-//! should understand a run by opening these documents in the Firestore console, so fields are
-//! named in words and times are timestamps.
+//! Runs and jobs as they are stored: `runs/{run}`, `runs/{run}/jobs/{table}`,
+//! `runs/{run}/slots/{n}`, `schedules/{frequency}` and `backfills/{id}`. A person should
+//! understand a run by opening these documents in the Firestore console, so fields are named
+//! in words and times are timestamps.
 //!
 //! The shapes are versioned (`schema_version`) and pinned by golden tests: a change of shape
 //! is a decision, not an accident.
@@ -23,24 +24,53 @@ pub enum Trigger {
     Schedule,
     /// A person or a tool, through the API.
     Manual,
+    /// One instant of a backfill over a past range.
+    Backfill,
 }
 
-/// `runs/{id}`: one execution of a frequency.
+/// `runs/{id}`: one execution of a frequency, or of chosen tables.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub schema_version: u32,
     pub id: String,
-    pub frequency: String,
+    /// The frequency it runs; none for a run of chosen tables.
+    #[serde(default)]
+    pub frequency: Option<String>,
     pub trigger: Trigger,
-    /// The scheduled instant the run is for (`@run_time` in its queries).
+    /// The instant the run is for: `@run_time` and `@window_end` in its queries.
     #[serde(with = "firestore::serialize_as_timestamp")]
     pub instant: Timestamp,
+    /// The start of the period it covers, `@window_start` (the schedule's previous instant).
+    #[serde(default, with = "firestore::serialize_as_optional_timestamp")]
+    pub window_start: Option<Timestamp>,
     pub state: RunState,
     /// At most this many of its jobs are dispatched at once.
     pub concurrency: u32,
     /// How many jobs its plan has (set when the plan is frozen).
     #[serde(default)]
     pub job_count: u32,
+    /// For a run of chosen tables: those tables, and whether all they feed runs too.
+    #[serde(default)]
+    pub tables: Vec<TableId>,
+    #[serde(default)]
+    pub downstream: bool,
+    #[serde(default)]
+    pub requested_by: Option<String>,
+    /// The backfill it belongs to.
+    #[serde(default)]
+    pub backfill: Option<String>,
+    /// Scheduled instants before this one that got no run (the scheduler was not called),
+    /// and the first of them.
+    #[serde(default)]
+    pub missed_instants: u32,
+    #[serde(default, with = "firestore::serialize_as_optional_timestamp")]
+    pub missed_since: Option<Timestamp>,
+    /// Tables of the frequency left out because their calendar conditions did not hold.
+    #[serde(default)]
+    pub excluded: Vec<TableId>,
+    /// How many times it was resumed after failing.
+    #[serde(default)]
+    pub resumes: u32,
     #[serde(with = "firestore::serialize_as_timestamp")]
     pub created_at: Timestamp,
     #[serde(default, with = "firestore::serialize_as_optional_timestamp")]
@@ -50,7 +80,7 @@ pub struct Run {
     /// Who holds the right to write the plan, and until when (see the planner).
     #[serde(default)]
     pub planning_lease: Option<Lease>,
-    /// Why the run failed as a whole (a cycle, say), in words.
+    /// Why the run failed as a whole (a cycle, say) or was skipped, in words.
     #[serde(default)]
     pub error: Option<String>,
     /// How its jobs ended, written when it closes.
@@ -78,22 +108,34 @@ pub struct RunSummary {
 }
 
 impl Run {
-    pub fn scheduled(
+    /// A run of `frequency` for `instant`, created by `trigger`.
+    pub fn new(
         id: String,
-        frequency: &str,
+        frequency: Option<&str>,
+        trigger: Trigger,
         instant: Timestamp,
+        window_start: Option<Timestamp>,
         concurrency: u32,
         now: Timestamp,
     ) -> Self {
         Self {
             schema_version: RUN_SCHEMA_VERSION,
             id,
-            frequency: frequency.to_string(),
-            trigger: Trigger::Schedule,
+            frequency: frequency.map(str::to_string),
+            trigger,
             instant,
+            window_start,
             state: RunState::Created,
             concurrency,
             job_count: 0,
+            tables: Vec::new(),
+            downstream: false,
+            requested_by: None,
+            backfill: None,
+            missed_instants: 0,
+            missed_since: None,
+            excluded: Vec::new(),
+            resumes: 0,
             created_at: now,
             planned_at: None,
             finished_at: None,
@@ -102,17 +144,13 @@ impl Run {
             summary: None,
         }
     }
-}
 
-impl Run {
     /// Moves the run to `to` (stamping `finished_at` on an end), or refuses an illegal move.
     pub fn transition(&mut self, to: RunState, now: Timestamp) -> Result<(), IllegalTransition> {
         self.state.check(to)?;
         tracing::info!(run_id = %self.id, from = %self.state, to = %to, "run state");
         self.state = to;
-        if to.is_terminal() {
-            self.finished_at = Some(now);
-        }
+        self.finished_at = to.is_terminal().then_some(now);
         Ok(())
     }
 }
@@ -134,7 +172,8 @@ pub struct JobStatistics {
     pub destination_rows: Option<i64>,
 }
 
-/// An attempt that ended without ending the job (a transient failure).
+/// An attempt that ended without ending the job (a transient failure, or a failure before a
+/// resume).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
     pub attempt: u32,
@@ -166,6 +205,13 @@ pub struct Job {
     pub children: Vec<TableId>,
     /// The table's definition as it was when the run's plan was frozen.
     pub definition: Table,
+    /// The query parameters its SQL uses, of `run_time`, `window_start`, `window_end`.
+    #[serde(default)]
+    pub parameters: Vec<String>,
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub run_time: Timestamp,
+    #[serde(default, with = "firestore::serialize_as_optional_timestamp")]
+    pub window_start: Option<Timestamp>,
     /// `project.dataset.table` of the BigQuery table it writes.
     pub destination: String,
     /// Whether it has been handed to the executor (it holds a slot from then until it ends).
@@ -185,6 +231,9 @@ pub struct Job {
     /// The attempts before this one, and why each ended.
     #[serde(default)]
     pub previous_attempts: Vec<AttemptRecord>,
+    /// The resume of the run that last reset it.
+    #[serde(default)]
+    pub resumed: u32,
     #[serde(default)]
     pub statistics: Option<JobStatistics>,
     #[serde(default)]
@@ -203,11 +252,12 @@ pub struct Job {
 }
 
 impl Job {
-    /// The frozen job of a planned table: queued at once when it waits for no parent.
+    /// The frozen job of a planned table in `run`: queued at once when it waits for no parent.
     pub fn planned(
-        run_id: &str,
+        run: &Run,
         planned: PlannedJob,
         definition: Table,
+        parameters: Vec<String>,
         project: &str,
         now: Timestamp,
     ) -> Self {
@@ -215,7 +265,7 @@ impl Job {
         let destination = format!("{project}.{}", planned.table);
         Self {
             schema_version: JOB_SCHEMA_VERSION,
-            run_id: run_id.to_string(),
+            run_id: run.id.clone(),
             table: planned.table,
             state: if ready {
                 JobState::Queued
@@ -228,6 +278,9 @@ impl Job {
             outside_parents: planned.outside_parents,
             children: planned.children,
             definition,
+            parameters,
+            run_time: run.instant,
+            window_start: run.window_start,
             destination,
             dispatched: false,
             slot: None,
@@ -235,6 +288,7 @@ impl Job {
             bigquery_job_id: None,
             retry_at: None,
             previous_attempts: Vec::new(),
+            resumed: 0,
             statistics: None,
             error: None,
             skipped_because: None,
@@ -244,9 +298,7 @@ impl Job {
             finished_at: None,
         }
     }
-}
 
-impl Job {
     /// Moves the job to `to`, stamping when it entered it, or refuses an illegal move.
     pub fn transition(&mut self, to: JobState, now: Timestamp) -> Result<(), IllegalTransition> {
         self.state.check(to)?;
@@ -293,6 +345,52 @@ impl Slot {
     }
 }
 
+/// `schedules/{frequency}`: what the scheduler knows of a frequency, apart from its
+/// definition (which a catalog change rewrites).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleState {
+    pub frequency: String,
+    /// The frequency's run that has not ended: while there is one, no other starts.
+    #[serde(default)]
+    pub open_run: Option<String>,
+    /// The latest instant a run was created for (started or skipped).
+    #[serde(default, with = "firestore::serialize_as_optional_timestamp")]
+    pub last_instant: Option<Timestamp>,
+    /// The backfill in progress.
+    #[serde(default)]
+    pub backfill: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackfillState {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// `backfills/{id}`: a frequency run over past instants, one after another.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Backfill {
+    pub schema_version: u32,
+    pub id: String,
+    pub frequency: String,
+    pub instants: Vec<Timestamp>,
+    /// The runs created so far, in order.
+    #[serde(default)]
+    pub runs: Vec<String>,
+    pub state: BackfillState,
+    #[serde(default)]
+    pub requested_by: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub created_at: Timestamp,
+    #[serde(default, with = "firestore::serialize_as_optional_timestamp")]
+    pub finished_at: Option<Timestamp>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,30 +412,45 @@ mod tests {
             owner: Some("ana@example.com".into()),
             group: Some("finance".into()),
             depends_on: vec![],
+            conditions: vec![],
             source: Some("shop/totals.sql".into()),
         }
+    }
+
+    fn run() -> Run {
+        Run::new(
+            "daily-20261122T020000Z".into(),
+            Some("daily"),
+            Trigger::Schedule,
+            instant(),
+            Some("2026-11-21T02:00:00Z".parse().unwrap()),
+            10,
+            "2026-11-22T02:00:05Z".parse().unwrap(),
+        )
     }
 
     /// The stored shape of a run. A change here changes what is in Firestore: bump
     /// `RUN_SCHEMA_VERSION` and say how older documents are read.
     #[test]
     fn golden_run_document() {
-        let run = Run::scheduled(
-            "daily-20261122T020000Z".into(),
-            "daily",
-            instant(),
-            10,
-            "2026-11-22T02:00:05Z".parse().unwrap(),
-        );
         let golden = serde_json::json!({
             "schema_version": 1,
             "id": "daily-20261122T020000Z",
             "frequency": "daily",
             "trigger": "schedule",
             "instant": "2026-11-22T02:00:00Z",
+            "window_start": "2026-11-21T02:00:00Z",
             "state": "created",
             "concurrency": 10,
             "job_count": 0,
+            "tables": [],
+            "downstream": false,
+            "requested_by": null,
+            "backfill": null,
+            "missed_instants": 0,
+            "missed_since": null,
+            "excluded": [],
+            "resumes": 0,
             "created_at": "2026-11-22T02:00:05Z",
             "planned_at": null,
             "finished_at": null,
@@ -345,9 +458,9 @@ mod tests {
             "error": null,
             "summary": null
         });
-        assert_eq!(serde_json::to_value(&run).unwrap(), golden);
+        assert_eq!(serde_json::to_value(run()).unwrap(), golden);
         let back: Run = serde_json::from_value(golden).unwrap();
-        assert_eq!(back, run);
+        assert_eq!(back, run());
     }
 
     /// The stored shape of a job, as frozen by the planner.
@@ -361,9 +474,10 @@ mod tests {
             priority: 1,
         };
         let job = Job::planned(
-            "daily-20261122T020000Z",
+            &run(),
             planned,
             table(),
+            vec!["run_time".into()],
             "acme",
             instant(),
         );
@@ -388,8 +502,12 @@ mod tests {
                 "owner": "ana@example.com",
                 "group": "finance",
                 "depends_on": [],
+                "conditions": [],
                 "source": "shop/totals.sql"
             },
+            "parameters": ["run_time"],
+            "run_time": "2026-11-22T02:00:00Z",
+            "window_start": "2026-11-21T02:00:00Z",
             "destination": "acme.shop.totals",
             "dispatched": false,
             "slot": null,
@@ -397,6 +515,7 @@ mod tests {
             "bigquery_job_id": null,
             "retry_at": null,
             "previous_attempts": [],
+            "resumed": 0,
             "statistics": null,
             "error": null,
             "skipped_because": null,
@@ -419,7 +538,13 @@ mod tests {
             children: vec![],
             priority: 0,
         };
-        let mut job = Job::planned("r", planned, table(), "acme", instant());
+        let mut job = Job::planned(&run(), planned, table(), vec![], "acme", instant());
+        assert_eq!(
+            job.state,
+            JobState::Queued,
+            "no parent: queued from the start"
+        );
+        assert_eq!(job.queued_at, Some(instant()));
         let later: Timestamp = "2026-11-22T02:00:09Z".parse().unwrap();
         job.transition(JobState::Running, later).unwrap();
         assert_eq!(job.started_at, Some(later));
@@ -432,19 +557,5 @@ mod tests {
             JobState::Succeeded,
             "a refused move changes nothing"
         );
-    }
-
-    #[test]
-    fn a_job_without_parents_is_queued_from_the_start() {
-        let planned = PlannedJob {
-            table: "shop.totals".parse().unwrap(),
-            parents: vec![],
-            outside_parents: vec!["other.t".parse().unwrap()],
-            children: vec![],
-            priority: 0,
-        };
-        let job = Job::planned("r", planned, table(), "acme", instant());
-        assert_eq!(job.state, JobState::Queued);
-        assert_eq!(job.queued_at, Some(instant()));
     }
 }

@@ -54,6 +54,8 @@ impl JobState {
                 | (Running, Succeeded | Failed | Cancelled)
                 // A transient failure: the job goes again as a new attempt, keeping its slot.
                 | (Running, Queued)
+                // A resumed run: what did not succeed waits for its parents again.
+                | (Failed | Skipped | Cancelled, Pending)
         )
     }
 
@@ -89,13 +91,16 @@ pub enum RunState {
     Succeeded,
     Failed,
     Cancelled,
+    /// Not started: another run of its frequency was still open at its instant.
+    Skipped,
 }
 
 impl RunState {
+    /// Ended: nothing more happens unless a failed run is resumed.
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            RunState::Succeeded | RunState::Failed | RunState::Cancelled
+            RunState::Succeeded | RunState::Failed | RunState::Cancelled | RunState::Skipped
         )
     }
 
@@ -107,6 +112,7 @@ impl RunState {
             RunState::Succeeded => "succeeded",
             RunState::Failed => "failed",
             RunState::Cancelled => "cancelled",
+            RunState::Skipped => "skipped",
         }
     }
 
@@ -117,6 +123,7 @@ impl RunState {
             (Created, Planning | Failed | Cancelled)
                 | (Planning, Running | Failed | Cancelled)
                 | (Running, Succeeded | Failed | Cancelled)
+                | (Failed, Running)
         )
     }
 
@@ -197,10 +204,11 @@ mod tests {
     ];
 
     #[test]
-    fn terminal_job_states_have_no_way_out() {
+    fn ended_jobs_only_go_back_to_pending_on_a_resume() {
         for from in ALL.into_iter().filter(|s| s.is_terminal()) {
             for to in ALL {
-                assert!(!from.can_become(to), "{from} → {to}");
+                let resume = from != JobState::Succeeded && to == JobState::Pending;
+                assert_eq!(from.can_become(to), resume, "{from} → {to}");
             }
         }
     }

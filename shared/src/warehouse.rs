@@ -12,6 +12,9 @@ use gcp_bigquery_client::model::job::Job;
 use gcp_bigquery_client::model::job_configuration::JobConfiguration;
 use gcp_bigquery_client::model::job_configuration_query::JobConfigurationQuery;
 use gcp_bigquery_client::model::job_reference::JobReference;
+use gcp_bigquery_client::model::query_parameter::QueryParameter;
+use gcp_bigquery_client::model::query_parameter_type::QueryParameterType;
+use gcp_bigquery_client::model::query_parameter_value::QueryParameterValue;
 use gcp_bigquery_client::model::query_request::QueryRequest;
 use gcp_bigquery_client::model::table_reference::TableReference;
 
@@ -100,6 +103,22 @@ pub struct QueryJob<'a> {
     pub destination: &'a TableId,
     pub write_mode: WriteMode,
     pub labels: HashMap<String, String>,
+    /// Named TIMESTAMP parameters (`run_time` for `@run_time`); `None` passes NULL.
+    pub timestamps: Vec<(String, Option<jiff::Timestamp>)>,
+}
+
+fn timestamp_parameter(name: &str, value: Option<jiff::Timestamp>) -> QueryParameter {
+    QueryParameter {
+        name: Some(name.to_string()),
+        parameter_type: Some(QueryParameterType {
+            r#type: "TIMESTAMP".into(),
+            ..Default::default()
+        }),
+        parameter_value: Some(QueryParameterValue {
+            value: value.map(|t| t.strftime("%Y-%m-%d %H:%M:%S%.6f+00").to_string()),
+            ..Default::default()
+        }),
+    }
 }
 
 /// Where a BigQuery job stands.
@@ -213,6 +232,13 @@ impl Warehouse {
                         table_id: job.destination.table().to_string(),
                     }),
                     create_disposition: Some("CREATE_IF_NEEDED".into()),
+                    parameter_mode: (!job.timestamps.is_empty()).then(|| "NAMED".into()),
+                    query_parameters: (!job.timestamps.is_empty()).then(|| {
+                        job.timestamps
+                            .iter()
+                            .map(|(name, value)| timestamp_parameter(name, *value))
+                            .collect()
+                    }),
                     write_disposition: Some(
                         match job.write_mode {
                             WriteMode::Truncate => "WRITE_TRUNCATE",
@@ -242,6 +268,15 @@ impl Warehouse {
             .get_job(&self.project, job_id, Some(&self.location))
             .await?;
         Ok(progress(&job))
+    }
+
+    /// Asks BigQuery to stop a job; it ends with an error when it stops.
+    pub async fn cancel_job(&self, job_id: &str) -> Result<(), WarehouseError> {
+        self.client
+            .job()
+            .cancel_job(&self.project, job_id, Some(&self.location))
+            .await?;
+        Ok(())
     }
 
     /// The table's row count, or `None` when BigQuery does not say.

@@ -5,9 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use baton_shared::catalog::Schedule;
 use baton_shared::ids::scheduled_run_id;
-use baton_shared::schedule::latest_instant;
+use baton_shared::schedule::Schedule;
 use baton_shared::state::{JobState, RunState};
 use baton_tests::{Baton, Stack, repo_root};
 
@@ -55,11 +54,8 @@ async fn a_scheduled_run_builds_every_table_after_its_parents() -> anyhow::Resul
     // 2. The tick creates the run of the latest scheduled instant; a second tick creates none.
     let report = baton.tick().await?;
     let at: jiff::Timestamp = report["at"].as_str().unwrap().parse()?;
-    let daily = Schedule::Period {
-        period_seconds: 86_400,
-        offset_seconds: 7_200,
-    };
-    let run_id = scheduled_run_id("daily", latest_instant(&daily, at));
+    let daily = Schedule::period(86_400, 7_200)?;
+    let run_id = scheduled_run_id("daily", daily.latest(at).unwrap());
     assert_eq!(report["runs"][0]["run_id"], run_id.as_str(), "{report}");
     assert_eq!(report["runs"][0]["outcome"], "created", "{report}");
     let again = baton.tick().await?;

@@ -1,25 +1,39 @@
-//! The API: the catalog (apply, read), runs and their jobs. Authentication comes later; until
-//! then deploy it private (Cloud Run IAM), as Terraform does.
+//! The API: the catalog (apply, read); runs (start a frequency or chosen tables now, resume,
+//! cancel, read with their jobs); backfills. Authentication comes later; until then deploy it
+//! private (Cloud Run IAM), as Terraform does.
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use baton_shared::api::{ApplyRequest, ApplyResponse, CatalogResponse, RunResponse, RunsResponse};
-use baton_shared::catalog::Problem;
+use baton_shared::api::{
+    ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, RunChange, RunResponse,
+    RunsResponse, StartRunRequest,
+};
+use baton_shared::bus::Topics;
 use baton_shared::catalog::apply::plan_apply;
+use baton_shared::catalog::{Problem, TableDoc, TableId};
 use baton_shared::config::{ConfigError, Env, Gcp, Listen};
 use baton_shared::http::{ApiError, healthz};
+use baton_shared::ids::{backfill_id, manual_run_id};
+use baton_shared::messages::PlannerEvent;
+use baton_shared::ports::{Publish, RunPort};
+use baton_shared::run::{Backfill, BackfillState, Run, Trigger};
+use baton_shared::state::RunState;
+use baton_shared::store::Admitted;
 use baton_shared::store::{Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Listen,
     pub gcp: Gcp,
+    /// A run's concurrency cap when its frequency sets none (`BATON_DEFAULT_CONCURRENCY`).
+    pub default_concurrency: u32,
 }
 
 impl Config {
@@ -27,6 +41,7 @@ impl Config {
         Ok(Self {
             listen: Listen::from_env(env)?,
             gcp: Gcp::from_env(env)?,
+            default_concurrency: env.parse_or("BATON_DEFAULT_CONCURRENCY", 10)?,
         })
     }
 }
@@ -34,6 +49,7 @@ impl Config {
 #[derive(Debug)]
 pub struct App {
     store: Store,
+    topics: Topics,
     config: Config,
 }
 
@@ -41,10 +57,20 @@ impl App {
     pub async fn connect(config: Config) -> anyhow::Result<Self> {
         Ok(Self {
             store: Store::connect(&config.gcp).await?,
+            topics: Topics::new(&config.gcp)?,
             config,
         })
     }
+
+    async fn announce(&self, event: PlannerEvent) -> Result<(), ApiError> {
+        self.topics.to_planner(&event).await.map_err(|e| {
+            ApiError::unavailable(format!("the planner could not be told: {e}; try again"))
+        })
+    }
 }
+
+/// The most instants one backfill may cover.
+const MAX_BACKFILL_INSTANTS: usize = 10_000;
 
 /// Catalogs of thousands of tables are tens of megabytes of SQL.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -54,8 +80,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/catalog", get(get_catalog))
         .route("/v1/catalog/apply", post(apply_catalog))
-        .route("/v1/runs", get(list_runs))
+        .route("/v1/runs", get(list_runs).post(start_run))
         .route("/v1/runs/{run_id}", get(get_run))
+        .route("/v1/runs/{run_id}/resume", post(resume_run))
+        .route("/v1/runs/{run_id}/cancel", post(cancel_run))
+        .route("/v1/backfills", post(start_backfill))
+        .route("/v1/backfills/{backfill_id}", get(get_backfill))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
 }
@@ -156,7 +186,304 @@ async fn get_run(
         .await
         .map_err(store_error)?
         .ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))?;
-    let mut jobs = app.store.jobs(&run_id).await.map_err(store_error)?;
+    let mut jobs = RunPort::jobs(&app.store, &run_id)
+        .await
+        .map_err(store_error)?;
     jobs.sort_by(|a, b| a.table.cmp(&b.table));
     Ok(Json(RunResponse { run, jobs }))
+}
+
+/// Starts a run now: of a frequency (refused while one of its runs is open), or of chosen
+/// tables (and all downstream of them).
+async fn start_run(
+    State(app): State<Arc<App>>,
+    Json(request): Json<StartRunRequest>,
+) -> Result<(StatusCode, Json<RunChange>), ApiError> {
+    let now = Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or_else(|_| Timestamp::now());
+    let admitted = match (&request.frequency, request.tables.is_empty()) {
+        (Some(name), true) => {
+            let frequency = app
+                .store
+                .frequency(name)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| ApiError::not_found(format!("no frequency {name}")))?;
+            let schedule = frequency
+                .schedule()
+                .map_err(|e| ApiError::bad_request(e.0))?;
+            // The window runs from the latest scheduled instant to now.
+            let window_start = schedule
+                .latest(now)
+                .filter(|l| *l < now)
+                .or_else(|| schedule.previous(now));
+            let id = manual_run_id(name, request.idempotency_key.as_deref(), now);
+            let mut run = Run::new(
+                id,
+                Some(name),
+                Trigger::Manual,
+                now,
+                window_start,
+                frequency
+                    .concurrency
+                    .unwrap_or(app.config.default_concurrency),
+                now,
+            );
+            run.requested_by = request.requested_by.clone();
+            app.store
+                .admit(&run, &schedule, true, now)
+                .await
+                .map_err(store_error)?
+        }
+        (None, false) => {
+            let ids: Vec<String> = request.tables.iter().map(ToString::to_string).collect();
+            let found: Vec<TableDoc> = app
+                .store
+                .get_many(None, baton_shared::store::TABLES, ids)
+                .await
+                .map_err(store_error)?;
+            let missing: Vec<&TableId> = request
+                .tables
+                .iter()
+                .filter(|t| !found.iter().any(|f| &f.id == *t))
+                .collect();
+            if !missing.is_empty() {
+                let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+                return Err(ApiError::not_found(format!(
+                    "no table {}",
+                    names.join(", ")
+                )));
+            }
+            let what = ids_label(&request.tables);
+            let id = manual_run_id(&what, request.idempotency_key.as_deref(), now);
+            let mut run = Run::new(
+                id,
+                None,
+                Trigger::Manual,
+                now,
+                None,
+                app.config.default_concurrency,
+                now,
+            );
+            run.tables = request.tables.clone();
+            run.downstream = request.downstream;
+            run.requested_by = request.requested_by.clone();
+            app.store
+                .create_table_run(&run)
+                .await
+                .map_err(store_error)?
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "give either `frequency` or `tables`, not both and not neither",
+            ));
+        }
+    };
+    match admitted {
+        Admitted::Created(run) => {
+            app.announce(PlannerEvent::RunCreated {
+                run_id: run.id.clone(),
+            })
+            .await?;
+            Ok((StatusCode::CREATED, Json(RunChange { run, changed: true })))
+        }
+        Admitted::Exists(run) => {
+            if run.state == RunState::Created {
+                app.announce(PlannerEvent::RunCreated {
+                    run_id: run.id.clone(),
+                })
+                .await?;
+            }
+            Ok((
+                StatusCode::OK,
+                Json(RunChange {
+                    run,
+                    changed: false,
+                }),
+            ))
+        }
+        Admitted::Busy(reason) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", reason)),
+        Admitted::Skipped(run) => Ok((
+            StatusCode::OK,
+            Json(RunChange {
+                run,
+                changed: false,
+            }),
+        )),
+    }
+}
+
+fn ids_label(tables: &[TableId]) -> String {
+    match tables {
+        [one] => one.to_string(),
+        [first, ..] => format!("{first}-and-{}-more", tables.len() - 1),
+        [] => "tables".into(),
+    }
+}
+
+/// Resumes a failed run: what did not succeed gets a new attempt. Asking again for a run
+/// that is running after a resume tells the planner again (a lost message is not lost).
+async fn resume_run(
+    State(app): State<Arc<App>>,
+    Path(run_id): Path<String>,
+) -> Result<(StatusCode, Json<RunChange>), ApiError> {
+    match app
+        .store
+        .resume(&run_id, Timestamp::now())
+        .await
+        .map_err(store_error)?
+    {
+        Ok(run) => {
+            app.announce(PlannerEvent::RunResumed {
+                run_id: run.id.clone(),
+                resume: run.resumes,
+            })
+            .await?;
+            Ok((StatusCode::ACCEPTED, Json(RunChange { run, changed: true })))
+        }
+        Err(reason) => {
+            let run = app
+                .store
+                .run(&run_id)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))?;
+            if run.state == RunState::Running && run.resumes > 0 {
+                app.announce(PlannerEvent::RunResumed {
+                    run_id: run.id.clone(),
+                    resume: run.resumes,
+                })
+                .await?;
+                return Ok((
+                    StatusCode::ACCEPTED,
+                    Json(RunChange {
+                        run,
+                        changed: false,
+                    }),
+                ));
+            }
+            Err(ApiError::new(StatusCode::CONFLICT, "conflict", reason))
+        }
+    }
+}
+
+/// Cancels a run: nothing more is dispatched, running BigQuery jobs are stopped. Asking again
+/// for a cancelled run tells the planner again.
+async fn cancel_run(
+    State(app): State<Arc<App>>,
+    Path(run_id): Path<String>,
+) -> Result<(StatusCode, Json<RunChange>), ApiError> {
+    let before = app
+        .store
+        .run(&run_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))?;
+    let run = app
+        .store
+        .cancel(&run_id, Timestamp::now())
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))?;
+    if run.state != RunState::Cancelled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "run {run_id} is {}: only a run that has not ended can be cancelled",
+                run.state
+            ),
+        ));
+    }
+    app.announce(PlannerEvent::RunCancelled {
+        run_id: run.id.clone(),
+    })
+    .await?;
+    let changed = before.state != RunState::Cancelled;
+    Ok((StatusCode::ACCEPTED, Json(RunChange { run, changed })))
+}
+
+/// Starts a backfill: the frequency's instants in `from..=to`, run one after another.
+async fn start_backfill(
+    State(app): State<Arc<App>>,
+    Json(request): Json<BackfillRequest>,
+) -> Result<(StatusCode, Json<Backfill>), ApiError> {
+    let name = &request.frequency;
+    let frequency = app
+        .store
+        .frequency(name)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no frequency {name}")))?;
+    let schedule = frequency
+        .schedule()
+        .map_err(|e| ApiError::bad_request(e.0))?;
+    let now = Timestamp::now();
+    if request.to > now {
+        return Err(ApiError::bad_request(
+            "a backfill covers past instants: `to` is in the future",
+        ));
+    }
+    let before_from = request.from - jiff::SignedDuration::from_secs(1);
+    let instants = schedule.between(before_from, request.to, MAX_BACKFILL_INSTANTS + 1);
+    if instants.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "{name} has no instant between {} and {}",
+            request.from, request.to
+        )));
+    }
+    if instants.len() > MAX_BACKFILL_INSTANTS {
+        return Err(ApiError::bad_request(format!(
+            "that is more than {MAX_BACKFILL_INSTANTS} instants of {name}: split the backfill"
+        )));
+    }
+    let backfill = Backfill {
+        schema_version: 1,
+        id: backfill_id(name, now),
+        frequency: name.clone(),
+        instants,
+        runs: Vec::new(),
+        state: BackfillState::Running,
+        requested_by: request.requested_by.clone(),
+        error: None,
+        created_at: now,
+        finished_at: None,
+    };
+    if let Err(reason) = app
+        .store
+        .start_backfill(&backfill)
+        .await
+        .map_err(store_error)?
+    {
+        return Err(ApiError::new(StatusCode::CONFLICT, "conflict", reason));
+    }
+    if let Some(run) = app
+        .store
+        .advance_backfill(name, now)
+        .await
+        .map_err(store_error)?
+    {
+        app.announce(PlannerEvent::RunCreated { run_id: run.id })
+            .await?;
+    }
+    let backfill = app
+        .store
+        .backfill(&backfill.id)
+        .await
+        .map_err(store_error)?
+        .unwrap_or(backfill);
+    Ok((StatusCode::CREATED, Json(backfill)))
+}
+
+async fn get_backfill(
+    State(app): State<Arc<App>>,
+    Path(backfill_id): Path<String>,
+) -> Result<Json<Backfill>, ApiError> {
+    app.store
+        .backfill(&backfill_id)
+        .await
+        .map_err(store_error)?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no backfill {backfill_id}")))
 }

@@ -7,8 +7,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use baton_shared::api::{
-    ApplyRequest, ApplyResponse, CatalogResponse, ErrorResponse, RunResponse, RunsResponse,
+    ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, ErrorResponse, RunChange,
+    RunResponse, RunsResponse, StartRunRequest,
 };
+use baton_shared::run::Backfill;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -138,5 +140,27 @@ impl Client {
 
     pub async fn run(&self, run_id: &str) -> Result<RunResponse, ClientError> {
         self.get(&format!("/v1/runs/{run_id}")).await
+    }
+
+    pub async fn start_run(&self, request: &StartRunRequest) -> Result<RunChange, ClientError> {
+        self.post("/v1/runs", request).await
+    }
+
+    pub async fn resume(&self, run_id: &str) -> Result<RunChange, ClientError> {
+        self.post(&format!("/v1/runs/{run_id}/resume"), &serde_json::json!({}))
+            .await
+    }
+
+    pub async fn cancel(&self, run_id: &str) -> Result<RunChange, ClientError> {
+        self.post(&format!("/v1/runs/{run_id}/cancel"), &serde_json::json!({}))
+            .await
+    }
+
+    pub async fn start_backfill(&self, request: &BackfillRequest) -> Result<Backfill, ClientError> {
+        self.post("/v1/backfills", request).await
+    }
+
+    pub async fn backfill(&self, id: &str) -> Result<Backfill, ClientError> {
+        self.get(&format!("/v1/backfills/{id}")).await
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use baton_cli::Client;
-use baton_shared::api::ApplyRequest;
+use baton_shared::api::{ApplyRequest, BackfillRequest, StartRunRequest};
 use baton_shared::catalog::apply::Action;
 use baton_shared::catalog::folder;
 use baton_shared::sql::{Defaults, analyze};
@@ -55,11 +55,30 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Runs: the latest, or one with its jobs.
+    /// Runs: the latest, one with its jobs; start, resume, cancel.
     Runs {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// Backfills: a frequency run over past instants, one after another.
+    Backfill {
+        #[command(subcommand)]
+        command: BackfillCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackfillCommand {
+    /// Starts a backfill of FREQUENCY's instants from FROM to TO (RFC 3339 times).
+    Start {
+        frequency: String,
+        #[arg(long)]
+        from: jiff::Timestamp,
+        #[arg(long)]
+        to: jiff::Timestamp,
+    },
+    /// A backfill and its runs.
+    Show { id: String },
 }
 
 #[derive(Subcommand)]
@@ -76,13 +95,46 @@ enum RunsCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Starts a run now: of a frequency, or of tables (and, with --downstream, all they feed).
+    Start {
+        #[arg(long, conflicts_with = "table", required_unless_present = "table")]
+        frequency: Option<String>,
+        /// dataset.table; may be given several times.
+        #[arg(long)]
+        table: Vec<baton_shared::catalog::TableId>,
+        #[arg(long, requires = "table")]
+        downstream: bool,
+        /// An idempotency key: asking again with it finds the same run.
+        #[arg(long)]
+        key: Option<String>,
+        /// Wait until the run ends (exit 1 if it does not succeed).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Resumes a failed run: what did not succeed gets a new attempt.
+    Resume {
+        run_id: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Cancels a run: nothing more starts, running BigQuery jobs are stopped.
+    Cancel { run_id: String },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    match execute(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("baton: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let client = Client::new(&cli.api);
-    let result = match cli.command {
+    match cli.command {
         Command::Apply {
             dir,
             prune,
@@ -99,12 +151,99 @@ async fn main() -> ExitCode {
         Command::Runs {
             command: RunsCommand::Show { run_id, wait },
         } => show_run(&client, &run_id, wait).await,
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("baton: {e:#}");
-            ExitCode::FAILURE
+        Command::Runs {
+            command:
+                RunsCommand::Start {
+                    frequency,
+                    table,
+                    downstream,
+                    key,
+                    wait,
+                },
+        } => {
+            let request = StartRunRequest {
+                frequency,
+                tables: table,
+                downstream,
+                idempotency_key: key,
+                requested_by: std::env::var("USER").ok(),
+            };
+            match client.start_run(&request).await {
+                Ok(change) => {
+                    let verb = if change.changed { "started" } else { "exists:" };
+                    println!("{verb} run {} ({})", change.run.id, change.run.state);
+                    if wait {
+                        show_run(&client, &change.run.id, true).await
+                    } else {
+                        Ok(ExitCode::SUCCESS)
+                    }
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Runs {
+            command: RunsCommand::Resume { run_id, wait },
+        } => {
+            let change = client.resume(&run_id).await?;
+            println!(
+                "resumed run {} (resume {})",
+                change.run.id, change.run.resumes
+            );
+            if wait {
+                show_run(&client, &run_id, true).await
+            } else {
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+        Command::Runs {
+            command: RunsCommand::Cancel { run_id },
+        } => {
+            let change = client.cancel(&run_id).await?;
+            println!("run {} {}", change.run.id, change.run.state);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backfill {
+            command:
+                BackfillCommand::Start {
+                    frequency,
+                    from,
+                    to,
+                },
+        } => {
+            let backfill = client
+                .start_backfill(&BackfillRequest {
+                    frequency,
+                    from,
+                    to,
+                    requested_by: std::env::var("USER").ok(),
+                })
+                .await?;
+            println!(
+                "backfill {}: {} instants",
+                backfill.id,
+                backfill.instants.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backfill {
+            command: BackfillCommand::Show { id },
+        } => {
+            let backfill = client.backfill(&id).await?;
+            println!(
+                "backfill {} of {}: {:?}, {} of {} runs",
+                backfill.id,
+                backfill.frequency,
+                backfill.state,
+                backfill.runs.len(),
+                backfill.instants.len()
+            );
+            for run in &backfill.runs {
+                println!("  {run}");
+            }
+            if let Some(error) = &backfill.error {
+                println!("  {error}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -241,7 +380,10 @@ async fn show_run(client: &Client, run_id: &str, wait: bool) -> anyhow::Result<E
     let run = &response.run;
     println!(
         "run {} ({}) for {}: {}",
-        run.id, run.frequency, run.instant, run.state
+        run.id,
+        run.frequency.as_deref().unwrap_or("chosen tables"),
+        run.instant,
+        run.state
     );
     if let Some(error) = &run.error {
         println!("  error: {error}");

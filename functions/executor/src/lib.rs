@@ -1,4 +1,5 @@
-//! The executor: told by Pub/Sub push to run one attempt of one table's query job.
+//! The executor: told by Pub/Sub push to run one attempt of one table's query job, or to
+//! cancel it.
 //!
 //! The BigQuery job's id comes from run, table and attempt, so a redelivered message finds the
 //! job already there and attaches to it instead of starting another. The executor waits for
@@ -6,7 +7,8 @@
 //! and the next delivery picks the job up where it stands, so a long job is neither lost nor
 //! run twice. When the job ends it records state and statistics, then tells the planner; a
 //! delivery that finds the job ended tells the planner again (the planner is idempotent), which
-//! covers an executor that died between its write and its publish.
+//! covers an executor that died between its write and its publish. A transient failure is
+//! retried as a new attempt, after a pause that doubles each time, up to a bound.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -16,21 +18,21 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::{get, post};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use tracing::Instrument;
 
-use baton_shared::bus::{Bus, BusError};
+use baton_shared::bus::{BusError, Topics};
 use baton_shared::catalog::TableId;
 use baton_shared::config::{ConfigError, Env, Gcp, Listen};
 use baton_shared::http::{PushOutcome, Retryable, decode_push, healthz};
 use baton_shared::ids::{bigquery_job_id, label_value};
+use baton_shared::lifecycle::Outcome;
 use baton_shared::messages::{ExecutorTask, PlannerEvent};
-use baton_shared::run::{AttemptRecord, Job, JobStatistics, Slot};
-use baton_shared::state::{IllegalTransition, JobState};
-use baton_shared::store::{Contended, JOBS, SLOTS, Store, StoreError, retry_contention};
+use baton_shared::ports::{Publish, RunPort};
+use baton_shared::run::{Job, JobStatistics};
+use baton_shared::state::JobState;
+use baton_shared::store::{Store, StoreError};
 use baton_shared::warehouse::{JobProgress, QueryJob, Warehouse, WarehouseError, is_transient};
-
-const TRIES: u32 = 8;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -60,7 +62,7 @@ impl Config {
 #[derive(Debug)]
 pub struct App {
     store: Store,
-    bus: Bus,
+    topics: Topics,
     warehouse: Warehouse,
     config: Config,
     /// Datasets known to exist, so that each is checked once per process.
@@ -71,7 +73,7 @@ impl App {
     pub async fn connect(config: Config) -> anyhow::Result<Self> {
         Ok(Self {
             store: Store::connect(&config.gcp).await?,
-            bus: Bus::new(&config.gcp)?,
+            topics: Topics::new(&config.gcp)?,
             warehouse: Warehouse::new(&config.gcp).await?,
             config,
             datasets: Mutex::new(HashSet::new()),
@@ -92,8 +94,6 @@ pub enum ExecutorError {
     StillRunning(String),
     #[error("stale: {0}")]
     Stale(String),
-    #[error(transparent)]
-    Illegal(#[from] IllegalTransition),
 }
 
 impl Retryable for ExecutorError {
@@ -103,14 +103,8 @@ impl Retryable for ExecutorError {
             ExecutorError::Bus(e) => e.is_retryable(),
             ExecutorError::Warehouse(e) => e.is_retryable(),
             ExecutorError::StillRunning(_) => true,
-            ExecutorError::Stale(_) | ExecutorError::Illegal(_) => false,
+            ExecutorError::Stale(_) => false,
         }
-    }
-}
-
-impl Contended for ExecutorError {
-    fn is_contention(&self) -> bool {
-        matches!(self, ExecutorError::Store(e) if e.is_contention())
     }
 }
 
@@ -129,19 +123,19 @@ async fn pubsub(State(app): State<Arc<App>>, body: Bytes) -> PushOutcome {
             return PushOutcome::Ignored(reason);
         }
     };
-    let ExecutorTask::RunQuery {
-        run_id,
-        table,
-        attempt,
-    } = &push.body;
+    let (run_id, table, attempt) = push.body.parts();
     let span = tracing::info_span!(
         "executor", run_id = %run_id, table = %table, attempt, message_id = %push.message_id
     );
-    PushOutcome::from_result(handle(&app, run_id, table, *attempt).instrument(span).await)
+    let result = match &push.body {
+        ExecutorTask::RunQuery { .. } => run(&app, run_id, table, attempt).instrument(span).await,
+        ExecutorTask::Cancel { .. } => cancel(&app, run_id, table, attempt).instrument(span).await,
+    };
+    PushOutcome::from_result(result)
 }
 
 /// Runs (or attaches to, or reports) one attempt of one job.
-pub async fn handle(
+pub async fn run(
     app: &App,
     run_id: &str,
     table: &TableId,
@@ -153,10 +147,9 @@ pub async fn handle(
         )));
     };
     if job.attempt > attempt && job.state == JobState::Queued && job.dispatched {
-        // This attempt was retried: make sure the next one was sent (a crash may have
-        // come between recording the retry and publishing it).
-        publish_task(app, &job).await?;
-        return Ok(());
+        // This attempt was retried: make sure the next one was sent (a crash may have come
+        // between recording the retry and sending it).
+        return send_attempt(app, &job).await;
     }
     if job.attempt != attempt {
         return Err(ExecutorError::Stale(format!(
@@ -167,7 +160,19 @@ pub async fn handle(
     let job = match job.state {
         JobState::Queued if job.dispatched => {
             wait_for_retry_time(app, &job).await;
-            retry_contention(TRIES, || start(app, run_id, table, attempt)).await?
+            let id = bigquery_job_id(run_id, table, attempt);
+            match app
+                .store
+                .start(run_id, table, attempt, &id, Timestamp::now())
+                .await?
+            {
+                Some(job) => job,
+                None => {
+                    return Err(ExecutorError::Stale(format!(
+                        "run {run_id} has no job {table}"
+                    )));
+                }
+            }
         }
         JobState::Running => job,
         JobState::Pending | JobState::Queued => {
@@ -178,13 +183,11 @@ pub async fn handle(
         }
         _ => {
             // Ended already: the planner may not have heard.
-            report(app, &job).await?;
-            return Ok(());
+            return report(app, &job).await;
         }
     };
     if job.state != JobState::Running {
-        report(app, &job).await?;
-        return Ok(());
+        return report(app, &job).await;
     }
     let job_id = job
         .bigquery_job_id
@@ -202,32 +205,83 @@ pub async fn handle(
         },
     };
     let progress = wait(app, &job_id, progress).await?;
-    if let JobProgress::Failed {
-        reason, message, ..
-    } = &progress
-        && is_transient(reason, message)
-        && attempt < app.config.max_attempts
-    {
-        let error = format!("{reason}: {message}");
-        if let Some(next) =
-            retry_contention(TRIES, || retry(app, run_id, table, attempt, &error)).await?
-        {
-            publish_task(app, &next).await?;
+    let outcome = match progress {
+        JobProgress::Succeeded(statistics) => {
+            let destination_rows = app.warehouse.row_count(table).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "row count unavailable");
+                None
+            });
+            Outcome::Succeeded(JobStatistics {
+                destination_rows,
+                ..statistics
+            })
         }
-        return Ok(());
-    }
-    let mut destination_rows = None;
-    if matches!(progress, JobProgress::Succeeded(_)) {
-        destination_rows = app.warehouse.row_count(table).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "row count unavailable");
-            None
-        });
-    }
-    let finished = retry_contention(TRIES, || {
-        finish(app, run_id, table, attempt, &progress, destination_rows)
-    })
-    .await?;
+        JobProgress::Failed {
+            reason,
+            message,
+            statistics,
+        } => {
+            tracing::warn!(%reason, %message, "BigQuery job failed");
+            if is_transient(&reason, &message) && attempt < app.config.max_attempts {
+                let error = format!("{reason}: {message}");
+                let backoff = app
+                    .config
+                    .retry_backoff
+                    .saturating_mul(2u32.saturating_pow(attempt - 1))
+                    .min(Duration::from_secs(300));
+                let backoff = SignedDuration::try_from(backoff).unwrap_or_default();
+                tracing::warn!(
+                    next_attempt = attempt + 1,
+                    ?backoff,
+                    "transient failure; retrying"
+                );
+                if let Some(next) = app
+                    .store
+                    .retry(run_id, table, attempt, &error, backoff, Timestamp::now())
+                    .await?
+                {
+                    send_attempt(app, &next).await?;
+                }
+                return Ok(());
+            }
+            Outcome::Failed {
+                error: format!("{reason}: {message}"),
+                statistics,
+            }
+        }
+        JobProgress::Running => unreachable!("wait returns only ended jobs"),
+    };
+    let finished = app
+        .store
+        .finish(run_id, table, attempt, &outcome, Timestamp::now())
+        .await?
+        .ok_or_else(|| ExecutorError::Stale(format!("run {run_id} has no job {table}")))?;
     report(app, &finished).await
+}
+
+/// Stops an attempt's BigQuery job (its run was cancelled). The delivery that runs the job
+/// sees it end and records it cancelled.
+pub async fn cancel(
+    app: &App,
+    run_id: &str,
+    table: &TableId,
+    attempt: u32,
+) -> Result<(), ExecutorError> {
+    let Some(job) = app.store.job(run_id, table).await? else {
+        return Err(ExecutorError::Stale(format!(
+            "run {run_id} has no job {table}"
+        )));
+    };
+    match (&job.bigquery_job_id, job.state) {
+        (Some(id), JobState::Running) if job.attempt == attempt => {
+            tracing::info!(bigquery_job_id = %id, "cancelling the BigQuery job");
+            app.warehouse.cancel_job(id).await?;
+            Ok(())
+        }
+        _ => Err(ExecutorError::Stale(format!(
+            "{table} attempt {attempt} is not running"
+        ))),
+    }
 }
 
 /// A retried attempt starts no sooner than its `retry_at` (within this delivery's time).
@@ -244,104 +298,14 @@ async fn wait_for_retry_time(app: &App, job: &Job) {
     }
 }
 
-/// Records a transient failure and queues the next attempt, which keeps the job's slot.
-async fn retry(
-    app: &App,
-    run_id: &str,
-    table: &TableId,
-    attempt: u32,
-    error: &str,
-) -> Result<Option<Job>, ExecutorError> {
-    let parent = app.store.run_path(run_id)?;
-    let mut tx = app.store.begin().await?;
-    let Some(mut job) = tx
-        .get::<Job>(Some(&parent), JOBS, &table.to_string())
-        .await?
-    else {
-        tx.rollback().await;
-        return Err(ExecutorError::Stale(format!(
-            "run {run_id} has no job {table}"
-        )));
-    };
-    if job.attempt != attempt || job.state != JobState::Running {
-        tx.rollback().await;
-        return Ok(None);
-    }
-    let slot = match job.slot {
-        Some(index) => {
-            tx.get::<Slot>(Some(&parent), SLOTS, &index.to_string())
-                .await?
-        }
-        None => None,
-    };
-    let now = Timestamp::now();
-    let backoff = app
-        .config
-        .retry_backoff
-        .saturating_mul(2u32.saturating_pow(attempt - 1))
-        .min(Duration::from_secs(300));
-    job.previous_attempts.push(AttemptRecord {
-        attempt,
-        bigquery_job_id: job.bigquery_job_id.take(),
-        error: error.to_string(),
-        started_at: job.started_at.take(),
-        ended_at: now,
-    });
-    job.transition(JobState::Queued, now)?;
-    job.attempt += 1;
-    job.retry_at = Some(now + jiff::SignedDuration::try_from(backoff).unwrap_or_default());
-    tracing::warn!(%error, next_attempt = job.attempt, ?backoff, "transient failure; retrying");
-    if let Some(mut slot) = slot
-        && slot.held_by(table, attempt)
-    {
-        slot.attempt = Some(job.attempt);
-        tx.set(Some(&parent), SLOTS, &slot.index.to_string(), &slot)?;
-    }
-    tx.set(Some(&parent), JOBS, &table.to_string(), &job)?;
-    tx.commit().await?;
-    Ok(Some(job))
-}
-
-async fn publish_task(app: &App, job: &Job) -> Result<(), ExecutorError> {
+async fn send_attempt(app: &App, job: &Job) -> Result<(), ExecutorError> {
     let task = ExecutorTask::RunQuery {
         run_id: job.run_id.clone(),
         table: job.table.clone(),
         attempt: job.attempt,
     };
-    app.bus
-        .publish(&app.config.gcp.topics.executor, &task)
-        .await?;
+    app.topics.to_executor(&task).await?;
     Ok(())
-}
-
-/// Moves the dispatched job to running, with the id its BigQuery job will have.
-async fn start(
-    app: &App,
-    run_id: &str,
-    table: &TableId,
-    attempt: u32,
-) -> Result<Job, ExecutorError> {
-    let parent = app.store.run_path(run_id)?;
-    let mut tx = app.store.begin().await?;
-    let Some(mut job) = tx
-        .get::<Job>(Some(&parent), JOBS, &table.to_string())
-        .await?
-    else {
-        tx.rollback().await;
-        return Err(ExecutorError::Stale(format!(
-            "run {run_id} has no job {table}"
-        )));
-    };
-    if job.attempt != attempt || job.state != JobState::Queued {
-        // Another delivery started it, or it was cancelled: act on what is there now.
-        tx.rollback().await;
-        return Ok(job);
-    }
-    job.transition(JobState::Running, Timestamp::now())?;
-    job.bigquery_job_id = Some(bigquery_job_id(run_id, table, attempt));
-    tx.set(Some(&parent), JOBS, &table.to_string(), &job)?;
-    tx.commit().await?;
-    Ok(job)
 }
 
 async fn run_query(app: &App, job: &Job, job_id: &str) -> Result<JobProgress, WarehouseError> {
@@ -379,8 +343,24 @@ async fn run_query(app: &App, job: &Job, job_id: &str) -> Result<JobProgress, Wa
             destination: &job.table,
             write_mode: definition.write_mode,
             labels,
+            timestamps: timestamps(job),
         })
         .await
+}
+
+/// The run's instants, for the parameters the SQL uses.
+fn timestamps(job: &Job) -> Vec<(String, Option<Timestamp>)> {
+    job.parameters
+        .iter()
+        .filter_map(|name| {
+            let value = match name.as_str() {
+                "run_time" | "window_end" => Some(job.run_time),
+                "window_start" => job.window_start,
+                _ => return None,
+            };
+            Some((name.clone(), value))
+        })
+        .collect()
 }
 
 /// Polls a running BigQuery job until it ends or this delivery's time is up.
@@ -402,56 +382,6 @@ async fn wait(
     Ok(progress)
 }
 
-/// Records how the attempt ended.
-async fn finish(
-    app: &App,
-    run_id: &str,
-    table: &TableId,
-    attempt: u32,
-    progress: &JobProgress,
-    destination_rows: Option<i64>,
-) -> Result<Job, ExecutorError> {
-    let parent = app.store.run_path(run_id)?;
-    let mut tx = app.store.begin().await?;
-    let Some(mut job) = tx
-        .get::<Job>(Some(&parent), JOBS, &table.to_string())
-        .await?
-    else {
-        tx.rollback().await;
-        return Err(ExecutorError::Stale(format!(
-            "run {run_id} has no job {table}"
-        )));
-    };
-    if job.attempt != attempt || job.state != JobState::Running {
-        tx.rollback().await;
-        return Ok(job);
-    }
-    let now = Timestamp::now();
-    match progress {
-        JobProgress::Succeeded(statistics) => {
-            job.transition(JobState::Succeeded, now)?;
-            job.statistics = Some(JobStatistics {
-                destination_rows,
-                ..statistics.clone()
-            });
-        }
-        JobProgress::Failed {
-            reason,
-            message,
-            statistics,
-        } => {
-            job.transition(JobState::Failed, now)?;
-            job.statistics = Some(statistics.clone());
-            job.error = Some(format!("{reason}: {message}"));
-            tracing::warn!(%reason, %message, "BigQuery job failed");
-        }
-        JobProgress::Running => unreachable!("wait returns only ended jobs"),
-    }
-    tx.set(Some(&parent), JOBS, &table.to_string(), &job)?;
-    tx.commit().await?;
-    Ok(job)
-}
-
 /// Tells the planner the attempt ended.
 async fn report(app: &App, job: &Job) -> Result<(), ExecutorError> {
     let event = PlannerEvent::JobFinished {
@@ -459,8 +389,6 @@ async fn report(app: &App, job: &Job) -> Result<(), ExecutorError> {
         table: job.table.clone(),
         attempt: job.attempt,
     };
-    app.bus
-        .publish(&app.config.gcp.topics.planner, &event)
-        .await?;
+    app.topics.to_planner(&event).await?;
     Ok(())
 }

@@ -1,28 +1,31 @@
 //! The tick: Cloud Scheduler POSTs `/tick` every minute. For each active frequency it finds the
 //! latest scheduled instant and makes sure that instant's run exists: the run's id comes from
 //! the frequency and the instant, so a duplicate, concurrent or late tick creates nothing twice.
+//! After a gap (ticks missed for hours) it creates the run of the latest instant only, and
+//! records on it how many instants were missed. While the frequency's previous run is open,
+//! the new one is recorded as skipped, with the reason.
 //! A run that exists but was never planned (its creator died before telling the planner) is
 //! announced again, once it is older than a grace period: a run created a moment ago is being
 //! announced by its creator, and a second announcement would only make two planners race.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use baton_shared::bus::Bus;
+use baton_shared::bus::Topics;
 use baton_shared::catalog::Frequency;
 use baton_shared::config::{ConfigError, Env, Gcp, Listen};
 use baton_shared::http::{ApiError, healthz};
 use baton_shared::ids::scheduled_run_id;
 use baton_shared::messages::PlannerEvent;
-use baton_shared::run::Run;
-use baton_shared::schedule::latest_instant;
+use baton_shared::ports::Publish;
+use baton_shared::run::{Run, Trigger};
 use baton_shared::state::RunState;
-use baton_shared::store::{Store, StoreError};
+use baton_shared::store::{Admitted, Store};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -33,6 +36,9 @@ pub struct Config {
     /// How old an unplanned run must be before a tick announces it again
     /// (`BATON_REANNOUNCE_SECONDS`).
     pub reannounce_after: jiff::SignedDuration,
+    /// Whether `/tick?at=…` may tick as if it were another time (`BATON_TICK_ALLOW_AT`): for
+    /// tests and operators; Cloud Scheduler never sends it.
+    pub allow_at: bool,
 }
 
 impl Config {
@@ -44,6 +50,7 @@ impl Config {
             reannounce_after: jiff::SignedDuration::from_secs(
                 env.parse_or("BATON_REANNOUNCE_SECONDS", 30)?,
             ),
+            allow_at: env.parse_or("BATON_TICK_ALLOW_AT", false)?,
         })
     }
 }
@@ -51,7 +58,7 @@ impl Config {
 #[derive(Debug)]
 pub struct App {
     store: Store,
-    bus: Bus,
+    topics: Topics,
     config: Config,
 }
 
@@ -59,7 +66,7 @@ impl App {
     pub async fn connect(config: Config) -> anyhow::Result<Self> {
         Ok(Self {
             store: Store::connect(&config.gcp).await?,
-            bus: Bus::new(&config.gcp)?,
+            topics: Topics::new(&config.gcp)?,
             config,
         })
     }
@@ -82,16 +89,38 @@ pub struct TickReport {
 #[derive(Debug, Serialize)]
 pub struct TickOutcome {
     pub frequency: String,
-    pub instant: Timestamp,
-    pub run_id: String,
-    /// `created`, `exists` or `inactive`.
+    pub instant: Option<Timestamp>,
+    pub run_id: Option<String>,
+    /// `created`, `skipped` (another run of the frequency is open), `exists`, `inactive`,
+    /// or `invalid` (a schedule that cannot be read).
     pub outcome: &'static str,
     /// Whether the planner was told about the run by this tick.
     pub announced: bool,
+    /// Instants missed before this one (the tick was not called for a while).
+    pub missed: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
-async fn tick(State(app): State<Arc<App>>) -> Result<Json<TickReport>, ApiError> {
-    tick_at(&app, Timestamp::now())
+#[derive(Debug, serde::Deserialize)]
+struct TickQuery {
+    at: Option<Timestamp>,
+}
+
+async fn tick(
+    State(app): State<Arc<App>>,
+    Query(query): Query<TickQuery>,
+) -> Result<Json<TickReport>, ApiError> {
+    let now = match query.at {
+        None => Timestamp::now(),
+        Some(at) if app.config.allow_at => at,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "`at` is refused: set BATON_TICK_ALLOW_AT=true to tick as if at another time",
+            ));
+        }
+    };
+    tick_at(&app, now)
         .await
         .map(Json)
         .map_err(|e| ApiError::unavailable(e.to_string()))
@@ -114,46 +143,71 @@ async fn tick_frequency(
     frequency: &Frequency,
     now: Timestamp,
 ) -> Result<TickOutcome, anyhow::Error> {
-    let instant = latest_instant(&frequency.schedule(), now);
-    let run_id = scheduled_run_id(&frequency.name, instant);
     let mut outcome = TickOutcome {
         frequency: frequency.name.clone(),
-        instant,
-        run_id: run_id.clone(),
+        instant: None,
+        run_id: None,
         outcome: "inactive",
         announced: false,
+        missed: 0,
+        reason: None,
     };
+    let schedule = match frequency.schedule() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(frequency = %frequency.name, error = %e, "unreadable schedule");
+            outcome.outcome = "invalid";
+            outcome.reason = Some(e.0);
+            return Ok(outcome);
+        }
+    };
+    let Some(instant) = schedule.latest(now) else {
+        outcome.outcome = "invalid";
+        outcome.reason = Some("the schedule has no instant before now".into());
+        return Ok(outcome);
+    };
+    let run_id = scheduled_run_id(&frequency.name, instant);
+    outcome.instant = Some(instant);
+    outcome.run_id = Some(run_id.clone());
     if !frequency.active {
         return Ok(outcome);
     }
     let concurrency = frequency
         .concurrency
         .unwrap_or(app.config.default_concurrency);
-    let run = Run::scheduled(run_id.clone(), &frequency.name, instant, concurrency, now);
-    let announce = match app.store.create_run(&run).await {
-        Ok(()) => {
-            tracing::info!(run_id = %run_id, frequency = %frequency.name, "run created");
+    let run = Run::new(
+        run_id.clone(),
+        Some(&frequency.name),
+        Trigger::Schedule,
+        instant,
+        schedule.previous(instant),
+        concurrency,
+        now,
+    );
+    let announce = match app.store.admit(&run, &schedule, false, now).await? {
+        Admitted::Created(run) => {
+            tracing::info!(run_id = %run_id, frequency = %frequency.name, missed = run.missed_instants, "run created");
             outcome.outcome = "created";
+            outcome.missed = run.missed_instants;
             true
         }
-        Err(StoreError::AlreadyExists(_)) => {
-            outcome.outcome = "exists";
-            match app.store.run(&run_id).await? {
-                Some(existing) => {
-                    existing.state == RunState::Created
-                        && existing.created_at + app.config.reannounce_after <= now
-                }
-                None => anyhow::bail!("run {run_id} exists and cannot be read"),
-            }
+        Admitted::Skipped(run) => {
+            tracing::warn!(run_id = %run_id, reason = ?run.error, "run skipped");
+            outcome.outcome = "skipped";
+            outcome.missed = run.missed_instants;
+            outcome.reason = run.error;
+            false
         }
-        Err(e) => return Err(e.into()),
+        Admitted::Exists(existing) => {
+            outcome.outcome = "exists";
+            existing.state == RunState::Created
+                && existing.created_at + app.config.reannounce_after <= now
+        }
+        Admitted::Busy(reason) => anyhow::bail!("refused unexpectedly: {reason}"),
     };
     if announce {
-        app.bus
-            .publish(
-                &app.config.gcp.topics.planner,
-                &PlannerEvent::RunCreated { run_id },
-            )
+        app.topics
+            .to_planner(&PlannerEvent::RunCreated { run_id })
             .await?;
         outcome.announced = true;
     }

@@ -23,7 +23,7 @@ pub const TABLE_SCHEMA_VERSION: u32 = 1;
 
 /// The version of the SQL reader whose answers a table document holds: a stored answer is
 /// reused only when it came from the same version.
-pub const ANALYZER_VERSION: u32 = 1;
+pub const ANALYZER_VERSION: u32 = 2;
 
 /// `tables/{dataset.table}`: a table's definition and what Baton inferred from it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,6 +42,9 @@ pub struct TableDoc {
     /// What its SQL does that no reading can see (`EXECUTE IMMEDIATE`, `CALL`).
     #[serde(default)]
     pub unknowable: Vec<String>,
+    /// The named query parameters its SQL uses (`run_time`, `window_start`, `window_end`).
+    #[serde(default)]
+    pub parameters: Vec<String>,
     #[serde(default)]
     pub analyzer: u32,
     /// The catalog tables it depends on: those producing what it reads, and its explicit
@@ -62,6 +65,7 @@ impl TableDoc {
             && self.writes == other.writes
             && self.lenient == other.lenient
             && self.unknowable == other.unknowable
+            && self.parameters == other.parameters
             && self.analyzer == other.analyzer
             && self.parents == other.parents
             && self.external == other.external
@@ -77,6 +81,7 @@ impl TableDoc {
                 writes: self.writes.iter().cloned().collect(),
                 lenient: self.lenient,
                 unknowable: self.unknowable.clone(),
+                parameters: self.parameters.iter().cloned().collect(),
             })
     }
 }
@@ -304,6 +309,7 @@ pub fn plan_apply(
             writes: analysis.writes.into_iter().filter(|w| *w != own).collect(),
             lenient: analysis.lenient,
             unknowable: analysis.unknowable,
+            parameters: analysis.parameters.into_iter().collect(),
             analyzer: ANALYZER_VERSION,
             parents,
             external,
@@ -448,6 +454,7 @@ mod tests {
             owner: None,
             group: None,
             depends_on: vec![],
+            conditions: vec![],
             source: Some(format!("{dataset}/{name}.sql")),
         }
     }
@@ -455,8 +462,10 @@ mod tests {
     fn daily() -> Frequency {
         Frequency {
             name: "daily".into(),
-            period_seconds: 86_400,
+            period_seconds: Some(86_400),
             offset_seconds: 0,
+            cron: None,
+            time_zone: None,
             active: true,
             concurrency: None,
             description: None,
@@ -768,12 +777,14 @@ mod tests {
             "definition": {
                 "dataset": "d", "name": "a", "kind": "query", "sql": "SELECT * FROM x.y",
                 "frequency": "daily", "write_mode": "truncate", "description": null,
-                "owner": null, "group": null, "depends_on": [], "source": "d/a.sql"
+                "owner": null, "group": null, "depends_on": [], "conditions": [],
+                "source": "d/a.sql"
             },
             "reads": ["p.x.y"],
             "writes": [],
             "lenient": false,
             "unknowable": [],
+            "parameters": [],
             "analyzer": ANALYZER_VERSION,
             "parents": [],
             "external": ["p.x.y"],

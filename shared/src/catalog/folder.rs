@@ -11,7 +11,9 @@
 //!
 //! The settings block is the file's first lines of the form `-- key: value`; it ends at the
 //! first line that is not one. Within it an unknown key is an error, so a typo never turns
-//! into a silently ignored setting.
+//! into a silently ignored setting. `condition` may be given several times (any one holding
+//! is enough): `-- condition: months=jan,apr,jul,oct days=1` or `-- condition: weekdays=mon-fri
+//! hours=6`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +21,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{CatalogSpec, Frequency, Problem, Table, TableId, TableKind, WriteMode};
+use crate::schedule::Condition;
 
 pub const MANIFEST: &str = "baton.toml";
 
@@ -32,6 +35,7 @@ pub const TABLE_KEYS: &[&str] = &[
     "owner",
     "group",
     "depends_on",
+    "condition",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,8 +54,10 @@ struct Manifest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ManifestFrequency {
-    every: Duration,
+    every: Option<Duration>,
     offset: Option<Duration>,
+    cron: Option<String>,
+    time_zone: Option<String>,
     #[serde(default = "super::default_true")]
     active: bool,
     concurrency: Option<u32>,
@@ -99,12 +105,15 @@ pub fn parse_manifest(at: &str, text: &str) -> Result<(Vec<Frequency>, Defaults)
     let mut problems = Vec::new();
     let mut frequencies = Vec::new();
     for (name, f) in manifest.frequencies {
+        let period = f.every.as_ref().map(Duration::seconds).transpose();
         let offset = f.offset.as_ref().map(Duration::seconds).transpose();
-        match (f.every.seconds(), offset) {
+        match (period, offset) {
             (Ok(period_seconds), Ok(offset_seconds)) => frequencies.push(Frequency {
                 name,
                 period_seconds,
                 offset_seconds: offset_seconds.unwrap_or(0),
+                cron: f.cron,
+                time_zone: f.time_zone,
                 active: f.active,
                 concurrency: f.concurrency,
                 description: f.description,
@@ -136,11 +145,22 @@ pub fn parse_table_file(
 ) -> Result<Table, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut settings: BTreeMap<&str, (usize, String)> = BTreeMap::new();
+    let mut conditions = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let Some((key, value)) = header_setting(line) else {
             break;
         };
         let line_number = index + 1;
+        if key == "condition" {
+            match parse_condition(value) {
+                Ok(c) => conditions.push(c),
+                Err(message) => problems.push(Problem {
+                    at: format!("{at}:{line_number}"),
+                    message,
+                }),
+            }
+            continue;
+        }
         if !TABLE_KEYS.contains(&key) {
             problems.push(Problem {
                 at: format!("{at}:{line_number}"),
@@ -220,8 +240,62 @@ pub fn parse_table_file(
         owner: value("owner").or_else(|| defaults.owner.clone()),
         group: value("group").or_else(|| defaults.group.clone()),
         depends_on,
+        conditions,
         source: Some(at.to_string()),
     })
+}
+
+/// `months=jan,apr days=1`, `weekdays=mon-fri hours=6,18`: fields separated by spaces,
+/// values by commas, ranges with `-`; months and weekdays by number or name.
+pub fn parse_condition(text: &str) -> Result<Condition, String> {
+    const MONTHS: &[&str] = &[
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    const WEEKDAYS: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let mut condition = Condition::default();
+    if text.trim().is_empty() {
+        return Err("a condition needs at least one of months=, weekdays=, days=, hours=".into());
+    }
+    for field in text.split_whitespace() {
+        let (name, values) = field
+            .split_once('=')
+            .ok_or_else(|| format!("`{field}` is not `field=values`"))?;
+        let names: &[&str] = match name {
+            "months" => MONTHS,
+            "weekdays" => WEEKDAYS,
+            "days" | "hours" => &[],
+            _ => {
+                return Err(format!(
+                    "unknown condition field `{name}` (months, weekdays, days, hours)"
+                ));
+            }
+        };
+        let number = |v: &str| -> Result<u8, String> {
+            let lower = v.to_ascii_lowercase();
+            match names.iter().position(|n| *n == lower) {
+                Some(i) => Ok(u8::try_from(i + 1).expect("a short list")),
+                None => v
+                    .parse()
+                    .map_err(|_| format!("`{v}` is not a valid value of {name}")),
+            }
+        };
+        let mut list = Vec::new();
+        for value in values.split(',').filter(|v| !v.is_empty()) {
+            match value.split_once('-') {
+                Some((from, to)) => list.extend(number(from)?..=number(to)?),
+                None => list.push(number(value)?),
+            }
+        }
+        let target = match name {
+            "months" => &mut condition.months,
+            "weekdays" => &mut condition.weekdays,
+            "days" => &mut condition.days,
+            _ => &mut condition.hours,
+        };
+        target.extend(list);
+    }
+    condition.validate().map_err(|e| e.0)?;
+    Ok(condition)
 }
 
 /// `-- key: value` with a lowercase key, or nothing.
@@ -370,10 +444,40 @@ mod tests {
         let daily = frequencies.iter().find(|f| f.name == "daily").unwrap();
         assert_eq!(
             (daily.period_seconds, daily.offset_seconds),
-            (86_400, 7_200)
+            (Some(86_400), 7_200)
         );
         assert_eq!(daily.concurrency, Some(4));
         assert!(daily.active);
+    }
+
+    #[test]
+    fn conditions_are_read_from_the_header_and_may_repeat() {
+        let text = "-- condition: months=jan,apr,jul,oct days=1\n-- condition: weekdays=mon-fri hours=6,18\nSELECT 1";
+        let table = parse_table_file("a.sql", "a", text, &defaults("ds")).unwrap();
+        assert_eq!(table.conditions.len(), 2);
+        assert_eq!(table.conditions[0].months, vec![1, 4, 7, 10]);
+        assert_eq!(table.conditions[0].days, vec![1]);
+        assert_eq!(table.conditions[1].weekdays, vec![1, 2, 3, 4, 5]);
+        assert_eq!(table.conditions[1].hours, vec![6, 18]);
+        let problems = parse_table_file(
+            "a.sql",
+            "a",
+            "-- condition: hours=25\nSELECT 1",
+            &defaults("ds"),
+        )
+        .unwrap_err();
+        assert_eq!(problems[0].at, "a.sql:1");
+        assert!(problems[0].message.contains("25"), "{problems:?}");
+        assert!(
+            parse_condition("weeks=1")
+                .unwrap_err()
+                .contains("unknown condition field")
+        );
+        assert!(
+            parse_condition("weekdays=funday")
+                .unwrap_err()
+                .contains("funday")
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::schedule::{Condition, Schedule};
+
 /// A table's id inside Baton: `dataset.table` in Baton's BigQuery project.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -186,6 +188,10 @@ pub struct Table {
     /// Dependencies the SQL cannot show, added to those inferred from it.
     #[serde(default)]
     pub depends_on: Vec<TableId>,
+    /// Calendar conditions: the table takes part in a run only at instants that match one
+    /// (none: always).
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
     /// Where the definition came from (a file in a catalog folder), for messages.
     #[serde(default)]
     pub source: Option<String>,
@@ -204,24 +210,22 @@ impl Table {
     }
 }
 
-/// When a frequency's runs are due.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Schedule {
-    /// Maestro's rule: due where the time truncated to `period_seconds` (counted from the Unix
-    /// epoch, UTC) plus `offset_seconds` is reached.
-    Period {
-        period_seconds: i64,
-        offset_seconds: i64,
-    },
-}
-
-/// A named schedule that runs every table assigned to it.
+/// A named schedule that runs every table assigned to it: a period and an offset (Maestro's
+/// rule), or a cron expression in a time zone.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Frequency {
     pub name: String,
-    pub period_seconds: i64,
+    #[serde(default)]
+    pub period_seconds: Option<i64>,
     #[serde(default)]
     pub offset_seconds: i64,
+    /// Five fields: minute, hour, day of month, month, day of week.
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// The IANA zone of the cron expression and of the tables' calendar conditions (UTC
+    /// when absent).
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// An inactive frequency creates no runs.
     #[serde(default = "default_true")]
     pub active: bool,
@@ -237,27 +241,44 @@ fn default_true() -> bool {
 }
 
 impl Frequency {
-    pub fn schedule(&self) -> Schedule {
-        Schedule::Period {
-            period_seconds: self.period_seconds,
-            offset_seconds: self.offset_seconds,
+    /// Its schedule, or what is wrong with it.
+    pub fn schedule(&self) -> Result<Schedule, InvalidName> {
+        let wrong = |e: crate::schedule::ScheduleError| {
+            InvalidName(format!("frequency `{}`: {}", self.name, e.0))
+        };
+        match (self.period_seconds, &self.cron) {
+            (Some(period), None) => {
+                if self.time_zone.is_some() {
+                    return Err(InvalidName(format!(
+                        "frequency `{}`: a time zone goes with a cron expression, not a period",
+                        self.name
+                    )));
+                }
+                Schedule::period(period, self.offset_seconds).map_err(wrong)
+            }
+            (None, Some(cron)) => {
+                if self.offset_seconds != 0 {
+                    return Err(InvalidName(format!(
+                        "frequency `{}`: an offset goes with a period, not a cron expression",
+                        self.name
+                    )));
+                }
+                Schedule::cron(cron, self.time_zone.as_deref()).map_err(wrong)
+            }
+            (Some(_), Some(_)) => Err(InvalidName(format!(
+                "frequency `{}` has both a period and a cron expression: keep one",
+                self.name
+            ))),
+            (None, None) => Err(InvalidName(format!(
+                "frequency `{}` has neither a period (`every`) nor a cron expression (`cron`)",
+                self.name
+            ))),
         }
     }
 
     pub fn validate(&self) -> Result<(), InvalidName> {
         validate_frequency_name(&self.name)?;
-        if self.period_seconds < 60 {
-            return Err(InvalidName(format!(
-                "frequency `{}`: the period must be at least 60 seconds, not {}",
-                self.name, self.period_seconds
-            )));
-        }
-        if !(0..self.period_seconds).contains(&self.offset_seconds) {
-            return Err(InvalidName(format!(
-                "frequency `{}`: the offset must be at least 0 and less than the period ({} s), not {}",
-                self.name, self.period_seconds, self.offset_seconds
-            )));
-        }
+        self.schedule()?;
         if self.concurrency == Some(0) {
             return Err(InvalidName(format!(
                 "frequency `{}`: concurrency must be at least 1",
@@ -327,6 +348,14 @@ impl CatalogSpec {
                     message: format!("table {id} is also defined by {first}"),
                 });
             }
+            for condition in &table.conditions {
+                if let Err(e) = condition.validate() {
+                    problems.push(Problem {
+                        at: at.clone(),
+                        message: e.0,
+                    });
+                }
+            }
             if table.sql.trim().is_empty() {
                 problems.push(Problem {
                     at: at.clone(),
@@ -363,6 +392,7 @@ mod tests {
             owner: None,
             group: None,
             depends_on: vec![],
+            conditions: vec![],
             source: None,
         }
     }
@@ -389,25 +419,46 @@ mod tests {
         assert!(serde_json::from_str::<TableId>("\"nodot\"").is_err());
     }
 
-    #[test]
-    fn frequencies_need_a_sane_period_and_offset() {
-        let mut f = Frequency {
+    fn frequency(
+        period: Option<i64>,
+        offset: i64,
+        cron: Option<&str>,
+        zone: Option<&str>,
+    ) -> Frequency {
+        Frequency {
             name: "daily".into(),
-            period_seconds: 86_400,
-            offset_seconds: 7_200,
+            period_seconds: period,
+            offset_seconds: offset,
+            cron: cron.map(str::to_string),
+            time_zone: zone.map(str::to_string),
             active: true,
             concurrency: None,
             description: None,
-        };
-        assert!(f.validate().is_ok());
-        f.offset_seconds = 86_400;
-        assert!(f.validate().unwrap_err().0.contains("offset"));
-        f.offset_seconds = 0;
-        f.period_seconds = 10;
-        assert!(f.validate().unwrap_err().0.contains("at least 60"));
-        f.period_seconds = 3600;
-        f.name = "Daily".into();
-        assert!(f.validate().is_err());
+        }
+    }
+
+    #[test]
+    fn frequencies_are_a_period_or_a_cron_expression() {
+        assert!(
+            frequency(Some(86_400), 7_200, None, None)
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            frequency(None, 0, Some("0 6 * * *"), Some("Europe/Paris"))
+                .validate()
+                .is_ok()
+        );
+        let err = |f: Frequency| f.validate().unwrap_err().0;
+        assert!(err(frequency(Some(86_400), 86_400, None, None)).contains("offset"));
+        assert!(err(frequency(Some(10), 0, None, None)).contains("at least 60"));
+        assert!(err(frequency(Some(3600), 0, Some("0 * * * *"), None)).contains("both"));
+        assert!(err(frequency(None, 0, None, None)).contains("neither"));
+        assert!(err(frequency(Some(3600), 0, None, Some("UTC"))).contains("time zone goes with"));
+        assert!(err(frequency(None, 60, Some("0 * * * *"), None)).contains("offset goes with"));
+        let mut bad_name = frequency(Some(3600), 0, None, None);
+        bad_name.name = "Daily".into();
+        assert!(bad_name.validate().is_err());
     }
 
     #[test]

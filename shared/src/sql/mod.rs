@@ -48,6 +48,9 @@ pub struct Analysis {
     /// What the SQL does that no reading can see (`EXECUTE IMMEDIATE` of a computed string,
     /// `CALL`), with its line.
     pub unknowable: Vec<String>,
+    /// The named query parameters it uses (`@run_time` gives `run_time`), lowercase.
+    #[serde(default)]
+    pub parameters: BTreeSet<String>,
 }
 
 /// SQL that cannot be read, with the place to look.
@@ -80,5 +83,6 @@ pub fn analyze(sql: &str, defaults: &Defaults) -> Result<Analysis, SqlError> {
         writes: out.writes,
         lenient: out.lenient,
         unknowable: out.unknowable,
+        parameters: out.parameters,
     })
 }

@@ -135,6 +135,7 @@ pub(crate) struct Output {
     pub writes: BTreeSet<String>,
     pub lenient: bool,
     pub unknowable: Vec<String>,
+    pub parameters: BTreeSet<String>,
 }
 
 enum Frame {
@@ -190,6 +191,15 @@ pub(crate) fn read(
         out: Output::default(),
     };
     reader.statements(0, tokens.toks.len())?;
+    for tok in &tokens.toks {
+        if let Token::Word(w) = &tok.token
+            && let Some(name) = w.value.strip_prefix('@')
+            && !name.is_empty()
+            && !name.starts_with('@')
+        {
+            reader.out.parameters.insert(name.to_lowercase());
+        }
+    }
     Ok(reader.out)
 }
 
@@ -770,6 +780,7 @@ impl Reader<'_> {
                         self.out.writes.extend(inner.writes);
                         self.out.lenient |= inner.lenient;
                         self.out.unknowable.extend(inner.unknowable);
+                        self.out.parameters.extend(inner.parameters);
                     }
                     Err(e) => {
                         self.out.lenient = true;

@@ -6,6 +6,8 @@
 //! runs/{run}                         Run
 //! runs/{run}/jobs/{dataset.table}    Job
 //! runs/{run}/slots/{n}               Slot
+//! schedules/{frequency}              ScheduleState
+//! backfills/{id}                     Backfill
 //! ```
 //!
 //! Every state change that two deliveries could race on happens in a transaction (`Txn`) or
@@ -14,6 +16,8 @@
 
 mod catalog;
 mod runs;
+
+pub use runs::Admitted;
 
 use std::future::Future;
 use std::time::Duration;
@@ -35,6 +39,8 @@ pub const TABLES: &str = "tables";
 pub const RUNS: &str = "runs";
 pub const JOBS: &str = "jobs";
 pub const SLOTS: &str = "slots";
+pub const SCHEDULES: &str = "schedules";
+pub const BACKFILLS: &str = "backfills";
 
 /// Firestore allows 500 writes in one commit.
 pub const MAX_WRITES_PER_COMMIT: usize = 500;

@@ -93,6 +93,7 @@ fn main() -> anyhow::Result<()> {
                 owner: None,
                 group: None,
                 depends_on: vec![],
+                conditions: vec![],
                 source: None,
             }
         })
@@ -113,8 +114,10 @@ fn main() -> anyhow::Result<()> {
     let spec = CatalogSpec {
         frequencies: vec![Frequency {
             name: "daily".into(),
-            period_seconds: 86_400,
+            period_seconds: Some(86_400),
             offset_seconds: 0,
+            cron: None,
+            time_zone: None,
             active: true,
             concurrency: None,
             description: None,

@@ -1,0 +1,823 @@
+//! Every change of a run's documents, as a pure function: the documents read in, the
+//! documents to write out (or `None`: nothing to do, someone got there first). The Firestore
+//! store runs each of these inside a transaction; the in-memory store of the property tests
+//! runs the same functions under a lock. So what is proven of the protocol in memory is what
+//! runs against Firestore.
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::catalog::TableId;
+use crate::ids;
+use crate::run::{
+    AttemptRecord, Backfill, BackfillState, Job, JobStatistics, Lease, Run, RunSummary,
+    ScheduleState, Slot, Trigger,
+};
+use crate::schedule::Schedule;
+use crate::state::{IllegalTransition, JobState, Readiness, RunState, readiness};
+
+type Result<T> = std::result::Result<T, IllegalTransition>;
+
+// ---------------------------------------------------------------------------------------------
+// Admission: the tick, a manual run, a backfill
+
+/// A new run and its frequency's schedule state, after the one-open-run rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admission {
+    pub run: Run,
+    pub schedule: ScheduleState,
+}
+
+/// Admits `run` under its frequency's state: while another run of the frequency is open, the
+/// new one is recorded as skipped with the reason; otherwise it becomes the open run. Either
+/// way its instant becomes the latest handled.
+pub fn admit(
+    mut run: Run,
+    schedule: Option<ScheduleState>,
+    open: Option<&Run>,
+    now: Timestamp,
+) -> Admission {
+    let frequency = run.frequency.clone().unwrap_or_default();
+    let mut schedule = schedule.unwrap_or(ScheduleState {
+        frequency,
+        ..ScheduleState::default()
+    });
+    match open.filter(|o| o.id != run.id && !o.state.is_terminal()) {
+        Some(open) => {
+            run.state = RunState::Skipped;
+            run.finished_at = Some(now);
+            run.error = Some(format!(
+                "run {} of this frequency was still {} at this run's instant",
+                open.id, open.state
+            ));
+        }
+        None => schedule.open_run = Some(run.id.clone()),
+    }
+    if run.trigger == Trigger::Schedule {
+        schedule.last_instant = Some(
+            schedule
+                .last_instant
+                .map_or(run.instant, |l| l.max(run.instant)),
+        );
+    }
+    Admission { run, schedule }
+}
+
+/// Frees the frequency for its next run when `run` ends.
+pub fn release_schedule(schedule: &ScheduleState, run_id: &str) -> Option<ScheduleState> {
+    (schedule.open_run.as_deref() == Some(run_id)).then(|| ScheduleState {
+        open_run: None,
+        ..schedule.clone()
+    })
+}
+
+/// What a backfill does next, once nothing of its frequency is open.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackfillStep {
+    /// Start the run of the next instant (it becomes the frequency's open run).
+    Run {
+        run: Box<Run>,
+        backfill: Backfill,
+        schedule: ScheduleState,
+    },
+    /// The backfill has ended (all instants run, or one failed or was cancelled).
+    End {
+        backfill: Backfill,
+        schedule: ScheduleState,
+    },
+}
+
+/// The next step of the frequency's backfill; `last` is its latest run, if any.
+pub fn backfill_step(
+    schedule: &ScheduleState,
+    backfill: &Backfill,
+    last: Option<&Run>,
+    frequency: &crate::catalog::Frequency,
+    default_concurrency: u32,
+    now: Timestamp,
+) -> Option<BackfillStep> {
+    if schedule.open_run.is_some()
+        || schedule.backfill.as_deref() != Some(backfill.id.as_str())
+        || backfill.state != BackfillState::Running
+    {
+        return None;
+    }
+    let mut backfill = backfill.clone();
+    let mut schedule = schedule.clone();
+    let end = |mut backfill: Backfill, mut schedule: ScheduleState, state, error| {
+        backfill.state = state;
+        backfill.error = error;
+        backfill.finished_at = Some(now);
+        schedule.backfill = None;
+        Some(BackfillStep::End { backfill, schedule })
+    };
+    if let Some(last) = last {
+        if !last.state.is_terminal() {
+            return None;
+        }
+        if last.state != RunState::Succeeded {
+            let state = if last.state == RunState::Cancelled {
+                BackfillState::Cancelled
+            } else {
+                BackfillState::Failed
+            };
+            let why = format!(
+                "run {} ended {}: the backfill stops there (resume it to go on)",
+                last.id, last.state
+            );
+            return end(backfill, schedule, state, Some(why));
+        }
+    }
+    let Some(&instant) = backfill.instants.get(backfill.runs.len()) else {
+        return end(backfill, schedule, BackfillState::Succeeded, None);
+    };
+    let window_start = frequency
+        .schedule()
+        .ok()
+        .and_then(|s: Schedule| s.previous(instant));
+    let mut run = Run::new(
+        ids::backfill_run_id(&backfill.id, instant),
+        Some(&frequency.name),
+        Trigger::Backfill,
+        instant,
+        window_start,
+        frequency.concurrency.unwrap_or(default_concurrency),
+        now,
+    );
+    run.backfill = Some(backfill.id.clone());
+    run.requested_by = backfill.requested_by.clone();
+    backfill.runs.push(run.id.clone());
+    schedule.open_run = Some(run.id.clone());
+    Some(BackfillStep::Run {
+        run: Box::new(run),
+        backfill,
+        schedule,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planning
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeaseOutcome {
+    /// This holder may write the plan.
+    Taken(Box<Run>),
+    /// The plan is frozen already (the run is running or over).
+    Planned,
+    /// Another holder is writing it.
+    Busy(String),
+}
+
+/// Takes (or renews) the right to write the run's plan.
+pub fn take_lease(
+    run: &Run,
+    holder: &str,
+    until: Timestamp,
+    now: Timestamp,
+) -> Result<LeaseOutcome> {
+    match (run.state, &run.planning_lease) {
+        (RunState::Created, _) => {}
+        (RunState::Planning, Some(lease)) if lease.holder != holder && lease.until > now => {
+            return Ok(LeaseOutcome::Busy(format!(
+                "{} is planning run {} until {}",
+                lease.holder, run.id, lease.until
+            )));
+        }
+        (RunState::Planning, _) => {}
+        _ => return Ok(LeaseOutcome::Planned),
+    }
+    let mut run = run.clone();
+    if run.state == RunState::Created {
+        run.transition(RunState::Planning, now)?;
+    }
+    run.planning_lease = Some(Lease {
+        holder: holder.to_string(),
+        until,
+    });
+    Ok(LeaseOutcome::Taken(Box::new(run)))
+}
+
+/// What planning decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Planned {
+    Jobs {
+        count: u32,
+        excluded: Vec<TableId>,
+    },
+    /// The run cannot run (a cycle): the reason.
+    Failed(String),
+}
+
+/// Ends planning if `holder` still holds the lease: the run starts, or fails.
+pub fn end_planning(
+    run: &Run,
+    holder: &str,
+    planned: &Planned,
+    now: Timestamp,
+) -> Result<Option<Run>> {
+    let holds = run
+        .planning_lease
+        .as_ref()
+        .is_some_and(|l| l.holder == holder);
+    if run.state != RunState::Planning || !holds {
+        return Ok(None);
+    }
+    let mut run = run.clone();
+    run.planning_lease = None;
+    run.planned_at = Some(now);
+    match planned {
+        Planned::Jobs { count, excluded } => {
+            run.transition(RunState::Running, now)?;
+            run.job_count = *count;
+            run.excluded = excluded.clone();
+        }
+        Planned::Failed(reason) => {
+            run.transition(RunState::Failed, now)?;
+            run.error = Some(reason.clone());
+        }
+    }
+    Ok(Some(run))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatching
+
+/// Claims a free slot for a waiting job, both or neither.
+pub fn claim(slot: &Slot, job: &Job, cause: &str, now: Timestamp) -> Option<(Slot, Job)> {
+    if slot.taken || job.state != JobState::Queued || job.dispatched {
+        return None;
+    }
+    let slot = Slot {
+        index: slot.index,
+        taken: true,
+        table: Some(job.table.clone()),
+        attempt: Some(job.attempt),
+    };
+    let mut job = job.clone();
+    job.dispatched = true;
+    job.slot = Some(slot.index);
+    job.dispatch_cause = Some(cause.to_string());
+    job.dispatched_at = Some(now);
+    Some((slot, job))
+}
+
+/// Frees the slot if that attempt of that table's job still holds it.
+pub fn release(slot: &Slot, table: &TableId, attempt: u32) -> Option<Slot> {
+    slot.held_by(table, attempt).then(|| Slot::free(slot.index))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Children and failures
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settled {
+    Queued(Job),
+    /// Skipped because of a parent that did not succeed: its own children follow.
+    Skipped(Job),
+}
+
+/// A parent as `settle` needs it: its table, state, and the failed ancestor it was skipped
+/// because of.
+pub type ParentState = (TableId, JobState, Option<TableId>);
+
+/// A pending job's fate from its parents' states: queued when all succeeded, skipped when one
+/// did not (naming the failed ancestor behind it), unchanged while some run.
+pub fn settle(job: &Job, parents: &[ParentState], now: Timestamp) -> Result<Option<Settled>> {
+    if job.state != JobState::Pending {
+        return Ok(None);
+    }
+    let mut job = job.clone();
+    match readiness(parents.iter().map(|(t, s, _)| (t, *s))) {
+        Readiness::Waiting => Ok(None),
+        Readiness::Ready => {
+            job.transition(JobState::Queued, now)?;
+            Ok(Some(Settled::Queued(job)))
+        }
+        Readiness::Blocked(parent) => {
+            // A parent skipped in turn names the failure behind it.
+            let because = parents
+                .iter()
+                .find(|(t, _, _)| *t == parent)
+                .and_then(|(_, _, why)| why.clone())
+                .unwrap_or(parent);
+            job.transition(JobState::Skipped, now)?;
+            job.skipped_because = Some(because);
+            Ok(Some(Settled::Skipped(job)))
+        }
+    }
+}
+
+/// Skips a pending job because an ancestor did not succeed.
+pub fn skip(job: &Job, because: &TableId, now: Timestamp) -> Result<Option<Job>> {
+    if job.state != JobState::Pending {
+        return Ok(None);
+    }
+    let mut job = job.clone();
+    job.transition(JobState::Skipped, now)?;
+    job.skipped_because = Some(because.clone());
+    Ok(Some(job))
+}
+
+/// How the jobs ended, or `None` while one is open.
+pub fn summarize(jobs: &[Job]) -> Option<RunSummary> {
+    let mut summary = RunSummary::default();
+    for job in jobs {
+        match job.state {
+            JobState::Succeeded => summary.succeeded += 1,
+            JobState::Failed => {
+                summary.failed += 1;
+                summary.failed_tables.push(job.table.clone());
+            }
+            JobState::Skipped => summary.skipped += 1,
+            JobState::Cancelled => summary.cancelled += 1,
+            JobState::Pending | JobState::Queued | JobState::Running => return None,
+        }
+    }
+    summary.failed_tables.sort();
+    Some(summary)
+}
+
+/// Closes a running run whose jobs have all ended: `succeeded` when all succeeded, else
+/// `failed`. A cancelled run gets its summary.
+pub fn close(run: &Run, summary: &RunSummary, now: Timestamp) -> Result<Option<Run>> {
+    let mut run = run.clone();
+    match run.state {
+        RunState::Running => {
+            let clean = summary.failed == 0 && summary.skipped == 0 && summary.cancelled == 0;
+            run.transition(
+                if clean {
+                    RunState::Succeeded
+                } else {
+                    RunState::Failed
+                },
+                now,
+            )?;
+        }
+        RunState::Cancelled if run.summary.is_none() => {}
+        _ => return Ok(None),
+    }
+    run.summary = Some(summary.clone());
+    Ok(Some(run))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Executing
+
+/// Moves a dispatched job to running, with the id its BigQuery job will have.
+pub fn start(
+    job: &Job,
+    attempt: u32,
+    bigquery_job_id: &str,
+    now: Timestamp,
+) -> Result<Option<Job>> {
+    if job.attempt != attempt || job.state != JobState::Queued || !job.dispatched {
+        return Ok(None);
+    }
+    let mut job = job.clone();
+    job.transition(JobState::Running, now)?;
+    job.bigquery_job_id = Some(bigquery_job_id.to_string());
+    Ok(Some(job))
+}
+
+/// How a BigQuery job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Succeeded(JobStatistics),
+    Failed {
+        error: String,
+        statistics: JobStatistics,
+    },
+}
+
+/// Records how the attempt ended; a job of a cancelled run that did not succeed is cancelled.
+pub fn finish(
+    job: &Job,
+    attempt: u32,
+    outcome: &Outcome,
+    run_cancelled: bool,
+    now: Timestamp,
+) -> Result<Option<Job>> {
+    if job.attempt != attempt || job.state != JobState::Running {
+        return Ok(None);
+    }
+    let mut job = job.clone();
+    match outcome {
+        Outcome::Succeeded(statistics) => {
+            job.transition(JobState::Succeeded, now)?;
+            job.statistics = Some(statistics.clone());
+        }
+        Outcome::Failed { error, statistics } => {
+            let to = if run_cancelled {
+                JobState::Cancelled
+            } else {
+                JobState::Failed
+            };
+            job.transition(to, now)?;
+            job.statistics = Some(statistics.clone());
+            job.error = Some(error.clone());
+        }
+    }
+    Ok(Some(job))
+}
+
+/// Records a transient failure and queues the next attempt after `backoff`; the job keeps
+/// its slot, which moves to the new attempt.
+pub fn retry(
+    job: &Job,
+    slot: Option<&Slot>,
+    attempt: u32,
+    error: &str,
+    backoff: SignedDuration,
+    now: Timestamp,
+) -> Result<Option<(Job, Option<Slot>)>> {
+    if job.attempt != attempt || job.state != JobState::Running {
+        return Ok(None);
+    }
+    let mut job = job.clone();
+    job.previous_attempts.push(AttemptRecord {
+        attempt,
+        bigquery_job_id: job.bigquery_job_id.take(),
+        error: error.to_string(),
+        started_at: job.started_at.take(),
+        ended_at: now,
+    });
+    job.transition(JobState::Queued, now)?;
+    job.attempt += 1;
+    job.retry_at = Some(now + backoff);
+    let slot = slot
+        .filter(|s| s.held_by(&job.table, attempt))
+        .map(|s| Slot {
+            attempt: Some(job.attempt),
+            ..s.clone()
+        });
+    Ok(Some((job, slot)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancelling and resuming
+
+/// Cancels a run that has not ended: nothing more is dispatched.
+pub fn cancel_run(run: &Run, now: Timestamp) -> Result<Option<Run>> {
+    if !matches!(
+        run.state,
+        RunState::Created | RunState::Planning | RunState::Running
+    ) {
+        return Ok(None);
+    }
+    let mut run = run.clone();
+    run.transition(RunState::Cancelled, now)?;
+    run.planning_lease = None;
+    Ok(Some(run))
+}
+
+/// Cancels a job of a cancelled run that has not started.
+pub fn cancel_job(job: &Job, now: Timestamp) -> Result<Option<Job>> {
+    if !matches!(job.state, JobState::Pending | JobState::Queued) {
+        return Ok(None);
+    }
+    let mut job = job.clone();
+    job.transition(JobState::Cancelled, now)?;
+    Ok(Some(job))
+}
+
+/// Resumes a failed run: its jobs that did not succeed get new attempts.
+pub fn resume_run(run: &Run, now: Timestamp) -> Result<Option<Run>> {
+    if run.state != RunState::Failed || run.planned_at.is_none() {
+        return Ok(None);
+    }
+    let mut run = run.clone();
+    run.transition(RunState::Running, now)?;
+    run.resumes += 1;
+    run.summary = None;
+    run.error = None;
+    Ok(Some(run))
+}
+
+/// Resets a job that did not succeed for the `resume`-th resume of its run: a new attempt,
+/// pending on its parents again. A job reset by this resume already is left as it is.
+pub fn resume_job(job: &Job, resume: u32, now: Timestamp) -> Result<Option<Job>> {
+    if job.resumed >= resume
+        || !matches!(
+            job.state,
+            JobState::Failed | JobState::Skipped | JobState::Cancelled
+        )
+    {
+        return Ok(None);
+    }
+    let mut job = job.clone();
+    if job.state != JobState::Skipped {
+        job.previous_attempts.push(AttemptRecord {
+            attempt: job.attempt,
+            bigquery_job_id: job.bigquery_job_id.take(),
+            error: job.error.clone().unwrap_or_else(|| job.state.to_string()),
+            started_at: job.started_at,
+            ended_at: job.finished_at.unwrap_or(now),
+        });
+    }
+    job.transition(JobState::Pending, now)?;
+    job.attempt += 1;
+    job.resumed = resume;
+    job.dispatched = false;
+    job.slot = None;
+    job.dispatch_cause = None;
+    job.bigquery_job_id = None;
+    job.retry_at = None;
+    job.statistics = None;
+    job.error = None;
+    job.skipped_because = None;
+    job.queued_at = None;
+    job.dispatched_at = None;
+    job.started_at = None;
+    job.finished_at = None;
+    Ok(Some(job))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Table, TableKind, WriteMode};
+    use crate::dag::PlannedJob;
+    use crate::run::Trigger;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn now() -> Timestamp {
+        t("2026-11-22T02:00:00Z")
+    }
+
+    fn run(id: &str) -> Run {
+        Run::new(
+            id.into(),
+            Some("daily"),
+            Trigger::Schedule,
+            now(),
+            None,
+            2,
+            now(),
+        )
+    }
+
+    fn job(name: &str, parents: &[&str]) -> Job {
+        let table: TableId = name.parse().unwrap();
+        let planned = PlannedJob {
+            table: table.clone(),
+            parents: parents.iter().map(|p| p.parse().unwrap()).collect(),
+            outside_parents: vec![],
+            children: vec![],
+            priority: 0,
+        };
+        let definition = Table {
+            dataset: table.dataset().into(),
+            name: table.table().into(),
+            kind: TableKind::Query,
+            sql: "SELECT 1".into(),
+            frequency: None,
+            write_mode: WriteMode::Truncate,
+            description: None,
+            owner: None,
+            group: None,
+            depends_on: vec![],
+            conditions: vec![],
+            source: None,
+        };
+        Job::planned(&run("r"), planned, definition, vec![], "p", now())
+    }
+
+    #[test]
+    fn the_second_run_of_an_open_frequency_is_skipped_with_the_reason() {
+        let first = admit(run("daily-1"), None, None, now());
+        assert_eq!(first.run.state, RunState::Created);
+        assert_eq!(first.schedule.open_run.as_deref(), Some("daily-1"));
+        let mut open = first.run.clone();
+        open.state = RunState::Running;
+        let second = admit(
+            run("daily-2"),
+            Some(first.schedule.clone()),
+            Some(&open),
+            now(),
+        );
+        assert_eq!(second.run.state, RunState::Skipped);
+        assert!(
+            second
+                .run
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("run daily-1 of this frequency was still running")
+        );
+        assert_eq!(second.schedule.open_run.as_deref(), Some("daily-1"));
+        // Once the first has ended, the frequency is free.
+        let freed = release_schedule(&second.schedule, "daily-1").unwrap();
+        let third = admit(run("daily-3"), Some(freed), None, now());
+        assert_eq!(third.run.state, RunState::Created);
+        assert!(
+            release_schedule(&third.schedule, "daily-1").is_none(),
+            "only the open run frees it"
+        );
+    }
+
+    #[test]
+    fn a_lease_is_taken_once_and_taken_over_when_it_expires() {
+        let r = run("r");
+        let until = now() + SignedDuration::from_secs(60);
+        let LeaseOutcome::Taken(planning) = take_lease(&r, "a", until, now()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(planning.state, RunState::Planning);
+        assert!(matches!(
+            take_lease(&planning, "b", until, now()).unwrap(),
+            LeaseOutcome::Busy(_)
+        ));
+        let later = until + SignedDuration::from_secs(1);
+        assert!(matches!(
+            take_lease(&planning, "b", later, later).unwrap(),
+            LeaseOutcome::Taken(_)
+        ));
+        assert_eq!(
+            end_planning(
+                &planning,
+                "b",
+                &Planned::Jobs {
+                    count: 3,
+                    excluded: vec![]
+                },
+                now()
+            )
+            .unwrap(),
+            None
+        );
+        let running = end_planning(
+            &planning,
+            "a",
+            &Planned::Jobs {
+                count: 3,
+                excluded: vec![],
+            },
+            now(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((running.state, running.job_count), (RunState::Running, 3));
+        assert_eq!(
+            take_lease(&running, "a", until, now()).unwrap(),
+            LeaseOutcome::Planned
+        );
+    }
+
+    #[test]
+    fn a_slot_and_a_job_are_claimed_once() {
+        let slot = Slot::free(0);
+        let j = job("d.a", &[]);
+        let (taken, dispatched) = claim(&slot, &j, "run_created", now()).unwrap();
+        assert!(taken.held_by(&j.table, 1));
+        assert!(claim(&taken, &j, "x", now()).is_none(), "the slot is taken");
+        assert!(
+            claim(&slot, &dispatched, "x", now()).is_none(),
+            "the job is dispatched"
+        );
+        assert_eq!(
+            release(&taken, &j.table, 2),
+            None,
+            "another attempt does not free it"
+        );
+        assert_eq!(release(&taken, &j.table, 1), Some(Slot::free(0)));
+    }
+
+    #[test]
+    fn a_transient_failure_keeps_the_slot_for_the_next_attempt() {
+        let (slot, j) = claim(&Slot::free(1), &job("d.a", &[]), "c", now()).unwrap();
+        let running = start(&j, 1, "bq1", now()).unwrap().unwrap();
+        let (next, slot) = retry(
+            &running,
+            Some(&slot),
+            1,
+            "backendError",
+            SignedDuration::from_secs(5),
+            now(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((next.state, next.attempt), (JobState::Queued, 2));
+        assert_eq!(
+            next.previous_attempts[0].bigquery_job_id.as_deref(),
+            Some("bq1")
+        );
+        assert!(slot.unwrap().held_by(&next.table, 2));
+        assert!(
+            next.dispatched,
+            "it stays dispatched: the executor runs the next attempt"
+        );
+        assert_eq!(
+            start(&next, 1, "bq1", now()).unwrap(),
+            None,
+            "the old attempt cannot start"
+        );
+    }
+
+    #[test]
+    fn a_cancelled_runs_failing_job_ends_cancelled() {
+        let (_, j) = claim(&Slot::free(0), &job("d.a", &[]), "c", now()).unwrap();
+        let running = start(&j, 1, "bq", now()).unwrap().unwrap();
+        let failed = Outcome::Failed {
+            error: "stopped: Job cancelled".into(),
+            statistics: JobStatistics::default(),
+        };
+        assert_eq!(
+            finish(&running, 1, &failed, true, now())
+                .unwrap()
+                .unwrap()
+                .state,
+            JobState::Cancelled
+        );
+        assert_eq!(
+            finish(&running, 1, &failed, false, now())
+                .unwrap()
+                .unwrap()
+                .state,
+            JobState::Failed
+        );
+        assert_eq!(finish(&running, 2, &failed, false, now()).unwrap(), None);
+    }
+
+    #[test]
+    fn resuming_gives_what_did_not_succeed_a_new_attempt_once() {
+        let mut failed_run = run("r");
+        failed_run.state = RunState::Failed;
+        failed_run.planned_at = Some(now());
+        let resumed = resume_run(&failed_run, now()).unwrap().unwrap();
+        assert_eq!((resumed.state, resumed.resumes), (RunState::Running, 1));
+        let mut failed = job("d.a", &[]);
+        failed.state = JobState::Failed;
+        failed.error = Some("invalidQuery: oops".into());
+        failed.bigquery_job_id = Some("bq".into());
+        let reset = resume_job(&failed, 1, now()).unwrap().unwrap();
+        assert_eq!(
+            (reset.state, reset.attempt, reset.resumed),
+            (JobState::Pending, 2, 1)
+        );
+        assert_eq!(reset.previous_attempts[0].error, "invalidQuery: oops");
+        assert_eq!(
+            resume_job(&reset, 1, now()).unwrap(),
+            None,
+            "a repeat of the resume changes nothing"
+        );
+        let mut ok = job("d.b", &[]);
+        ok.state = JobState::Succeeded;
+        assert_eq!(
+            resume_job(&ok, 1, now()).unwrap(),
+            None,
+            "succeeded jobs are left alone"
+        );
+    }
+
+    /// Regression (found by the protocol property test): a job blocked by a parent that was
+    /// itself skipped named that parent, not the failure behind it.
+    #[test]
+    fn a_child_of_a_skipped_parent_names_the_failed_ancestor() {
+        let child = job("d.c", &["d.b", "d.x"]);
+        let parents = [
+            (
+                "d.b".parse().unwrap(),
+                JobState::Skipped,
+                Some("d.a".parse().unwrap()),
+            ),
+            ("d.x".parse().unwrap(), JobState::Succeeded, None),
+        ];
+        let Some(Settled::Skipped(skipped)) = settle(&child, &parents, now()).unwrap() else {
+            panic!("a skipped parent skips the child");
+        };
+        assert_eq!(skipped.skipped_because, Some("d.a".parse().unwrap()));
+        let failed_parent = [("d.b".parse().unwrap(), JobState::Failed, None)];
+        let Some(Settled::Skipped(skipped)) =
+            settle(&job("d.c", &["d.b"]), &failed_parent, now()).unwrap()
+        else {
+            panic!();
+        };
+        assert_eq!(skipped.skipped_because, Some("d.b".parse().unwrap()));
+    }
+
+    #[test]
+    fn closing_needs_every_job_ended() {
+        let mut a = job("d.a", &[]);
+        a.state = JobState::Succeeded;
+        let b = job("d.b", &["d.a"]);
+        assert_eq!(summarize(&[a.clone(), b.clone()]), None);
+        let mut b_failed = b;
+        b_failed.state = JobState::Failed;
+        let summary = summarize(&[a, b_failed]).unwrap();
+        let mut r = run("r");
+        r.state = RunState::Running;
+        let closed = close(&r, &summary, now()).unwrap().unwrap();
+        assert_eq!(closed.state, RunState::Failed);
+        assert_eq!(
+            closed.summary.unwrap().failed_tables,
+            vec!["d.b".parse::<TableId>().unwrap()]
+        );
+        assert_eq!(
+            close(&run("r"), &summary, now()).unwrap(),
+            None,
+            "only a running run closes"
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! The ports the planner's protocol runs on, so that it runs unchanged on Firestore and
+//! Pub/Sub in production and on an in-memory model in the property tests.
+//!
+//! `RunPort` reads a run's documents and changes them through transactions whose bodies are
+//! the pure functions of `lifecycle`. `Publish` sends the services' messages.
+
+use std::future::Future;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::bus::BusError;
+use crate::catalog::{Frequency, TableDoc, TableId};
+use crate::lifecycle::{LeaseOutcome, Outcome, Planned, Settled};
+use crate::messages::{ExecutorTask, PlannerEvent};
+use crate::run::{Job, Run, RunSummary, Slot};
+use crate::store::StoreError;
+
+type Answer<T> = Result<T, StoreError>;
+
+pub trait RunPort: Send + Sync {
+    fn run(&self, run_id: &str) -> impl Future<Output = Answer<Option<Run>>> + Send;
+    fn job(
+        &self,
+        run_id: &str,
+        table: &TableId,
+    ) -> impl Future<Output = Answer<Option<Job>>> + Send;
+    fn jobs(&self, run_id: &str) -> impl Future<Output = Answer<Vec<Job>>> + Send;
+    /// Queued jobs not yet dispatched, the most important first.
+    fn waiting_jobs(
+        &self,
+        run_id: &str,
+        limit: u32,
+    ) -> impl Future<Output = Answer<Vec<Job>>> + Send;
+    /// Jobs dispatched while handling `cause` and not started yet.
+    fn dispatched_by(
+        &self,
+        run_id: &str,
+        cause: &str,
+    ) -> impl Future<Output = Answer<Vec<Job>>> + Send;
+    fn free_slots(&self, run_id: &str) -> impl Future<Output = Answer<Vec<Slot>>> + Send;
+    /// Whether any job of the run is pending, queued or running.
+    fn has_open_jobs(&self, run_id: &str) -> impl Future<Output = Answer<bool>> + Send;
+    fn frequency(&self, name: &str) -> impl Future<Output = Answer<Option<Frequency>>> + Send;
+    /// The catalog tables of a run's plan: its frequency's, or the tables it names (with all
+    /// downstream of them when it says so).
+    fn plan_tables(&self, run: &Run) -> impl Future<Output = Answer<Vec<TableDoc>>> + Send;
+
+    /// `None` when there is no such run.
+    fn take_lease(
+        &self,
+        run_id: &str,
+        holder: &str,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> impl Future<Output = Answer<Option<LeaseOutcome>>> + Send;
+    /// Writes the plan's jobs (replacing any of an interrupted planning) and `slots` free slots.
+    fn write_plan(
+        &self,
+        run_id: &str,
+        jobs: Vec<Job>,
+        slots: u32,
+    ) -> impl Future<Output = Answer<()>> + Send;
+    fn end_planning(
+        &self,
+        run_id: &str,
+        holder: &str,
+        planned: &Planned,
+        now: Timestamp,
+    ) -> impl Future<Output = Answer<Option<Run>>> + Send;
+    fn claim(
+        &self,
+        run_id: &str,
+        slot: u32,
+        table: &TableId,
+        cause: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Answer<Option<Job>>> + Send;
+    fn release(
+        &self,
+        run_id: &str,
+        slot: u32,
+        table: &TableId,
+        attempt: u32,
+    ) -> impl Future<Output = Answer<()>> + Send;
+    fn settle(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        now: Timestamp,
+    ) -> impl Future<Output = Answer<Option<Settled>>> + Send;
+    /// Skips a pending job; returns the job, skipped or not, so that a walk can go on.
+    fn skip(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        because: &TableId,
+        now: Timestamp,
+    ) -> impl Future<Output = Answer<Option<Job>>> + Send;
+    fn close(
+        &self,
+        run_id: &str,
+        summary: &RunSummary,
+        now: Timestamp,
+    ) -> impl Future<Output = Answer<Option<Run>>> + Send;
+    fn cancel_job(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        now: Timestamp,
+    ) -> impl Future<Output = Answer<Option<Job>>> + Send;
+    fn resume_job(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        resume: u32,
+        now: Timestamp,
+    ) -> impl Future<Output = Answer<Option<Job>>> + Send;
+    /// Frees the frequency if `run_id` was its open run.
+    fn release_schedule(
+        &self,
+        frequency: &str,
+        run_id: &str,
+    ) -> impl Future<Output = Answer<()>> + Send;
+    /// Creates the next run of the frequency's backfill when nothing of the frequency is open;
+    /// returns it for announcing.
+    fn advance_backfill(
+        &self,
+        frequency: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Answer<Option<Run>>> + Send;
+
+    /// Moves a dispatched job to running; returns the job as it is after.
+    fn start(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        attempt: u32,
+        bigquery_job_id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Answer<Option<Job>>> + Send;
+    /// Records how an attempt ended; returns the job as it is after.
+    fn finish(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        attempt: u32,
+        outcome: &Outcome,
+        now: Timestamp,
+    ) -> impl Future<Output = Answer<Option<Job>>> + Send;
+    /// Queues the next attempt after a transient failure; returns it when it was queued.
+    fn retry(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        attempt: u32,
+        error: &str,
+        backoff: SignedDuration,
+        now: Timestamp,
+    ) -> impl Future<Output = Answer<Option<Job>>> + Send;
+}
+
+pub trait Publish: Send + Sync {
+    fn to_planner(&self, event: &PlannerEvent)
+    -> impl Future<Output = Result<(), BusError>> + Send;
+    fn to_executor(&self, task: &ExecutorTask)
+    -> impl Future<Output = Result<(), BusError>> + Send;
+}
