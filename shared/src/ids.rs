@@ -12,9 +12,13 @@ pub fn scheduled_run_id(frequency: &str, instant: Timestamp) -> String {
     format!("{frequency}-{}", instant.strftime("%Y%m%dT%H%M%SZ"))
 }
 
-/// The id of a backfill of a frequency, requested at `now`.
-pub fn backfill_id(frequency: &str, now: Timestamp) -> String {
-    format!("{frequency}-backfill-{}", now.strftime("%Y%m%dT%H%M%SZ"))
+/// The id of a backfill of a frequency, requested at `now`; `nonce` (random) keeps two
+/// requests of one second apart.
+pub fn backfill_id(frequency: &str, now: Timestamp, nonce: u32) -> String {
+    format!(
+        "{frequency}-backfill-{}-{nonce:08x}",
+        now.strftime("%Y%m%dT%H%M%SZ")
+    )
 }
 
 /// The id of a backfill's run for one instant.
@@ -23,8 +27,9 @@ pub fn backfill_run_id(backfill: &str, instant: Timestamp) -> String {
 }
 
 /// The id of a manual run: the caller's idempotency key when given (a retried request then
-/// finds the run it created), else what it runs and when it was asked.
-pub fn manual_run_id(what: &str, key: Option<&str>, now: Timestamp) -> String {
+/// finds the run it created), else what it runs, when it was asked, and `nonce` (random), which
+/// keeps two requests of one instant apart.
+pub fn manual_run_id(what: &str, key: Option<&str>, now: Timestamp, nonce: u32) -> String {
     let clean = |s: &str| -> String {
         s.chars()
             .map(|c| {
@@ -40,11 +45,28 @@ pub fn manual_run_id(what: &str, key: Option<&str>, now: Timestamp) -> String {
     match key {
         Some(key) => format!("manual-{}", clean(key)),
         None => format!(
-            "{}-manual-{}",
+            "{}-manual-{}-{nonce:08x}",
             clean(what),
-            now.strftime("%Y%m%dT%H%M%S%.3fZ")
+            now.strftime("%Y%m%dT%H%M%SZ")
         ),
     }
+}
+
+/// How the BigQuery job ids of a run begin (when the run id is short enough to be kept whole,
+/// as every id Baton makes is).
+pub fn bigquery_job_prefix(run_id: &str) -> String {
+    job_id_chars(&format!("baton_{run_id}_")).collect()
+}
+
+/// The characters of `s`, those BigQuery refuses in a job id replaced by `_`.
+fn job_id_chars(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+            c
+        } else {
+            '_'
+        }
+    })
 }
 
 /// The BigQuery job id of one attempt of one table's job in a run.
@@ -53,15 +75,7 @@ pub fn manual_run_id(what: &str, key: Option<&str>, now: Timestamp) -> String {
 /// has every other character replaced, and a hash of the exact triple keeps two tables that
 /// differ only in those characters (`a_b.c` and `a.b_c`) from sharing an id.
 pub fn bigquery_job_id(run_id: &str, table: &TableId, attempt: u32) -> String {
-    let readable: String = format!("baton_{run_id}_{table}_{attempt}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
+    let readable: String = job_id_chars(&format!("baton_{run_id}_{table}_{attempt}"))
         .take(200)
         .collect();
     let digest = Sha256::digest(format!("{run_id}\n{table}\n{attempt}").as_bytes());
@@ -99,23 +113,23 @@ mod tests {
     fn manual_and_backfill_ids_read_as_what_and_when() {
         let now: Timestamp = "2026-11-22T10:15:00.250Z".parse().unwrap();
         assert_eq!(
-            manual_run_id("daily", None, now),
-            "daily-manual-20261122T101500.250Z"
+            manual_run_id("daily", None, now, 0xbeef),
+            "daily-manual-20261122T101500Z-0000beef"
         );
         assert_eq!(
-            manual_run_id("shop.orders", None, now),
-            "shop-orders-manual-20261122T101500.250Z"
+            manual_run_id("shop.orders", None, now, 1),
+            "shop-orders-manual-20261122T101500Z-00000001"
         );
         assert_eq!(
-            manual_run_id("daily", Some("deploy 42/x"), now),
+            manual_run_id("daily", Some("deploy 42/x"), now, 1),
             "manual-deploy-42-x"
         );
-        let backfill = backfill_id("daily", now);
-        assert_eq!(backfill, "daily-backfill-20261122T101500Z");
+        let backfill = backfill_id("daily", now, 0xbeef);
+        assert_eq!(backfill, "daily-backfill-20261122T101500Z-0000beef");
         let instant: Timestamp = "2026-11-01T02:00:00Z".parse().unwrap();
         assert_eq!(
             backfill_run_id(&backfill, instant),
-            "daily-backfill-20261122T101500Z-20261101T020000Z"
+            "daily-backfill-20261122T101500Z-0000beef-20261101T020000Z"
         );
     }
 

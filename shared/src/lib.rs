@@ -1,10 +1,12 @@
 //! Baton's shared library.
 //!
 //! The pure core: the catalog (`catalog`), schedules (`schedule`), dependency inference (`sql`),
-//! plans (`dag`), run and job states (`state`, `run`), ids (`ids`) and messages (`messages`).
+//! plans (`dag`), run and job states (`state`, `run`), every change of a run as a pure
+//! transition (`lifecycle`), ids (`ids`) and messages (`messages`); the ports the planner is
+//! written against (`ports`) and an in-memory implementation for property tests (`memory`).
 //! The adapters, which only translate: Firestore (`store`), Pub/Sub (`bus`), BigQuery
 //! (`warehouse`), Google credentials (`gcp`). And what every service needs: configuration
-//! (`config`), logs (`telemetry`), HTTP helpers (`http`).
+//! (`config`), logs (`telemetry`), HTTP helpers (`http`), per-key turns (`serial`).
 
 pub mod catalog;
 pub mod dag;
@@ -23,6 +25,7 @@ pub mod bus;
 pub mod config;
 pub mod gcp;
 pub mod http;
+pub mod serial;
 pub mod store;
 pub mod telemetry;
 pub mod warehouse;

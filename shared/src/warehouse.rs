@@ -279,6 +279,22 @@ impl Warehouse {
         Ok(())
     }
 
+    /// The ids of every job in the project (all pages), newest first: for tools and tests that
+    /// check what ran.
+    pub async fn job_ids(&self) -> Result<Vec<String>, WarehouseError> {
+        use futures::StreamExt;
+        let mut ids = Vec::new();
+        let mut pages = std::pin::pin!(self.client.job().get_job_list(&self.project, None));
+        while let Some(page) = pages.next().await {
+            for job in page?.jobs.unwrap_or_default() {
+                if let Some(id) = job.job_reference.and_then(|r| r.job_id) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
     /// The table's row count, or `None` when BigQuery does not say.
     pub async fn row_count(&self, table: &TableId) -> Result<Option<i64>, WarehouseError> {
         let t = self

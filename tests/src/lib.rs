@@ -7,6 +7,7 @@
 //! input closes).
 
 pub mod corpus;
+pub mod relay;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -18,12 +19,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 
+use base64::Engine;
 use baton_cli::Client;
-use baton_shared::api::RunResponse;
+use baton_shared::api::{ApplyRequest, ApplyResponse, RunResponse};
 use baton_shared::bus::{Bus, PushSubscription};
+use baton_shared::catalog::CatalogSpec;
 use baton_shared::config::{Env, Gcp};
 use baton_shared::store::Store;
 use baton_shared::warehouse::Warehouse;
+
+use crate::relay::Relay;
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
@@ -80,6 +85,27 @@ impl Stack {
     }
 }
 
+/// Polls `check` until it returns `Some`, or fails after `timeout` saying what it waited for
+/// and the last error, if any.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => String::new(),
+            Err(e) => format!(" (last error: {e:#})"),
+        };
+        if Instant::now() > deadline {
+            bail!("{what}: not within {timeout:?}{last}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// One service process.
 struct Service {
     name: &'static str,
@@ -121,10 +147,41 @@ pub struct Urls {
     pub importer: String,
 }
 
+/// How to start a Baton.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Extra environment variables for every service.
+    pub env: Vec<(String, String)>,
+    /// Put a `Relay` between each push subscription and its service.
+    pub relays: bool,
+}
+
+impl Options {
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn relays(mut self) -> Self {
+        self.relays = true;
+        self
+    }
+}
+
+/// The relays in front of the services that receive pushes (with `Options::relays`).
+#[derive(Debug, Clone)]
+pub struct Relays {
+    pub planner: Relay,
+    pub executor: Relay,
+    pub importer: Relay,
+}
+
 /// A running Baton: five services, their project, and clients to look at what they did.
 pub struct Baton {
     pub project: String,
     pub urls: Urls,
+    /// Present when started with `Options::relays`.
+    pub relays: Option<Relays>,
     pub client: Client,
     pub store: Store,
     pub warehouse: Warehouse,
@@ -171,15 +228,11 @@ pub fn unique_project(name: &str) -> String {
 impl Baton {
     /// Starts the services for a new project named after `name`.
     pub async fn start(stack: &Stack, name: &str) -> anyhow::Result<Self> {
-        Self::start_with(stack, name, &[]).await
+        Self::start_with(stack, name, Options::default()).await
     }
 
-    /// Starts the services with extra environment variables for all of them.
-    pub async fn start_with(
-        stack: &Stack,
-        name: &str,
-        extra_env: &[(&str, &str)],
-    ) -> anyhow::Result<Self> {
+    /// Starts the services as `options` say.
+    pub async fn start_with(stack: &Stack, name: &str, options: Options) -> anyhow::Result<Self> {
         let project = unique_project(name);
         let log_dir = bin_dir().join("baton-logs").join(&project);
         std::fs::create_dir_all(&log_dir)?;
@@ -192,6 +245,8 @@ impl Baton {
             // Retries of transient BigQuery failures (local-bigquery's commit conflicts)
             // without production's pause.
             ("BATON_RETRY_BACKOFF_MS".into(), "200".into()),
+            // Tests tick at chosen instants.
+            ("BATON_TICK_ALLOW_AT".into(), "true".into()),
         ];
         for name in [
             "FIRESTORE_EMULATOR_HOST",
@@ -201,9 +256,7 @@ impl Baton {
         ] {
             env.push((name.into(), stack.var(name)?.to_string()));
         }
-        for (k, v) in extra_env {
-            env.push(((*k).to_string(), (*v).to_string()));
-        }
+        env.extend(options.env.iter().cloned());
 
         let mut services = Vec::new();
         for name in ["api", "tick", "planner", "executor", "importer"] {
@@ -224,19 +277,44 @@ impl Baton {
             importer: url("importer"),
         };
 
+        let relays = if options.relays {
+            Some(Relays {
+                planner: Relay::start(&urls.planner).await?,
+                executor: Relay::start(&urls.executor).await?,
+                importer: Relay::start(&urls.importer).await?,
+            })
+        } else {
+            None
+        };
+        let endpoint = |url: &str, relay: Option<&Relay>| {
+            relay.map_or_else(|| format!("{url}/pubsub"), |r| r.endpoint.clone())
+        };
+
         let gcp = Gcp::from_env(&Env::from_map(env.iter().cloned().collect()))?;
         let bus = Bus::new(&gcp)?;
         bus.ensure_topic("baton-dead-letter").await?;
         for (topic, endpoint, ack) in [
-            (&gcp.topics.planner, &urls.planner, 60),
-            (&gcp.topics.executor, &urls.executor, 600),
-            (&gcp.topics.importer, &urls.importer, 600),
+            (
+                &gcp.topics.planner,
+                endpoint(&urls.planner, relays.as_ref().map(|r| &r.planner)),
+                60,
+            ),
+            (
+                &gcp.topics.executor,
+                endpoint(&urls.executor, relays.as_ref().map(|r| &r.executor)),
+                600,
+            ),
+            (
+                &gcp.topics.importer,
+                endpoint(&urls.importer, relays.as_ref().map(|r| &r.importer)),
+                600,
+            ),
         ] {
             bus.ensure_topic(topic).await?;
             bus.ensure_push_subscription(&PushSubscription {
                 name: &format!("{topic}-push"),
                 topic,
-                endpoint: &format!("{endpoint}/pubsub"),
+                endpoint: &endpoint,
                 ack_deadline_seconds: ack,
                 dead_letter: Some(("baton-dead-letter", 20)),
             })
@@ -249,6 +327,7 @@ impl Baton {
             client: Client::new(&urls.api),
             project,
             urls,
+            relays,
             store,
             warehouse,
             gcp,
@@ -267,17 +346,74 @@ impl Baton {
 
     /// POSTs `/tick` as Cloud Scheduler does and returns its report.
     pub async fn tick(&self) -> anyhow::Result<serde_json::Value> {
-        let response = self
-            .http
-            .post(format!("{}/tick", self.urls.tick))
-            .send()
-            .await?;
+        self.tick_request(None).await
+    }
+
+    /// POSTs `/tick?at=…`: a tick as if it were `at`.
+    pub async fn tick_at(&self, at: jiff::Timestamp) -> anyhow::Result<serde_json::Value> {
+        self.tick_request(Some(at)).await
+    }
+
+    async fn tick_request(&self, at: Option<jiff::Timestamp>) -> anyhow::Result<serde_json::Value> {
+        let mut request = self.http.post(format!("{}/tick", self.urls.tick));
+        if let Some(at) = at {
+            request = request.query(&[("at", at.to_string())]);
+        }
+        let response = request.send().await?;
         let status = response.status();
         let body: serde_json::Value = response.json().await?;
         if !status.is_success() {
             bail!("tick answered {status}: {body}");
         }
         Ok(body)
+    }
+
+    /// Applies a catalog built in code (adding to what is stored).
+    pub async fn apply(&self, catalog: CatalogSpec) -> anyhow::Result<ApplyResponse> {
+        Ok(self
+            .client
+            .apply(&ApplyRequest {
+                catalog,
+                prune: false,
+                dry_run: false,
+            })
+            .await?)
+    }
+
+    /// Delivers `payload` to a service's `/pubsub` endpoint as a Pub/Sub push would (a
+    /// redelivery, say), and returns the status it answered.
+    pub async fn push(
+        &self,
+        service_url: &str,
+        payload: &impl serde::Serialize,
+    ) -> anyhow::Result<reqwest::StatusCode> {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let data = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(payload)?);
+        let envelope = serde_json::json!({
+            "message": {"data": data, "messageId": format!("harness-{n}"), "attributes": {}},
+            "subscription": "projects/harness/subscriptions/direct",
+        });
+        let response = self
+            .http
+            .post(format!("{service_url}/pubsub"))
+            .json(&envelope)
+            .send()
+            .await?;
+        Ok(response.status())
+    }
+
+    /// The BigQuery jobs Baton started for a run (their ids begin with the run's).
+    pub async fn bigquery_jobs(&self, run_id: &str) -> anyhow::Result<Vec<String>> {
+        let prefix = baton_shared::ids::bigquery_job_prefix(run_id);
+        let mut ids: Vec<String> = self
+            .warehouse
+            .job_ids()
+            .await?
+            .into_iter()
+            .filter(|id| id.starts_with(&prefix))
+            .collect();
+        ids.sort();
+        Ok(ids)
     }
 
     /// Waits until the run has ended, or fails after `timeout` with what it looked like then.

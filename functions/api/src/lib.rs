@@ -218,7 +218,12 @@ async fn start_run(
                 .latest(now)
                 .filter(|l| *l < now)
                 .or_else(|| schedule.previous(now));
-            let id = manual_run_id(name, request.idempotency_key.as_deref(), now);
+            let id = manual_run_id(
+                name,
+                request.idempotency_key.as_deref(),
+                now,
+                rand::random(),
+            );
             let mut run = Run::new(
                 id,
                 Some(name),
@@ -256,7 +261,12 @@ async fn start_run(
                 )));
             }
             let what = ids_label(&request.tables);
-            let id = manual_run_id(&what, request.idempotency_key.as_deref(), now);
+            let id = manual_run_id(
+                &what,
+                request.idempotency_key.as_deref(),
+                now,
+                rand::random(),
+            );
             let mut run = Run::new(
                 id,
                 None,
@@ -440,7 +450,7 @@ async fn start_backfill(
     }
     let backfill = Backfill {
         schema_version: 1,
-        id: backfill_id(name, now),
+        id: backfill_id(name, now, rand::random()),
         frequency: name.clone(),
         instants,
         runs: Vec::new(),

@@ -30,6 +30,7 @@ use baton_shared::lifecycle::Outcome;
 use baton_shared::messages::{ExecutorTask, PlannerEvent};
 use baton_shared::ports::{Publish, RunPort};
 use baton_shared::run::{Job, JobStatistics};
+use baton_shared::serial::Serial;
 use baton_shared::state::JobState;
 use baton_shared::store::{Store, StoreError};
 use baton_shared::warehouse::{JobProgress, QueryJob, Warehouse, WarehouseError, is_transient};
@@ -67,6 +68,8 @@ pub struct App {
     config: Config,
     /// Datasets known to exist, so that each is checked once per process.
     datasets: Mutex<HashSet<String>>,
+    /// Duplicate deliveries of one attempt that reach this process run one after the other.
+    serial: Serial,
 }
 
 impl App {
@@ -77,6 +80,7 @@ impl App {
             warehouse: Warehouse::new(&config.gcp).await?,
             config,
             datasets: Mutex::new(HashSet::new()),
+            serial: Serial::default(),
         })
     }
 }
@@ -128,7 +132,13 @@ async fn pubsub(State(app): State<Arc<App>>, body: Bytes) -> PushOutcome {
         "executor", run_id = %run_id, table = %table, attempt, message_id = %push.message_id
     );
     let result = match &push.body {
-        ExecutorTask::RunQuery { .. } => run(&app, run_id, table, attempt).instrument(span).await,
+        ExecutorTask::RunQuery { .. } => {
+            let _turn = app
+                .serial
+                .lock(&format!("{run_id}/{table}#{attempt}"))
+                .await;
+            run(&app, run_id, table, attempt).instrument(span).await
+        }
         ExecutorTask::Cancel { .. } => cancel(&app, run_id, table, attempt).instrument(span).await,
     };
     PushOutcome::from_result(result)

@@ -41,6 +41,7 @@ use baton_shared::messages::{ExecutorTask, PlannerEvent};
 use baton_shared::ports::{Publish, RunPort};
 use baton_shared::run::{Job, Run};
 use baton_shared::schedule::conditions_hold;
+use baton_shared::serial::Serial;
 use baton_shared::state::{JobState, RunState};
 use baton_shared::store::{Contended, Store, StoreError};
 
@@ -105,6 +106,8 @@ pub struct Planner<P, B> {
     /// This process, in the names of the planning leases its handlings take.
     process: String,
     handlings: AtomicU64,
+    /// Deliveries about one run that reach this process are handled in turn (`deliver`).
+    serial: Serial,
 }
 
 /// The planner of a deployment: Firestore and Pub/Sub.
@@ -142,7 +145,7 @@ async fn pubsub(State(app): State<Arc<App>>, body: Bytes) -> PushOutcome {
         message_id = %push.message_id,
         event = %push.body.cause()
     );
-    PushOutcome::from_result(app.handle(&push.body).instrument(span).await)
+    PushOutcome::from_result(app.deliver(&push.body).instrument(span).await)
 }
 
 impl<P: RunPort, B: Publish> Planner<P, B> {
@@ -159,6 +162,7 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
             lease,
             process,
             handlings: AtomicU64::new(0),
+            serial: Serial::default(),
         }
     }
 
@@ -169,7 +173,15 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
         format!("{}-{n}", self.process)
     }
 
-    /// Handles one event.
+    /// Handles one delivered event after the deliveries about its run that reached this
+    /// process before it: duplicates and neighbours then find each other's writes instead of
+    /// contending for the same documents.
+    pub async fn deliver(&self, event: &PlannerEvent) -> Result<(), PlannerError> {
+        let _turn = self.serial.lock(event.run_id()).await;
+        self.handle(event).await
+    }
+
+    /// Handles one event. Safe under any concurrency: every change is a transaction.
     pub async fn handle(&self, event: &PlannerEvent) -> Result<(), PlannerError> {
         let cause = event.cause();
         match event {

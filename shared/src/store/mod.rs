@@ -385,25 +385,20 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let mut delay = Duration::from_millis(20);
+    // Both sides of a conflict may be aborted at once (the emulator aborts deadlocked
+    // transactions together): a random pause, up to a bound that doubles, keeps them from
+    // meeting again.
+    let mut bound = Duration::from_millis(100);
     let mut n = 1;
     loop {
         match attempt().await {
             Err(e) if e.is_contention() && n < tries => {
                 tracing::debug!(try_number = n, reason = %e, "transaction contended; trying again");
-                tokio::time::sleep(delay + jitter(delay)).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
+                tokio::time::sleep(bound.mul_f64(rand::random::<f64>())).await;
+                bound = (bound * 2).min(Duration::from_secs(2));
                 n += 1;
             }
             other => return other,
         }
     }
-}
-
-/// Up to half of `d`, from the clock's low bits: enough to keep racing writers apart.
-fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    d.mul_f64(f64::from(nanos % 1000) / 2000.0)
 }

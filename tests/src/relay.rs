@@ -1,0 +1,182 @@
+//! A relay between the Pub/Sub emulator's push subscriptions and a service: the faults that
+//! Pub/Sub may produce in production, on demand. It can deliver every message twice at once
+//! (at-least-once delivery, two instances of the service racing), and it can hold chosen
+//! messages back and deliver them later all at once (events that happen together, a service
+//! that was slow to receive).
+//!
+//! It is not a fake of Pub/Sub: the messages come from the emulator and go to the real
+//! service; the relay only does to them what Pub/Sub is allowed to do. A held message is
+//! acknowledged to the emulator and kept by the relay until `release`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::bail;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use base64::Engine;
+
+/// Which messages to hold, by their decoded JSON payload.
+pub type Filter = Arc<dyn Fn(&serde_json::Value) -> bool + Send + Sync>;
+
+#[derive(Default)]
+struct Holding {
+    filter: Option<Filter>,
+    held: Vec<Bytes>,
+}
+
+struct Inner {
+    target: String,
+    http: reqwest::Client,
+    duplicate: AtomicBool,
+    holding: Mutex<Holding>,
+    /// Deliveries received from Pub/Sub (each counted once, however often it was forwarded).
+    received: AtomicU64,
+}
+
+/// A relay in front of one service's `/pubsub` endpoint.
+#[derive(Clone)]
+pub struct Relay {
+    inner: Arc<Inner>,
+    /// Where Pub/Sub pushes to: `http://127.0.0.1:PORT/pubsub`.
+    pub endpoint: String,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("endpoint", &self.endpoint)
+            .field("target", &self.inner.target)
+            .finish()
+    }
+}
+
+impl Relay {
+    /// Starts a relay on a loopback port for the service at `target` (its base URL).
+    pub async fn start(target: &str) -> anyhow::Result<Self> {
+        let inner = Arc::new(Inner {
+            target: format!("{target}/pubsub"),
+            http: reqwest::Client::new(),
+            duplicate: AtomicBool::new(false),
+            holding: Mutex::new(Holding::default()),
+            received: AtomicU64::new(0),
+        });
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let endpoint = format!("http://{}/pubsub", listener.local_addr()?);
+        let app = Router::new()
+            .route("/pubsub", post(relay))
+            .with_state(inner.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { inner, endpoint })
+    }
+
+    /// From now on, forwards every delivery twice, concurrently.
+    pub fn duplicate(&self, on: bool) {
+        self.inner.duplicate.store(on, Ordering::SeqCst);
+    }
+
+    /// Holds back every message from now on, until `release`.
+    pub fn hold_all(&self) {
+        self.hold_where(|_| true);
+    }
+
+    /// Holds back the messages whose payload `filter` accepts, until `release`.
+    pub fn hold_where(&self, filter: impl Fn(&serde_json::Value) -> bool + Send + Sync + 'static) {
+        self.inner.holding.lock().expect("not poisoned").filter = Some(Arc::new(filter));
+    }
+
+    /// How many messages are held back.
+    pub fn held(&self) -> usize {
+        self.inner.holding.lock().expect("not poisoned").held.len()
+    }
+
+    /// Stops holding, and delivers the held messages all at once; returns when the service
+    /// has answered every one.
+    pub async fn release(&self) -> anyhow::Result<()> {
+        let held = {
+            let mut holding = self.inner.holding.lock().expect("not poisoned");
+            holding.filter = None;
+            std::mem::take(&mut holding.held)
+        };
+        // The emulator would deliver a refused message again; the relay, which acknowledged
+        // it, does so in its place.
+        let redeliver = |body: Bytes| async move {
+            let mut status = StatusCode::OK;
+            for _ in 0..20 {
+                status = deliver(&self.inner, body.clone()).await;
+                if status.is_success() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            status
+        };
+        let answers = futures::future::join_all(held.into_iter().map(redeliver)).await;
+        for status in answers {
+            if !status.is_success() {
+                bail!("a released message was refused 20 times, lastly with {status}");
+            }
+        }
+        Ok(())
+    }
+
+    /// How many deliveries Pub/Sub has made to this relay.
+    pub fn received(&self) -> u64 {
+        self.inner.received.load(Ordering::SeqCst)
+    }
+}
+
+/// The push's payload, decoded (`Null` if it is not a push of JSON).
+fn payload(body: &[u8]) -> serde_json::Value {
+    let data = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|envelope| envelope["message"]["data"].as_str().map(str::to_string))
+        .and_then(|data| base64::engine::general_purpose::STANDARD.decode(data).ok());
+    data.and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+async fn relay(State(inner): State<Arc<Inner>>, body: Bytes) -> StatusCode {
+    inner.received.fetch_add(1, Ordering::SeqCst);
+    {
+        let mut holding = inner.holding.lock().expect("not poisoned");
+        if holding.filter.as_ref().is_some_and(|f| f(&payload(&body))) {
+            holding.held.push(body);
+            return StatusCode::OK;
+        }
+    }
+    deliver(&inner, body).await
+}
+
+/// Forwards the body (twice at once when duplicating); OK only when every copy was
+/// acknowledged, else the status that Pub/Sub takes as "deliver again".
+async fn deliver(inner: &Inner, body: Bytes) -> StatusCode {
+    let copies = if inner.duplicate.load(Ordering::SeqCst) {
+        2
+    } else {
+        1
+    };
+    let sends = (0..copies).map(|_| {
+        inner
+            .http
+            .post(&inner.target)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+    });
+    let mut status = StatusCode::OK;
+    for answer in futures::future::join_all(sends).await {
+        match answer {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => status = r.status(),
+            Err(_) => status = StatusCode::BAD_GATEWAY,
+        }
+    }
+    status
+}
