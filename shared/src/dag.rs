@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 
 use fixedbitset::FixedBitSet;
+use petgraph::Direction;
 use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
 
@@ -51,18 +52,21 @@ struct Graph<'a> {
 }
 
 impl<'a> Graph<'a> {
-    /// Nodes are the keys; an edge runs from each parent that is also a key to its child.
-    fn new(parents: &'a BTreeMap<TableId, Vec<TableId>>) -> Self {
-        let mut graph = DiGraph::with_capacity(parents.len(), parents.len() * 2);
-        let index: HashMap<&TableId, NodeIndex> =
-            parents.keys().map(|id| (id, graph.add_node(id))).collect();
-        for (child, its_parents) in parents {
-            let mut seen = BTreeSet::new();
-            for parent in its_parents {
+    /// Node `i` is `nodes[i]`'s table; an edge runs from each parent that is also a node to
+    /// its child. The tables must be distinct.
+    fn new(nodes: &[(&'a TableId, &'a [TableId])], index: &HashMap<&'a TableId, usize>) -> Self {
+        let edges: usize = nodes.iter().map(|(_, p)| p.len()).sum();
+        let mut graph = DiGraph::with_capacity(nodes.len(), edges);
+        for (table, _) in nodes {
+            graph.add_node(*table);
+        }
+        for (child, (_, its_parents)) in nodes.iter().enumerate() {
+            for (k, parent) in its_parents.iter().enumerate() {
+                // A parent named twice is one edge.
                 if let Some(&p) = index.get(parent)
-                    && seen.insert(parent)
+                    && !its_parents[..k].contains(parent)
                 {
-                    graph.add_edge(p, index[child], ());
+                    graph.add_edge(NodeIndex::new(p), NodeIndex::new(child), ());
                 }
             }
         }
@@ -119,38 +123,82 @@ impl<'a> Graph<'a> {
     }
 }
 
+/// The position of each table in `nodes`.
+fn positions<'a>(nodes: &[(&'a TableId, &'a [TableId])]) -> HashMap<&'a TableId, usize> {
+    let index: HashMap<&TableId, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, (t, _))| (*t, i))
+        .collect();
+    debug_assert_eq!(index.len(), nodes.len(), "a table is planned once");
+    index
+}
+
+fn as_nodes(parents: &BTreeMap<TableId, Vec<TableId>>) -> Vec<(&TableId, &[TableId])> {
+    parents.iter().map(|(t, p)| (t, p.as_slice())).collect()
+}
+
 /// Checks that the tables, each with its parents, form no cycle.
 pub fn check_acyclic(parents: &BTreeMap<TableId, Vec<TableId>>) -> Result<(), Cycle> {
-    Graph::new(parents).order().map(|_| ())
+    let nodes = as_nodes(parents);
+    Graph::new(&nodes, &positions(&nodes)).order().map(|_| ())
 }
 
 /// Plans a run of the given tables (each with all its parents, inside the run or not).
 /// Jobs come out in dependency order.
 pub fn plan(parents: &BTreeMap<TableId, Vec<TableId>>) -> Result<Vec<PlannedJob>, Cycle> {
-    let graph = Graph::new(parents);
+    Ok(plan_nodes(&as_nodes(parents))?
+        .into_iter()
+        .map(|(_, job)| job)
+        .collect())
+}
+
+/// Plans a run of distinct tables, each with all its parents (inside the run or not): the
+/// jobs in dependency order, each with the position of its table in `nodes`.
+pub fn plan_nodes(nodes: &[(&TableId, &[TableId])]) -> Result<Vec<(usize, PlannedJob)>, Cycle> {
+    let index = positions(nodes);
+    let graph = Graph::new(nodes, &index);
     let order = graph.order()?;
     let g = &graph.graph;
     let n = g.node_count();
 
     // Descendant sets, children first: a node's set is the union of its children and theirs.
-    let mut descendants: Vec<FixedBitSet> = vec![FixedBitSet::with_capacity(n); n];
+    // A set is counted when made and dropped once every parent has taken it in, which keeps
+    // few of the n sets of n bits alive at once.
+    let mut waiting_parents: Vec<usize> = (0..n)
+        .map(|i| {
+            g.neighbors_directed(NodeIndex::new(i), Direction::Incoming)
+                .count()
+        })
+        .collect();
+    let mut descendants: Vec<FixedBitSet> = vec![FixedBitSet::new(); n];
+    let mut priority = vec![0u32; n];
     for &node in order.iter().rev() {
         let mut set = FixedBitSet::with_capacity(n);
         for child in g.neighbors(node) {
-            set.insert(child.index());
-            set.union_with(&descendants[child.index()]);
+            let c = child.index();
+            set.insert(c);
+            set.union_with(&descendants[c]);
+            waiting_parents[c] -= 1;
+            if waiting_parents[c] == 0 {
+                descendants[c] = FixedBitSet::new();
+            }
         }
-        descendants[node.index()] = set;
+        priority[node.index()] = u32::try_from(set.count_ones(..)).unwrap_or(u32::MAX);
+        if waiting_parents[node.index()] > 0 {
+            descendants[node.index()] = set;
+        }
     }
 
     let jobs = order
         .iter()
         .map(|&node| {
-            let table = g[node];
+            let i = node.index();
+            let (table, its_parents) = nodes[i];
             let mut in_run = Vec::new();
             let mut outside = Vec::new();
-            for parent in &parents[table] {
-                if parents.contains_key(parent) {
+            for parent in its_parents {
+                if index.contains_key(parent) {
                     in_run.push(parent.clone());
                 } else {
                     outside.push(parent.clone());
@@ -162,14 +210,16 @@ pub fn plan(parents: &BTreeMap<TableId, Vec<TableId>>) -> Result<Vec<PlannedJob>
             outside.dedup();
             let mut children: Vec<TableId> = g.neighbors(node).map(|c| g[c].clone()).collect();
             children.sort();
-            PlannedJob {
-                table: table.clone(),
-                parents: in_run,
-                outside_parents: outside,
-                children,
-                priority: u32::try_from(descendants[node.index()].count_ones(..))
-                    .unwrap_or(u32::MAX),
-            }
+            (
+                i,
+                PlannedJob {
+                    table: table.clone(),
+                    parents: in_run,
+                    outside_parents: outside,
+                    children,
+                    priority: priority[i],
+                },
+            )
         })
         .collect();
     Ok(jobs)

@@ -6,13 +6,14 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::catalog::TableId;
+use crate::catalog::{TableDoc, TableId};
+use crate::dag::{self, Cycle};
 use crate::ids;
 use crate::run::{
     AttemptRecord, Backfill, BackfillState, Job, JobStatistics, Lease, Run, RunSummary,
     ScheduleState, Slot, Trigger,
 };
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, conditions_hold};
 use crate::state::{IllegalTransition, JobState, Readiness, RunState, readiness};
 
 type Result<T> = std::result::Result<T, IllegalTransition>;
@@ -194,6 +195,58 @@ pub fn take_lease(
         until,
     });
     Ok(LeaseOutcome::Taken(Box::new(run)))
+}
+
+/// A run's plan, frozen from its tables' documents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPlan {
+    /// One job per table, in the order of the tables given.
+    pub jobs: Vec<Job>,
+    /// The frequency's tables left out because their calendar conditions do not hold at the
+    /// run's instant (sorted).
+    pub excluded: Vec<TableId>,
+}
+
+/// Freezes the plan of `run` over `tables`: a frequency's tables take part only when their
+/// calendar conditions hold at its instant, read in `zone` (tables asked for by name always
+/// do); each job gets its parents and children inside the run, its priority and its query
+/// parameters. A cycle among the tables is the error.
+pub fn plan_run(
+    run: &Run,
+    mut tables: Vec<TableDoc>,
+    zone: &jiff::tz::TimeZone,
+    project: &str,
+    now: Timestamp,
+) -> std::result::Result<RunPlan, Cycle> {
+    let mut excluded = Vec::new();
+    if run.tables.is_empty() && run.frequency.is_some() {
+        tables.retain(|t| {
+            let holds = conditions_hold(&t.definition.conditions, run.instant, zone);
+            if !holds {
+                excluded.push(t.id.clone());
+            }
+            holds
+        });
+    }
+    excluded.sort();
+    let nodes: Vec<(&TableId, &[TableId])> = tables
+        .iter()
+        .map(|t| (&t.id, t.parents.as_slice()))
+        .collect();
+    let mut planned: Vec<Option<dag::PlannedJob>> = vec![None; nodes.len()];
+    for (i, job) in dag::plan_nodes(&nodes)? {
+        planned[i] = Some(job);
+    }
+    drop(nodes);
+    let jobs = tables
+        .into_iter()
+        .zip(planned)
+        .map(|(doc, p)| {
+            let p = p.expect("every table is planned");
+            Job::planned(run, p, doc.definition, doc.parameters, project, now)
+        })
+        .collect();
+    Ok(RunPlan { jobs, excluded })
 }
 
 /// What planning decided.
@@ -582,6 +635,74 @@ mod tests {
             source: None,
         };
         Job::planned(&run("r"), planned, definition, vec![], "p", now())
+    }
+
+    fn doc(name: &str, parents: &[&str], conditions: Vec<crate::schedule::Condition>) -> TableDoc {
+        let mut definition = job(name, &[]).definition;
+        definition.conditions = conditions;
+        TableDoc {
+            schema_version: 1,
+            id: name.parse().unwrap(),
+            definition,
+            reads: vec![],
+            writes: vec![],
+            lenient: false,
+            unknowable: vec![],
+            parameters: vec!["run_time".into()],
+            analyzer: 0,
+            parents: parents.iter().map(|p| p.parse().unwrap()).collect(),
+            external: vec![],
+            updated_at: now(),
+        }
+    }
+
+    #[test]
+    fn a_plan_leaves_out_tables_whose_conditions_fail_unless_asked_for_by_name() {
+        // 2026-11-22 is a Sunday.
+        let weekdays = vec![crate::schedule::Condition {
+            weekdays: vec![1, 2, 3, 4, 5],
+            ..Default::default()
+        }];
+        let tables = vec![
+            doc("d.b", &["d.a", "x.other"], vec![]),
+            doc("d.a", &[], vec![]),
+            doc("d.weekday", &["d.a"], weekdays),
+        ];
+        let utc = jiff::tz::TimeZone::UTC;
+        let plan = plan_run(&run("r"), tables.clone(), &utc, "p", now()).unwrap();
+        assert_eq!(plan.excluded, ["d.weekday".parse::<TableId>().unwrap()]);
+        let jobs: Vec<(String, u32, JobState)> = plan
+            .jobs
+            .iter()
+            .map(|j| (j.table.to_string(), j.priority, j.state))
+            .collect();
+        assert_eq!(
+            jobs,
+            [
+                ("d.b".to_string(), 0, JobState::Pending),
+                ("d.a".to_string(), 1, JobState::Queued),
+            ]
+        );
+        assert_eq!(
+            plan.jobs[0].outside_parents,
+            ["x.other".parse::<TableId>().unwrap()]
+        );
+        assert_eq!(plan.jobs[0].parameters, ["run_time"]);
+        assert_eq!(plan.jobs[0].destination, "p.d.b");
+
+        // A run of chosen tables takes them whatever their conditions say.
+        let mut chosen = run("r2");
+        chosen.tables = vec!["d.weekday".parse().unwrap()];
+        let plan = plan_run(&chosen, tables[2..].to_vec(), &utc, "p", now()).unwrap();
+        assert!(plan.excluded.is_empty());
+        assert_eq!(plan.jobs.len(), 1);
+    }
+
+    #[test]
+    fn a_plan_over_a_cycle_is_the_cycle() {
+        let tables = vec![doc("d.a", &["d.b"], vec![]), doc("d.b", &["d.a"], vec![])];
+        let cycle = plan_run(&run("r"), tables, &jiff::tz::TimeZone::UTC, "p", now()).unwrap_err();
+        assert_eq!(cycle.to_string(), "dependency cycle: d.a → d.b → d.a");
     }
 
     #[test]

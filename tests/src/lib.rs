@@ -25,7 +25,8 @@ use baton_shared::api::{ApplyRequest, ApplyResponse, RunResponse};
 use baton_shared::bus::{Bus, PushSubscription};
 use baton_shared::catalog::CatalogSpec;
 use baton_shared::config::{Env, Gcp};
-use baton_shared::store::Store;
+use baton_shared::ports::RunPort;
+use baton_shared::store::{Store, Usage};
 use baton_shared::warehouse::Warehouse;
 
 use crate::relay::Relay;
@@ -417,6 +418,7 @@ impl Baton {
     }
 
     /// Waits until the run has ended, or fails after `timeout` with what it looked like then.
+    /// Polls the run's document alone (a large run's jobs are read once, at the end).
     pub async fn wait_for_run(
         &self,
         run_id: &str,
@@ -424,24 +426,24 @@ impl Baton {
     ) -> anyhow::Result<RunResponse> {
         let deadline = Instant::now() + timeout;
         loop {
-            let response = self.client.run(run_id).await;
-            if let Ok(r) = &response
-                && r.run.state.is_terminal()
+            let run = self.store.run(run_id).await;
+            if let Ok(Some(run)) = &run
+                && run.state.is_terminal()
             {
-                return Ok(response?);
+                return Ok(self.client.run(run_id).await?);
             }
             if Instant::now() > deadline {
-                let state = response.map_or_else(
-                    |e| e.to_string(),
-                    |r| {
+                let state = match self.client.run(run_id).await {
+                    Ok(r) => {
                         let jobs: Vec<String> = r
                             .jobs
                             .iter()
                             .map(|j| format!("{} {}", j.table, j.state))
                             .collect();
                         format!("{} [{}]", r.run.state, jobs.join(", "))
-                    },
-                );
+                    }
+                    Err(e) => e.to_string(),
+                };
                 bail!(
                     "run {run_id} did not end within {timeout:?}: {state}; logs in {}",
                     self.log_dir.display()
@@ -449,6 +451,31 @@ impl Baton {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// What the named services read and wrote in Firestore, from the line each logs when it
+    /// stops: call after `stop`.
+    pub fn firestore_usage(&self, services: &[&str]) -> anyhow::Result<Usage> {
+        let mut total = Usage::default();
+        for service in services {
+            let path = self.log_dir.join(format!("{service}.log"));
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let line = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| v["message"] == "firestore usage")
+                .ok_or_else(|| anyhow!("{service} logged no usage: has it stopped?"))?;
+            // The log's field names are camelCase (Cloud Logging's JSON).
+            let count = |field: &str| {
+                line[field]
+                    .as_u64()
+                    .ok_or_else(|| anyhow!("{service}'s usage line has no {field}: {line}"))
+            };
+            total.reads += count("firestoreReads")?;
+            total.writes += count("firestoreWrites")?;
+        }
+        Ok(total)
     }
 
     /// Stops the services.

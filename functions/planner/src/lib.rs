@@ -20,7 +20,7 @@
 //! idempotent). The protocol is generic over its ports, so the property tests run this very
 //! code on an in-memory store.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -32,15 +32,13 @@ use jiff::{SignedDuration, Timestamp};
 use tracing::Instrument;
 
 use baton_shared::bus::{BusError, Topics};
-use baton_shared::catalog::{Table, TableId};
+use baton_shared::catalog::TableId;
 use baton_shared::config::{ConfigError, Env, Gcp, Listen};
-use baton_shared::dag;
 use baton_shared::http::{PushOutcome, Retryable, decode_push, healthz};
-use baton_shared::lifecycle::{LeaseOutcome, Planned, Settled, summarize};
+use baton_shared::lifecycle::{LeaseOutcome, Planned, RunPlan, Settled, plan_run, summarize};
 use baton_shared::messages::{ExecutorTask, PlannerEvent};
 use baton_shared::ports::{Publish, RunPort};
 use baton_shared::run::{Job, Run};
-use baton_shared::schedule::conditions_hold;
 use baton_shared::serial::Serial;
 use baton_shared::state::{JobState, RunState};
 use baton_shared::store::{Contended, Store, StoreError};
@@ -225,58 +223,29 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
             Some(LeaseOutcome::Taken(_)) => {}
         }
 
-        let mut tables = self.runs.plan_tables(&run).await?;
-        // A frequency's tables take part only when their calendar conditions hold at its
-        // instant, read in the frequency's zone; tables asked for by name always do.
-        let mut excluded = Vec::new();
-        if run.tables.is_empty()
-            && let Some(name) = &run.frequency
-        {
-            let zone = match self.runs.frequency(name).await? {
+        let tables = self.runs.plan_tables(&run).await?;
+        let zone = match &run.frequency {
+            Some(name) => match self.runs.frequency(name).await? {
                 Some(f) => f
                     .schedule()
                     .map(|s| s.zone())
                     .unwrap_or(jiff::tz::TimeZone::UTC),
                 None => jiff::tz::TimeZone::UTC,
-            };
-            tables.retain(|t| {
-                let holds = conditions_hold(&t.definition.conditions, run.instant, &zone);
-                if !holds {
-                    excluded.push(t.id.clone());
-                }
-                holds
-            });
-        }
-        let parents: BTreeMap<TableId, Vec<TableId>> = tables
-            .iter()
-            .map(|t| (t.id.clone(), t.parents.clone()))
-            .collect();
-        let planned = match dag::plan(&parents) {
-            Ok(planned) => planned,
-            Err(cycle) => {
-                tracing::error!(%cycle, "the run's tables form a cycle");
-                self.end_planning(run_id, &holder, &Planned::Failed(cycle.to_string()))
-                    .await?;
-                return Ok(());
-            }
+            },
+            None => jiff::tz::TimeZone::UTC,
         };
-        let mut definitions: HashMap<TableId, (Table, Vec<String>)> = tables
-            .into_iter()
-            .map(|t| (t.id, (t.definition, t.parameters)))
-            .collect();
-        let now = Timestamp::now();
-        let jobs: Vec<Job> = planned
-            .into_iter()
-            .map(|p| {
-                let (definition, parameters) = definitions
-                    .remove(&p.table)
-                    .expect("planned from these tables");
-                Job::planned(&run, p, definition, parameters, &self.project, now)
-            })
-            .collect();
+        let RunPlan { jobs, excluded } =
+            match plan_run(&run, tables, &zone, &self.project, Timestamp::now()) {
+                Ok(plan) => plan,
+                Err(cycle) => {
+                    tracing::error!(%cycle, "the run's tables form a cycle");
+                    self.end_planning(run_id, &holder, &Planned::Failed(cycle.to_string()))
+                        .await?;
+                    return Ok(());
+                }
+            };
         let count = u32::try_from(jobs.len()).unwrap_or(u32::MAX);
         self.runs.write_plan(run_id, jobs, run.concurrency).await?;
-        excluded.sort();
         self.end_planning(run_id, &holder, &Planned::Jobs { count, excluded })
             .await?;
         tracing::info!(jobs = count, concurrency = run.concurrency, "plan frozen");

@@ -3,7 +3,7 @@
 use crate::catalog::apply::ApplyPlan;
 use crate::catalog::{Frequency, TableDoc};
 
-use super::{FREQUENCIES, Store, StoreError, TABLES};
+use super::{FREQUENCIES, Store, StoreError, TABLES, counted};
 
 impl Store {
     pub async fn frequencies(&self) -> Result<Vec<Frequency>, StoreError> {
@@ -29,7 +29,8 @@ impl Store {
             .filter(|q| q.for_all([q.field("definition.frequency").eq(frequency.clone())]))
             .obj()
             .query()
-            .await?)
+            .await
+            .map(counted)?)
     }
 
     /// Performs a planned catalog change. Each batch of 500 writes is atomic; the change as a

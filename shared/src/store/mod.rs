@@ -13,6 +13,9 @@
 //! Every state change that two deliveries could race on happens in a transaction (`Txn`) or
 //! with a precondition. Reads inside a transaction go through batchGet: the emulator hangs on
 //! a plain get inside one.
+//!
+//! The process counts the documents it reads and writes as Firestore bills them (`usage`): a
+//! query that finds nothing costs one read, a transaction's writes count when it commits.
 
 mod catalog;
 mod runs;
@@ -20,6 +23,7 @@ mod runs;
 pub use runs::Admitted;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use firestore::errors::FirestoreError;
@@ -88,6 +92,40 @@ impl From<FirestoreError> for StoreError {
     }
 }
 
+static READS: AtomicU64 = AtomicU64::new(0);
+static WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// The documents this process has read and written, as Firestore bills them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub reads: u64,
+    pub writes: u64,
+}
+
+/// This process's Firestore usage so far.
+pub fn usage() -> Usage {
+    Usage {
+        reads: READS.load(Ordering::Relaxed),
+        writes: WRITES.load(Ordering::Relaxed),
+    }
+}
+
+/// Counts the reads of a lookup or query that returned `found` documents (at least one: an
+/// empty answer is billed one read).
+pub(crate) fn count_reads(found: usize) {
+    READS.fetch_add(found.max(1) as u64, Ordering::Relaxed);
+}
+
+/// A query's answer, its reads counted.
+pub(crate) fn counted<T>(docs: Vec<T>) -> Vec<T> {
+    count_reads(docs.len());
+    docs
+}
+
+fn count_writes(written: usize) {
+    WRITES.fetch_add(written as u64, Ordering::Relaxed);
+}
+
 /// The Firestore database of one Baton deployment.
 #[derive(Clone)]
 pub struct Store {
@@ -136,7 +174,11 @@ impl Store {
                 .clone_with_consistency_selector(FirestoreConsistencySelector::Transaction(
                     tx.transaction_id().clone(),
                 ));
-        Ok(Txn { reader, tx })
+        Ok(Txn {
+            reader,
+            tx,
+            writes: 0,
+        })
     }
 
     /// Reads one document outside any transaction.
@@ -151,6 +193,7 @@ impl Store {
             Some(p) => builder.parent(p),
             None => builder,
         };
+        count_reads(1);
         Ok(builder.obj().one(id).await?)
     }
 
@@ -180,6 +223,7 @@ impl Store {
             None => builder,
         };
         builder.object(value).execute::<()>().await?;
+        count_writes(1);
         Ok(())
     }
 
@@ -203,7 +247,10 @@ impl Store {
             None => builder,
         };
         match builder.object(value).execute::<()>().await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                count_writes(1);
+                Ok(())
+            }
             // The emulator and Firestore answer a failed `exists: false` differently.
             Err(e) => match StoreError::from(e) {
                 StoreError::PreconditionFailed(m) | StoreError::AlreadyExists(m) => {
@@ -232,6 +279,7 @@ impl Store {
                 builder.object(value).add_to_transaction(&mut tx)?;
             }
             tx.commit().await?;
+            count_writes(chunk.len());
         }
         Ok(())
     }
@@ -254,6 +302,7 @@ impl Store {
                 builder.add_to_transaction(&mut tx)?;
             }
             tx.commit().await?;
+            count_writes(chunk.len());
         }
         Ok(())
     }
@@ -271,6 +320,7 @@ impl Store {
         };
         let stream = builder.obj::<T>().stream_all_with_errors().await?;
         let items: Vec<Result<T, FirestoreError>> = stream.collect().await;
+        count_reads(items.len());
         items
             .into_iter()
             .map(|r| r.map_err(StoreError::from))
@@ -287,6 +337,7 @@ async fn batch_get<T: DeserializeOwned + Send + 'static>(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    count_reads(ids.len());
     let builder = db.fluent().select().by_id_in(collection);
     let builder = match parent {
         Some(p) => builder.parent(p),
@@ -305,6 +356,7 @@ async fn batch_get<T: DeserializeOwned + Send + 'static>(
 pub struct Txn<'a> {
     reader: FirestoreDb,
     tx: FirestoreTransaction<'a>,
+    writes: usize,
 }
 
 impl Txn<'_> {
@@ -351,11 +403,13 @@ impl Txn<'_> {
             None => builder,
         };
         builder.object(value).add_to_transaction(&mut self.tx)?;
+        self.writes += 1;
         Ok(())
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
+        count_writes(self.writes);
         Ok(())
     }
 

@@ -19,7 +19,7 @@ use crate::schedule::Schedule;
 use crate::state::{IllegalTransition, JobState};
 
 use super::{
-    BACKFILLS, FREQUENCIES, JOBS, RUNS, SCHEDULES, SLOTS, Store, StoreError, TABLES,
+    BACKFILLS, FREQUENCIES, JOBS, RUNS, SCHEDULES, SLOTS, Store, StoreError, TABLES, counted,
     retry_contention,
 };
 
@@ -107,7 +107,8 @@ impl Store {
             .limit(limit)
             .obj()
             .query()
-            .await?)
+            .await
+            .map(counted)?)
     }
 
     pub async fn schedule_state(
@@ -340,7 +341,8 @@ impl RunPort for Store {
             .limit(limit)
             .obj()
             .query()
-            .await?)
+            .await
+            .map(counted)?)
     }
 
     async fn dispatched_by(&self, run_id: &str, cause: &str) -> Result<Vec<Job>, StoreError> {
@@ -360,7 +362,8 @@ impl RunPort for Store {
             })
             .obj()
             .query()
-            .await?)
+            .await
+            .map(counted)?)
     }
 
     async fn free_slots(&self, run_id: &str) -> Result<Vec<Slot>, StoreError> {
@@ -374,7 +377,8 @@ impl RunPort for Store {
             .filter(|q| q.for_all([q.field("taken").eq(false)]))
             .obj()
             .query()
-            .await?)
+            .await
+            .map(counted)?)
     }
 
     async fn has_open_jobs(&self, run_id: &str) -> Result<bool, StoreError> {
@@ -390,7 +394,8 @@ impl RunPort for Store {
             .limit(1)
             .obj()
             .query()
-            .await?;
+            .await
+            .map(counted)?;
         Ok(!found.is_empty())
     }
 
