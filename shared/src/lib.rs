@@ -2,7 +2,8 @@
 //!
 //! The pure core: the catalog (`catalog`), schedules (`schedule`), dependency inference (`sql`),
 //! plans (`dag`), run and job states (`state`, `run`), every change of a run as a pure
-//! transition (`lifecycle`), ids (`ids`) and messages (`messages`); the ports the planner is
+//! transition (`lifecycle`), ids (`ids`), messages (`messages`) and the statements of the write
+//! modes (`writes`); the ports the planner is
 //! written against (`ports`) and an in-memory implementation for property tests (`memory`).
 //! The adapters, which only translate: Firestore (`store`), Pub/Sub (`bus`), BigQuery
 //! (`warehouse`), Google credentials (`gcp`). And what every service needs: configuration
@@ -19,6 +20,7 @@ pub mod run;
 pub mod schedule;
 pub mod sql;
 pub mod state;
+pub mod writes;
 
 pub mod api;
 pub mod bus;

@@ -627,6 +627,7 @@ mod tests {
             sql: "SELECT 1".into(),
             frequency: None,
             write_mode: WriteMode::Truncate,
+            options: Default::default(),
             description: None,
             owner: None,
             group: None,

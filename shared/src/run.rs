@@ -408,6 +408,7 @@ mod tests {
             sql: "SELECT 1 AS one".into(),
             frequency: Some("daily".into()),
             write_mode: WriteMode::Truncate,
+            options: Default::default(),
             description: None,
             owner: Some("ana@example.com".into()),
             group: Some("finance".into()),
@@ -498,6 +499,11 @@ mod tests {
                 "sql": "SELECT 1 AS one",
                 "frequency": "daily",
                 "write_mode": "truncate",
+                "options": {
+                    "key": [], "delete_flag": null, "partitioning": null, "clustering": [],
+                    "expiration_seconds": null, "max_bytes_billed": null, "timeout_seconds": null,
+                    "retries": null
+                },
                 "description": null,
                 "owner": "ana@example.com",
                 "group": "finance",

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use gcp_bigquery_client::Client;
 use gcp_bigquery_client::client_builder::ClientBuilder;
 use gcp_bigquery_client::error::BQError;
+use gcp_bigquery_client::model::clustering::Clustering;
 use gcp_bigquery_client::model::dataset::Dataset;
 use gcp_bigquery_client::model::dataset_reference::DatasetReference;
 use gcp_bigquery_client::model::job::Job;
@@ -16,13 +17,18 @@ use gcp_bigquery_client::model::query_parameter::QueryParameter;
 use gcp_bigquery_client::model::query_parameter_type::QueryParameterType;
 use gcp_bigquery_client::model::query_parameter_value::QueryParameterValue;
 use gcp_bigquery_client::model::query_request::QueryRequest;
+pub use gcp_bigquery_client::model::table::Table;
+use gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
 use gcp_bigquery_client::model::table_reference::TableReference;
+use gcp_bigquery_client::model::table_schema::TableSchema;
+use gcp_bigquery_client::model::time_partitioning::TimePartitioning;
 
-use crate::catalog::{TableId, WriteMode};
+use crate::catalog::{Partitioning, TableId};
 use crate::config::Gcp;
 use crate::gcp::Tokens;
 use crate::http::{Retryable, error_chain};
 use crate::run::JobStatistics;
+use crate::writes::Column;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
@@ -99,12 +105,84 @@ impl From<BQError> for WarehouseError {
 #[derive(Debug, Clone)]
 pub struct QueryJob<'a> {
     pub job_id: &'a str,
+    /// The query, or a statement or script that writes by itself (`destination` is `None`).
     pub sql: &'a str,
-    pub destination: &'a TableId,
-    pub write_mode: WriteMode,
+    /// Unqualified names in the SQL are this dataset's.
+    pub default_dataset: &'a str,
+    pub destination: Option<Destination<'a>>,
     pub labels: HashMap<String, String>,
     /// Named TIMESTAMP parameters (`run_time` for `@run_time`); `None` passes NULL.
     pub timestamps: Vec<(String, Option<jiff::Timestamp>)>,
+    /// BigQuery fails the job without running it if it would bill more.
+    pub max_bytes_billed: Option<i64>,
+    /// BigQuery cancels the job when it runs longer.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// Where a query's result goes, and how the table is shaped when the job creates it.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    pub table: &'a TableId,
+    /// Add the rows (else replace the table's contents). New columns are allowed either way.
+    pub append: bool,
+    pub partitioning: Option<&'a Partitioning>,
+    pub clustering: &'a [String],
+}
+
+fn time_partitioning(p: &Partitioning) -> TimePartitioning {
+    TimePartitioning {
+        expiration_ms: p.expiration_seconds.map(|s| (s * 1000).to_string()),
+        field: p.field.clone(),
+        require_partition_filter: None,
+        r#type: p.granularity.bigquery().into(),
+    }
+}
+
+fn clustering(columns: &[String]) -> Option<Clustering> {
+    (!columns.is_empty()).then(|| Clustering {
+        fields: Some(columns.to_vec()),
+    })
+}
+
+/// A field's type as `writes::Column` compares them: BigQuery's legacy names, whichever
+/// spelling the API used (`INT64` and `INTEGER` are one type).
+fn type_name(field: &TableFieldSchema) -> String {
+    let name = serde_json::to_value(&field.r#type)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let name = match name.as_str() {
+        "INT64" => "INTEGER",
+        "FLOAT64" => "FLOAT",
+        "BOOL" => "BOOLEAN",
+        "STRUCT" => "RECORD",
+        other => other,
+    };
+    if field.mode.as_deref() == Some("REPEATED") {
+        format!("ARRAY<{name}>")
+    } else {
+        name.to_string()
+    }
+}
+
+/// The top-level columns of a schema.
+pub fn columns(schema: &TableSchema) -> Vec<Column> {
+    schema
+        .fields
+        .iter()
+        .flatten()
+        .map(|f| Column {
+            name: f.name.clone(),
+            field_type: type_name(f),
+        })
+        .collect()
+}
+
+/// How a table is shaped when Baton creates it.
+#[derive(Debug, Clone, Copy)]
+pub struct TableShape<'a> {
+    pub partitioning: Option<&'a Partitioning>,
+    pub clustering: &'a [String],
 }
 
 fn timestamp_parameter(name: &str, value: Option<jiff::Timestamp>) -> QueryParameter {
@@ -119,6 +197,13 @@ fn timestamp_parameter(name: &str, value: Option<jiff::Timestamp>) -> QueryParam
             ..Default::default()
         }),
     }
+}
+
+/// What a dry run tells of a query.
+#[derive(Debug, Clone)]
+pub struct DryRun {
+    pub schema: TableSchema,
+    pub bytes_processed: i64,
 }
 
 /// Where a BigQuery job stands.
@@ -208,6 +293,29 @@ impl Warehouse {
     /// Inserts the query job under its id; if a job with that id exists already (a redelivery,
     /// a restart), returns that job's progress instead: the same work never runs twice.
     pub async fn start_query(&self, job: &QueryJob<'_>) -> Result<JobProgress, WarehouseError> {
+        let mut query = self.query_configuration(job.sql, job.default_dataset, &job.timestamps);
+        query.maximum_bytes_billed = job.max_bytes_billed.map(|b| b.to_string());
+        if let Some(to) = job.destination {
+            query.destination_table = Some(TableReference {
+                project_id: self.project.clone(),
+                dataset_id: to.table.dataset().to_string(),
+                table_id: to.table.table().to_string(),
+            });
+            query.create_disposition = Some("CREATE_IF_NEEDED".into());
+            query.write_disposition = Some(
+                if to.append {
+                    "WRITE_APPEND"
+                } else {
+                    "WRITE_TRUNCATE"
+                }
+                .into(),
+            );
+            // Appending may add columns; truncating replaces the schema anyway.
+            query.schema_update_options =
+                to.append.then(|| vec!["ALLOW_FIELD_ADDITION".to_string()]);
+            query.time_partitioning = to.partitioning.map(time_partitioning);
+            query.clustering = clustering(to.clustering);
+        }
         let request = Job {
             job_reference: Some(JobReference {
                 job_id: Some(job.job_id.to_string()),
@@ -217,37 +325,8 @@ impl Warehouse {
             configuration: Some(JobConfiguration {
                 job_type: Some("QUERY".into()),
                 labels: Some(job.labels.clone()),
-                query: Some(JobConfigurationQuery {
-                    query: job.sql.to_string(),
-                    use_legacy_sql: Some(false),
-                    // Unqualified names are the table's own dataset's, as dependency
-                    // inference reads them.
-                    default_dataset: Some(DatasetReference {
-                        dataset_id: job.destination.dataset().to_string(),
-                        project_id: self.project.clone(),
-                    }),
-                    destination_table: Some(TableReference {
-                        project_id: self.project.clone(),
-                        dataset_id: job.destination.dataset().to_string(),
-                        table_id: job.destination.table().to_string(),
-                    }),
-                    create_disposition: Some("CREATE_IF_NEEDED".into()),
-                    parameter_mode: (!job.timestamps.is_empty()).then(|| "NAMED".into()),
-                    query_parameters: (!job.timestamps.is_empty()).then(|| {
-                        job.timestamps
-                            .iter()
-                            .map(|(name, value)| timestamp_parameter(name, *value))
-                            .collect()
-                    }),
-                    write_disposition: Some(
-                        match job.write_mode {
-                            WriteMode::Truncate => "WRITE_TRUNCATE",
-                            WriteMode::Append => "WRITE_APPEND",
-                        }
-                        .into(),
-                    ),
-                    ..Default::default()
-                }),
+                job_timeout_ms: job.timeout.map(|t| t.as_millis().to_string()),
+                query: Some(query),
                 ..Default::default()
             }),
             ..Default::default()
@@ -259,6 +338,158 @@ impl Warehouse {
                 other => Err(other),
             },
         }
+    }
+
+    fn query_configuration(
+        &self,
+        sql: &str,
+        default_dataset: &str,
+        timestamps: &[(String, Option<jiff::Timestamp>)],
+    ) -> JobConfigurationQuery {
+        JobConfigurationQuery {
+            query: sql.to_string(),
+            use_legacy_sql: Some(false),
+            // Unqualified names are the table's own dataset's, as dependency inference reads
+            // them.
+            default_dataset: Some(DatasetReference {
+                dataset_id: default_dataset.to_string(),
+                project_id: self.project.clone(),
+            }),
+            parameter_mode: (!timestamps.is_empty()).then(|| "NAMED".into()),
+            query_parameters: (!timestamps.is_empty()).then(|| {
+                timestamps
+                    .iter()
+                    .map(|(name, value)| timestamp_parameter(name, *value))
+                    .collect()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Checks a query without running it: the schema of its result and the bytes it would
+    /// process. Invalid SQL is a `Permanent` error with BigQuery's message.
+    pub async fn dry_run(
+        &self,
+        sql: &str,
+        default_dataset: &str,
+        timestamps: &[(String, Option<jiff::Timestamp>)],
+    ) -> Result<DryRun, WarehouseError> {
+        let request = Job {
+            job_reference: Some(JobReference {
+                job_id: None,
+                location: Some(self.location.clone()),
+                project_id: Some(self.project.clone()),
+            }),
+            configuration: Some(JobConfiguration {
+                job_type: Some("QUERY".into()),
+                dry_run: Some(true),
+                query: Some(self.query_configuration(sql, default_dataset, timestamps)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let job = self.client.job().insert(&self.project, request).await?;
+        if let Some(error) = job.status.as_ref().and_then(|s| s.error_result.as_ref()) {
+            return Err(WarehouseError::Permanent(format!(
+                "{}: {}",
+                error.reason.as_deref().unwrap_or_default(),
+                error.message.as_deref().unwrap_or_default()
+            )));
+        }
+        let query = job.statistics.as_ref().and_then(|s| s.query.as_ref());
+        Ok(DryRun {
+            schema: query
+                .and_then(|q| q.schema.clone())
+                .unwrap_or_else(|| TableSchema::new(Vec::new())),
+            bytes_processed: parse_i64(query.and_then(|q| q.total_bytes_processed.as_ref())),
+        })
+    }
+
+    /// A table as BigQuery describes it (schema, partitioning, clustering, expiration), or
+    /// `None` when there is no such table.
+    pub async fn table(&self, table: &TableId) -> Result<Option<Table>, WarehouseError> {
+        match self
+            .client
+            .table()
+            .get(&self.project, table.dataset(), table.table(), None)
+            .await
+        {
+            Ok(t) => Ok(Some(t)),
+            Err(e) => match WarehouseError::from(e) {
+                WarehouseError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Creates a table with `schema`, partitioned and clustered as `shape` says; one that
+    /// exists already (two deliveries racing) is left as it is.
+    pub async fn create_table(
+        &self,
+        table: &TableId,
+        schema: TableSchema,
+        shape: TableShape<'_>,
+    ) -> Result<(), WarehouseError> {
+        let mut t = Table::new(&self.project, table.dataset(), table.table(), schema);
+        t.time_partitioning = shape.partitioning.map(time_partitioning);
+        t.clustering = clustering(shape.clustering);
+        match self.client.table().create(t).await {
+            Ok(_) => Ok(()),
+            Err(e) => match WarehouseError::from(e) {
+                WarehouseError::AlreadyExists(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Adds the fields of `result` that `table` lacks to the table's schema (as NULLABLE).
+    pub async fn add_columns(
+        &self,
+        table: &TableId,
+        current: &TableSchema,
+        result: &TableSchema,
+        added: &[Column],
+    ) -> Result<(), WarehouseError> {
+        let mut fields = current.fields.clone().unwrap_or_default();
+        for field in result.fields.iter().flatten() {
+            if added.iter().any(|c| c.name == field.name) {
+                let mut field = field.clone();
+                if field.mode.as_deref() == Some("REQUIRED") {
+                    field.mode = Some("NULLABLE".into());
+                }
+                fields.push(field);
+            }
+        }
+        let t = Table::new(
+            &self.project,
+            table.dataset(),
+            table.table(),
+            TableSchema::new(fields),
+        );
+        self.client
+            .table()
+            .patch(&self.project, table.dataset(), table.table(), t)
+            .await?;
+        Ok(())
+    }
+
+    /// Makes the table expire at `at`.
+    pub async fn set_expiration(
+        &self,
+        table: &TableId,
+        at: jiff::Timestamp,
+    ) -> Result<(), WarehouseError> {
+        let mut t = self
+            .client
+            .table()
+            .get(&self.project, table.dataset(), table.table(), None)
+            .await?;
+        t.expiration_time = Some(at.as_millisecond().to_string());
+        self.client
+            .table()
+            .patch(&self.project, table.dataset(), table.table(), t)
+            .await?;
+        Ok(())
     }
 
     pub async fn job_progress(&self, job_id: &str) -> Result<JobProgress, WarehouseError> {

@@ -33,6 +33,7 @@ fn table(name: &str, frequency: &str, sql: &str) -> Table {
         sql: sql.to_string(),
         frequency: Some(frequency.to_string()),
         write_mode: WriteMode::Truncate,
+        options: Default::default(),
         description: None,
         owner: None,
         group: None,

@@ -22,7 +22,7 @@ use jiff::{SignedDuration, Timestamp};
 use tracing::Instrument;
 
 use baton_shared::bus::{BusError, Topics};
-use baton_shared::catalog::TableId;
+use baton_shared::catalog::{TableId, WriteMode};
 use baton_shared::config::{ConfigError, Env, Gcp, Listen};
 use baton_shared::http::{PushOutcome, Retryable, decode_push, healthz};
 use baton_shared::ids::{bigquery_job_id, label_value};
@@ -33,7 +33,11 @@ use baton_shared::run::{Job, JobStatistics};
 use baton_shared::serial::Serial;
 use baton_shared::state::JobState;
 use baton_shared::store::{Store, StoreError};
-use baton_shared::warehouse::{JobProgress, QueryJob, Warehouse, WarehouseError, is_transient};
+use baton_shared::warehouse::{
+    Destination, JobProgress, QueryJob, TableShape, Warehouse, WarehouseError, columns,
+    is_transient,
+};
+use baton_shared::writes::{self, Column};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -214,9 +218,13 @@ pub async fn run(
             statistics: JobStatistics::default(),
         },
     };
-    let progress = wait(app, &job_id, progress).await?;
+    let progress = wait(app, &job, &job_id, progress).await?;
     let outcome = match progress {
         JobProgress::Succeeded(statistics) => {
+            if let Some(seconds) = job.definition.options.expiration_seconds {
+                let at = Timestamp::now() + SignedDuration::from_secs(seconds);
+                app.warehouse.set_expiration(table, at).await?;
+            }
             let destination_rows = app.warehouse.row_count(table).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "row count unavailable");
                 None
@@ -232,7 +240,12 @@ pub async fn run(
             statistics,
         } => {
             tracing::warn!(%reason, %message, "BigQuery job failed");
-            if is_transient(&reason, &message) && attempt < app.config.max_attempts {
+            let max_attempts = job
+                .definition
+                .options
+                .retries
+                .map_or(app.config.max_attempts, |r| r.saturating_add(1));
+            if is_transient(&reason, &message) && attempt < max_attempts {
                 let error = format!("{reason}: {message}");
                 let backoff = app
                     .config
@@ -318,7 +331,13 @@ async fn send_attempt(app: &App, job: &Job) -> Result<(), ExecutorError> {
     Ok(())
 }
 
+/// Starts the attempt's BigQuery job, or finds it started by an earlier delivery.
 async fn run_query(app: &App, job: &Job, job_id: &str) -> Result<JobProgress, WarehouseError> {
+    match app.warehouse.job_progress(job_id).await {
+        Ok(progress) => return Ok(progress),
+        Err(WarehouseError::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
     let dataset = job.table.dataset();
     let known = app
         .datasets
@@ -333,6 +352,92 @@ async fn run_query(app: &App, job: &Job, job_id: &str) -> Result<JobProgress, Wa
             .insert(dataset.to_string());
     }
     let definition = &job.definition;
+    let options = &definition.options;
+    let timestamps = timestamps(job)?;
+    let statement = prepare(app, job, &timestamps).await?;
+    let destination = statement.is_none().then_some(Destination {
+        table: &job.table,
+        append: definition.write_mode == WriteMode::Append,
+        partitioning: options.partitioning.as_ref(),
+        clustering: &options.clustering,
+    });
+    app.warehouse
+        .start_query(&QueryJob {
+            job_id,
+            sql: statement.as_deref().unwrap_or(&definition.sql),
+            default_dataset: dataset,
+            destination,
+            labels: labels(job),
+            timestamps,
+            max_bytes_billed: options.max_bytes_billed,
+            timeout: timeout(job),
+        })
+        .await
+}
+
+/// For the write modes that keep rows through a statement of their own (merge,
+/// insert_unique, overwrite_partitions): makes sure the table exists with the result's
+/// columns (creating it, or adding the new ones), and returns the statement. `None` for
+/// truncate and append, which BigQuery's write dispositions do.
+async fn prepare(
+    app: &App,
+    job: &Job,
+    timestamps: &[(String, Option<Timestamp>)],
+) -> Result<Option<String>, WarehouseError> {
+    let definition = &job.definition;
+    if matches!(
+        definition.write_mode,
+        WriteMode::Truncate | WriteMode::Append
+    ) {
+        return Ok(None);
+    }
+    let query = baton_shared::sql::single_query(&definition.sql)
+        .map_err(|e| WarehouseError::Permanent(e.to_string()))?;
+    let dry_run = app
+        .warehouse
+        .dry_run(query, job.table.dataset(), timestamps)
+        .await?;
+    let result = columns(&dry_run.schema);
+    match app.warehouse.table(&job.table).await?.map(|t| t.schema) {
+        None => {
+            let shape = TableShape {
+                partitioning: definition.options.partitioning.as_ref(),
+                clustering: &definition.options.clustering,
+            };
+            app.warehouse
+                .create_table(&job.table, dry_run.schema.clone(), shape)
+                .await?;
+        }
+        Some(current) => {
+            let added: Vec<Column> = writes::added_columns(&columns(&current), &result)
+                .map_err(WarehouseError::Permanent)?
+                .into_iter()
+                .cloned()
+                .collect();
+            if !added.is_empty() {
+                tracing::info!(
+                    columns = ?added.iter().map(|c| &c.name).collect::<Vec<_>>(),
+                    "adding the result's new columns to the table"
+                );
+                app.warehouse
+                    .add_columns(&job.table, &current, &dry_run.schema, &added)
+                    .await?;
+            }
+        }
+    }
+    writes::statement(
+        definition.write_mode,
+        &job.destination,
+        query,
+        &result,
+        &definition.options,
+    )
+    .map_err(WarehouseError::Permanent)
+}
+
+/// The labels on every BigQuery job, so that the billing export attributes its cost.
+fn labels(job: &Job) -> HashMap<String, String> {
+    let definition = &job.definition;
     let mut labels = HashMap::from([
         ("baton-run".to_string(), label_value(&job.run_id)),
         (
@@ -346,46 +451,88 @@ async fn run_query(app: &App, job: &Job, job_id: &str) -> Result<JobProgress, Wa
     if let Some(group) = &definition.group {
         labels.insert("baton-group".into(), label_value(group));
     }
-    app.warehouse
-        .start_query(&QueryJob {
-            job_id,
-            sql: &definition.sql,
-            destination: &job.table,
-            write_mode: definition.write_mode,
-            labels,
-            timestamps: timestamps(job),
-        })
-        .await
+    labels
 }
 
-/// The run's instants, for the parameters the SQL uses.
-fn timestamps(job: &Job) -> Vec<(String, Option<Timestamp>)> {
-    job.parameters
-        .iter()
+/// The table's timeout, if it has one.
+fn timeout(job: &Job) -> Option<Duration> {
+    job.definition
+        .options
+        .timeout_seconds
+        .and_then(|s| u64::try_from(s).ok())
+        .map(Duration::from_secs)
+}
+
+/// The run's instants, for the parameters the SQL uses; an overwrite of the run's window
+/// needs both ends of it, whatever the SQL uses.
+fn timestamps(job: &Job) -> Result<Vec<(String, Option<Timestamp>)>, WarehouseError> {
+    let mut names: Vec<&str> = job.parameters.iter().map(String::as_str).collect();
+    if job.definition.write_mode == WriteMode::OverwritePartitions {
+        if job.window_start.is_none() {
+            return Err(WarehouseError::Permanent(
+                "write mode overwrite_partitions replaces the run's window, and this run has \
+                 none (a run of tables outside any frequency): run it with its frequency"
+                    .into(),
+            ));
+        }
+        for name in ["window_start", "window_end"] {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    Ok(names
+        .into_iter()
         .filter_map(|name| {
-            let value = match name.as_str() {
+            let value = match name {
                 "run_time" | "window_end" => Some(job.run_time),
                 "window_start" => job.window_start,
                 _ => return None,
             };
-            Some((name.clone(), value))
+            Some((name.to_string(), value))
         })
-        .collect()
+        .collect())
 }
 
-/// Polls a running BigQuery job until it ends or this delivery's time is up.
+/// Polls a running BigQuery job until it ends or this delivery's time is up. A job that
+/// outlives its table's timeout (counted from the attempt's start, across deliveries) is
+/// cancelled and fails.
 async fn wait(
     app: &App,
+    job: &Job,
     job_id: &str,
     mut progress: JobProgress,
 ) -> Result<JobProgress, ExecutorError> {
     let deadline = tokio::time::Instant::now() + app.config.wait;
+    let timeout_at = timeout(job).zip(job.started_at).map(|(timeout, started)| {
+        let left = started.duration_until(Timestamp::now()).unsigned_abs();
+        tokio::time::Instant::now() + timeout.saturating_sub(left)
+    });
     let mut pause = Duration::from_millis(500);
     while progress == JobProgress::Running {
-        if tokio::time::Instant::now() + pause > deadline {
+        if let Some(at) = timeout_at
+            && tokio::time::Instant::now() >= at
+        {
+            let timeout = timeout(job).unwrap_or_default();
+            tracing::warn!(bigquery_job_id = %job_id, ?timeout, "timed out; cancelling the BigQuery job");
+            app.warehouse.cancel_job(job_id).await?;
+            return Ok(JobProgress::Failed {
+                reason: "timeout".into(),
+                message: format!(
+                    "cancelled: the job ran longer than the table's timeout of {}",
+                    humantime::format_duration(timeout)
+                ),
+                statistics: JobStatistics::default(),
+            });
+        }
+        let mut next = tokio::time::Instant::now() + pause;
+        if let Some(at) = timeout_at {
+            next = next.min(at);
+        }
+        if next > deadline {
             return Err(ExecutorError::StillRunning(job_id.to_string()));
         }
-        tokio::time::sleep(pause).await;
+        tokio::time::sleep_until(next).await;
         pause = (pause * 2).min(Duration::from_secs(10));
         progress = app.warehouse.job_progress(job_id).await?;
     }

@@ -140,6 +140,7 @@ fn memory(case: &Case) -> MemoryRuns {
                     sql: "SELECT 1".into(),
                     frequency: Some("f".into()),
                     write_mode: WriteMode::Truncate,
+                    options: Default::default(),
                     description: None,
                     owner: None,
                     group: None,

@@ -450,6 +450,7 @@ mod tests {
             sql: sql.into(),
             frequency: Some("daily".into()),
             write_mode: WriteMode::Truncate,
+            options: Default::default(),
             description: None,
             owner: None,
             group: None,
@@ -777,6 +778,11 @@ mod tests {
             "definition": {
                 "dataset": "d", "name": "a", "kind": "query", "sql": "SELECT * FROM x.y",
                 "frequency": "daily", "write_mode": "truncate", "description": null,
+                "options": {
+                    "key": [], "delete_flag": null, "partitioning": null, "clustering": [],
+                    "expiration_seconds": null, "max_bytes_billed": null, "timeout_seconds": null,
+                    "retries": null
+                },
                 "owner": null, "group": null, "depends_on": [], "conditions": [],
                 "source": "d/a.sql"
             },
@@ -791,5 +797,17 @@ mod tests {
             "updated_at": "2026-11-22T10:00:00Z"
         });
         assert_eq!(serde_json::to_value(&plan.write_tables[0]).unwrap(), golden);
+    }
+
+    /// A table stored before it had options reads as one with none.
+    #[test]
+    fn a_table_stored_without_options_has_the_defaults() {
+        let stored = serde_json::json!({
+            "dataset": "d", "name": "a", "kind": "query", "sql": "SELECT 1",
+            "frequency": null, "write_mode": "truncate", "description": null,
+            "owner": null, "group": null, "depends_on": [], "conditions": [], "source": null
+        });
+        let table: Table = serde_json::from_value(stored).unwrap();
+        assert_eq!(table.options, crate::catalog::TableOptions::default());
     }
 }

@@ -20,7 +20,10 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{CatalogSpec, Frequency, Problem, Table, TableId, TableKind, WriteMode};
+use super::{
+    CatalogSpec, Frequency, Partitioning, Problem, Table, TableId, TableKind, TableOptions,
+    WriteMode,
+};
 use crate::schedule::Condition;
 
 pub const MANIFEST: &str = "baton.toml";
@@ -36,6 +39,15 @@ pub const TABLE_KEYS: &[&str] = &[
     "group",
     "depends_on",
     "condition",
+    "key",
+    "delete_flag",
+    "partition_by",
+    "partition_expiration",
+    "cluster_by",
+    "expiration",
+    "max_bytes_billed",
+    "timeout",
+    "retries",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -217,6 +229,7 @@ pub fn parse_table_file(
             }),
         }
     }
+    let options = table_options(&value, &line_of, &mut problems);
     let Some(dataset) = value("dataset").or_else(|| defaults.dataset.clone()) else {
         problems.push(Problem {
             at: at.to_string(),
@@ -236,6 +249,7 @@ pub fn parse_table_file(
         sql: text.to_string(),
         frequency: value("frequency").or_else(|| defaults.frequency.clone()),
         write_mode,
+        options,
         description: value("description"),
         owner: value("owner").or_else(|| defaults.owner.clone()),
         group: value("group").or_else(|| defaults.group.clone()),
@@ -243,6 +257,90 @@ pub fn parse_table_file(
         conditions,
         source: Some(at.to_string()),
     })
+}
+
+/// The options of a table's header: keys, partitioning, clustering, expiration, guards.
+/// Problems go to `problems`, each at its line.
+fn table_options(
+    value: &dyn Fn(&str) -> Option<String>,
+    line_of: &dyn Fn(&str) -> String,
+    problems: &mut Vec<Problem>,
+) -> TableOptions {
+    let mut problem = |key: &str, message: String| {
+        problems.push(Problem {
+            at: line_of(key),
+            message,
+        });
+    };
+    let list = |key: &str| -> Vec<String> {
+        value(key)
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut seconds = |key: &str| -> Option<i64> {
+        let text = value(key)?;
+        match humantime::parse_duration(&text) {
+            Ok(d) => i64::try_from(d.as_secs()).ok(),
+            Err(e) => {
+                problem(
+                    key,
+                    format!("`{text}` is not a duration, e.g. `30m`, `90d` ({e})"),
+                );
+                None
+            }
+        }
+    };
+    let expiration_seconds = seconds("expiration");
+    let timeout_seconds = seconds("timeout");
+    let partition_expiration = seconds("partition_expiration");
+    let partitioning = value("partition_by").and_then(|text| match Partitioning::parse(&text) {
+        Ok(p) => Some(Partitioning {
+            expiration_seconds: partition_expiration,
+            ..p
+        }),
+        Err(message) => {
+            problem("partition_by", message);
+            None
+        }
+    });
+    if partition_expiration.is_some() && value("partition_by").is_none() {
+        problem(
+            "partition_expiration",
+            "`partition_expiration` needs `partition_by`".into(),
+        );
+    }
+    let max_bytes_billed =
+        value("max_bytes_billed").and_then(|text| match text.parse::<bytesize::ByteSize>() {
+            Ok(size) => i64::try_from(size.as_u64()).ok(),
+            Err(e) => {
+                problem(
+                    "max_bytes_billed",
+                    format!("`{text}` is not a size in bytes, e.g. `10 GB` or `1 TiB` ({e})"),
+                );
+                None
+            }
+        });
+    let retries = value("retries").and_then(|text| match text.parse::<u32>() {
+        Ok(n) => Some(n),
+        Err(_) => {
+            problem("retries", format!("`{text}` is not a number of retries"));
+            None
+        }
+    });
+    TableOptions {
+        key: list("key"),
+        delete_flag: value("delete_flag"),
+        partitioning,
+        clustering: list("cluster_by"),
+        expiration_seconds,
+        max_bytes_billed,
+        timeout_seconds,
+        retries,
+    }
 }
 
 /// `months=jan,apr days=1`, `weekdays=mon-fri hours=6,18`: fields separated by spaces,
@@ -426,6 +524,78 @@ mod tests {
         assert_eq!(messages.len(), 2, "{messages:?}");
         assert!(messages[0].starts_with("a.sql:1: write mode `upsert`"));
         assert!(messages[1].starts_with("a.sql:2: table id `nodataset`"));
+    }
+
+    #[test]
+    fn the_header_shapes_writes_and_guards_the_table() {
+        let text = "-- write: merge\n-- key: order_id, line\n-- delete_flag: is_deleted\n\
+                    -- partition_by: month(ordered_at)\n-- partition_expiration: 400d\n\
+                    -- cluster_by: customer_id\n-- expiration: 30d\n\
+                    -- max_bytes_billed: 10 GB\n-- timeout: 1h 30m\n-- retries: 5\nSELECT 1";
+        let table = parse_table_file("a.sql", "a", text, &defaults("ds")).unwrap();
+        assert_eq!(table.write_mode, WriteMode::Merge);
+        assert_eq!(
+            table.options,
+            TableOptions {
+                key: vec!["order_id".into(), "line".into()],
+                delete_flag: Some("is_deleted".into()),
+                partitioning: Some(Partitioning {
+                    field: Some("ordered_at".into()),
+                    granularity: crate::catalog::Granularity::Month,
+                    expiration_seconds: Some(400 * 86_400),
+                }),
+                clustering: vec!["customer_id".into()],
+                expiration_seconds: Some(30 * 86_400),
+                max_bytes_billed: Some(10_000_000_000),
+                timeout_seconds: Some(5_400),
+                retries: Some(5),
+            }
+        );
+        let ingestion = parse_table_file(
+            "a.sql",
+            "a",
+            "-- partition_by: hour(_PARTITIONTIME)\nSELECT 1",
+            &defaults("ds"),
+        )
+        .unwrap();
+        let partitioning = ingestion.options.partitioning.unwrap();
+        assert_eq!(partitioning.field, None);
+        assert_eq!(partitioning.granularity, crate::catalog::Granularity::Hour);
+    }
+
+    #[test]
+    fn options_that_cannot_be_read_are_named_at_their_line() {
+        let text = "-- partition_by: fortnight(d)\n-- timeout: soon\n-- max_bytes_billed: lots\n\
+                    -- retries: -1\nSELECT 1";
+        let problems = parse_table_file("a.sql", "a", text, &defaults("ds")).unwrap_err();
+        let messages: Vec<_> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(messages.len(), 4, "{messages:?}");
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.starts_with("a.sql:1: `fortnight` is not a partitioning unit"))
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.starts_with("a.sql:2: `soon` is not a duration"))
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.starts_with("a.sql:3: `lots` is not a size in bytes"))
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.starts_with("a.sql:4: `-1` is not a number of retries"))
+        );
+        let alone = "-- cluster_by: a\n-- partition_expiration: 1d\nSELECT 1";
+        let problems = parse_table_file("a.sql", "a", alone, &defaults("ds")).unwrap_err();
+        assert_eq!(
+            problems[0].to_string(),
+            "a.sql:2: `partition_expiration` needs `partition_by`"
+        );
     }
 
     #[test]

@@ -149,17 +149,218 @@ pub enum WriteMode {
     Truncate,
     /// Add the rows to the table (WRITE_APPEND).
     Append,
+    /// Update the rows whose key is in the result, insert the others; with a delete flag,
+    /// delete the rows the result flags (a generated MERGE).
+    Merge,
+    /// Insert only the rows whose key is not in the table yet.
+    InsertUnique,
+    /// Replace the rows of the run's window (`@window_start` to `@window_end` on the
+    /// partitioning field) with the result, in one transaction.
+    OverwritePartitions,
 }
 
 impl WriteMode {
-    pub const NAMES: &[&str] = &["truncate", "append"];
+    pub const NAMES: &[&str] = &[
+        "truncate",
+        "append",
+        "merge",
+        "insert_unique",
+        "overwrite_partitions",
+    ];
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "truncate" => Some(Self::Truncate),
             "append" => Some(Self::Append),
+            "merge" => Some(Self::Merge),
+            "insert_unique" => Some(Self::InsertUnique),
+            "overwrite_partitions" => Some(Self::OverwritePartitions),
             _ => None,
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// Whether the table keeps rows from one run to the next, so that its schema may only
+    /// grow.
+    pub fn keeps_rows(self) -> bool {
+        self != Self::Truncate
+    }
+}
+
+/// The unit of time partitioning.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    Hour,
+    #[default]
+    Day,
+    Month,
+    Year,
+}
+
+impl Granularity {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "hour" => Some(Self::Hour),
+            "day" => Some(Self::Day),
+            "month" => Some(Self::Month),
+            "year" => Some(Self::Year),
+            _ => None,
+        }
+    }
+
+    /// BigQuery's name: `DAY`.
+    pub fn bigquery(self) -> &'static str {
+        match self {
+            Self::Hour => "HOUR",
+            Self::Day => "DAY",
+            Self::Month => "MONTH",
+            Self::Year => "YEAR",
+        }
+    }
+}
+
+/// Time partitioning of a table: on a column, or on ingestion time when there is none.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partitioning {
+    /// A DATE, DATETIME or TIMESTAMP column; `None` partitions by ingestion time.
+    #[serde(default)]
+    pub field: Option<String>,
+    #[serde(default)]
+    pub granularity: Granularity,
+    /// Partitions older than this are deleted by BigQuery.
+    #[serde(default)]
+    pub expiration_seconds: Option<i64>,
+}
+
+impl Partitioning {
+    /// `day(ordered_at)`, `ordered_at` (by day), `month(_PARTITIONTIME)`, `_PARTITIONTIME`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (granularity, field) = match text.split_once('(') {
+            Some((unit, rest)) => {
+                let field = rest.strip_suffix(')').ok_or_else(|| {
+                    format!("`{text}` is not `unit(column)`, e.g. `day(ordered_at)`")
+                })?;
+                let granularity = Granularity::parse(unit.trim()).ok_or_else(|| {
+                    format!("`{unit}` is not a partitioning unit (hour, day, month, year)")
+                })?;
+                (granularity, field.trim())
+            }
+            None => (Granularity::Day, text),
+        };
+        if field.is_empty() || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("`{field}` is not a column name"));
+        }
+        let field = (!field.eq_ignore_ascii_case("_PARTITIONTIME")).then(|| field.to_string());
+        Ok(Self {
+            field,
+            granularity,
+            expiration_seconds: None,
+        })
+    }
+}
+
+/// How a table is written, shaped and guarded, beyond its SQL. All optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableOptions {
+    /// The key columns of `merge` and `insert_unique`.
+    #[serde(default)]
+    pub key: Vec<String>,
+    /// With `merge`: a BOOL column of the result; rows flagged true are deleted from the
+    /// table (and not inserted).
+    #[serde(default)]
+    pub delete_flag: Option<String>,
+    #[serde(default)]
+    pub partitioning: Option<Partitioning>,
+    /// Up to four columns, in order.
+    #[serde(default)]
+    pub clustering: Vec<String>,
+    /// The table expires this long after its last successful write.
+    #[serde(default)]
+    pub expiration_seconds: Option<i64>,
+    /// A job that would bill more bytes fails without running (BigQuery's
+    /// `maximumBytesBilled`).
+    #[serde(default)]
+    pub max_bytes_billed: Option<i64>,
+    /// A job running longer is cancelled and fails.
+    #[serde(default)]
+    pub timeout_seconds: Option<i64>,
+    /// How many times a transiently failed job is tried again (the service's default when
+    /// absent).
+    #[serde(default)]
+    pub retries: Option<u32>,
+}
+
+impl TableOptions {
+    /// What is wrong with these options for a table written in `mode`.
+    pub fn problems(&self, mode: WriteMode) -> Vec<String> {
+        let mut problems = Vec::new();
+        let needs_key = matches!(mode, WriteMode::Merge | WriteMode::InsertUnique);
+        if needs_key && self.key.is_empty() {
+            problems.push(format!(
+                "write mode `{}` needs `key`: the columns that identify a row",
+                mode.name()
+            ));
+        }
+        if !needs_key && !self.key.is_empty() {
+            problems.push(format!(
+                "`key` is for write modes merge and insert_unique, not `{}`",
+                mode.name()
+            ));
+        }
+        if self.delete_flag.is_some() && mode != WriteMode::Merge {
+            problems.push("`delete_flag` is for write mode merge".into());
+        }
+        if mode == WriteMode::OverwritePartitions
+            && self.partitioning.as_ref().is_none_or(|p| p.field.is_none())
+        {
+            problems.push(
+                "write mode `overwrite_partitions` needs `partition_by` on a column: the \
+                 window's rows are found by it"
+                    .into(),
+            );
+        }
+        if self.clustering.len() > 4 {
+            problems.push(format!(
+                "`cluster_by` takes at most 4 columns, not {}",
+                self.clustering.len()
+            ));
+        }
+        let columns = self
+            .key
+            .iter()
+            .chain(&self.clustering)
+            .chain(&self.delete_flag)
+            .chain(self.partitioning.as_ref().and_then(|p| p.field.as_ref()));
+        for column in columns {
+            if column.is_empty()
+                || !column
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                problems.push(format!("`{column}` is not a column name"));
+            }
+        }
+        for (name, value) in [
+            ("expiration", self.expiration_seconds),
+            ("timeout", self.timeout_seconds),
+            ("max_bytes_billed", self.max_bytes_billed),
+            (
+                "partition_expiration",
+                self.partitioning
+                    .as_ref()
+                    .and_then(|p| p.expiration_seconds),
+            ),
+        ] {
+            if value.is_some_and(|v| v <= 0) {
+                problems.push(format!("`{name}` must be more than zero"));
+            }
+        }
+        problems
     }
 }
 
@@ -177,6 +378,9 @@ pub struct Table {
     pub frequency: Option<String>,
     #[serde(default)]
     pub write_mode: WriteMode,
+    /// Keys, partitioning, clustering, expiration, guards.
+    #[serde(default)]
+    pub options: TableOptions,
     #[serde(default)]
     pub description: Option<String>,
     /// The user its jobs' cost is attributed to.
@@ -356,6 +560,12 @@ impl CatalogSpec {
                     });
                 }
             }
+            for message in table.options.problems(table.write_mode) {
+                problems.push(Problem {
+                    at: at.clone(),
+                    message,
+                });
+            }
             if table.sql.trim().is_empty() {
                 problems.push(Problem {
                     at: at.clone(),
@@ -388,6 +598,7 @@ mod tests {
             sql: "SELECT 1".into(),
             frequency: None,
             write_mode: WriteMode::Truncate,
+            options: Default::default(),
             description: None,
             owner: None,
             group: None,
@@ -395,6 +606,53 @@ mod tests {
             conditions: vec![],
             source: None,
         }
+    }
+
+    #[test]
+    fn write_modes_ask_for_the_options_they_need() {
+        let problems = |mode: WriteMode, options: TableOptions| {
+            let mut t = table("d", "t");
+            t.write_mode = mode;
+            t.options = options;
+            CatalogSpec {
+                frequencies: vec![],
+                tables: vec![t],
+            }
+            .validate(&BTreeSet::new())
+            .into_iter()
+            .map(|p| p.message)
+            .collect::<Vec<_>>()
+        };
+        assert!(problems(WriteMode::Merge, TableOptions::default())[0].contains("needs `key`"));
+        assert!(
+            problems(WriteMode::InsertUnique, TableOptions::default())[0].contains("needs `key`")
+        );
+        let keyed = TableOptions {
+            key: vec!["id".into()],
+            ..TableOptions::default()
+        };
+        assert!(problems(WriteMode::Merge, keyed.clone()).is_empty());
+        assert!(problems(WriteMode::Append, keyed)[0].contains("`key` is for write modes"));
+        assert!(
+            problems(WriteMode::OverwritePartitions, TableOptions::default())[0]
+                .contains("needs `partition_by` on a column")
+        );
+        let by_ingestion = TableOptions {
+            partitioning: Some(Partitioning::parse("_PARTITIONTIME").unwrap()),
+            ..TableOptions::default()
+        };
+        assert_eq!(
+            problems(WriteMode::OverwritePartitions, by_ingestion.clone()).len(),
+            1
+        );
+        assert!(problems(WriteMode::Truncate, by_ingestion).is_empty());
+        let wide = TableOptions {
+            clustering: vec!["a".into(), "b".into(), "c".into(), "d".into(), "e f".into()],
+            delete_flag: Some("gone".into()),
+            ..TableOptions::default()
+        };
+        let messages = problems(WriteMode::Truncate, wide);
+        assert_eq!(messages.len(), 3, "{messages:?}");
     }
 
     #[test]

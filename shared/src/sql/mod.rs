@@ -86,3 +86,75 @@ pub fn analyze(sql: &str, defaults: &Defaults) -> Result<Analysis, SqlError> {
         parameters: out.parameters,
     })
 }
+
+/// The text of `sql` as one query that can be wrapped in brackets (`USING (…)`, `FROM (…)`):
+/// without the semicolons (and the comments after them) that end it. A script of several
+/// statements is refused, at its second statement.
+pub fn single_query(sql: &str) -> Result<&str, SqlError> {
+    use sqlparser::tokenizer::Token;
+    let tokens = lexer::Tokens::new(sql)?;
+    let Some(last) = tokens
+        .toks
+        .iter()
+        .rposition(|t| !matches!(t.token, Token::SemiColon | Token::EOF))
+    else {
+        return Err(SqlError {
+            line: 1,
+            column: 1,
+            message: "the SQL holds no query".into(),
+        });
+    };
+    if let Some(semicolon) = tokens.toks[..last]
+        .iter()
+        .find(|t| t.token == Token::SemiColon)
+    {
+        return Err(lexer::error_at(
+            semicolon,
+            "this write mode needs one query, not a script: the statement ends here and \
+             another follows",
+        ));
+    }
+    let end = tokens.toks[last].span.end;
+    Ok(&sql[..byte_offset(sql, end.line, end.column)])
+}
+
+/// The byte offset of a 1-based line and column (in characters), as the tokenizer counts.
+fn byte_offset(text: &str, line: u64, column: u64) -> usize {
+    let mut offset = 0;
+    for (n, l) in text.split_inclusive('\n').enumerate() {
+        if n as u64 + 1 == line {
+            return offset
+                + l.char_indices()
+                    .nth(usize::try_from(column).unwrap_or(usize::MAX) - 1)
+                    .map_or(l.len(), |(i, _)| i);
+        }
+        offset += l.len();
+    }
+    text.len()
+}
+
+#[cfg(test)]
+mod single_query_tests {
+    use super::single_query;
+
+    #[test]
+    fn a_query_loses_its_final_semicolons_and_what_follows_them() {
+        assert_eq!(single_query("SELECT 1").unwrap(), "SELECT 1");
+        assert_eq!(
+            single_query("SELECT 'é;' AS x ; -- done\n").unwrap(),
+            "SELECT 'é;' AS x"
+        );
+        assert_eq!(
+            single_query("-- header\nSELECT a\nFROM t -- the end\n").unwrap(),
+            "-- header\nSELECT a\nFROM t"
+        );
+    }
+
+    #[test]
+    fn a_script_is_refused_where_its_second_statement_begins() {
+        let e = single_query("SELECT 1;\nSELECT 2").unwrap_err();
+        assert_eq!((e.line, e.column), (1, 9));
+        assert!(e.message.contains("one query"));
+        assert!(single_query("  ; ").is_err());
+    }
+}

@@ -786,6 +786,7 @@ mod tests {
                 sql: "SELECT 1".into(),
                 frequency: None,
                 write_mode: crate::catalog::WriteMode::Truncate,
+                options: Default::default(),
                 description: None,
                 owner: None,
                 group: None,

@@ -49,6 +49,7 @@ fn table(id: &TableId, sql: String) -> Table {
         sql,
         frequency: Some("bench".into()),
         write_mode: WriteMode::Truncate,
+        options: Default::default(),
         description: None,
         owner: None,
         group: None,

@@ -89,6 +89,7 @@ fn main() -> anyhow::Result<()> {
                 sql: query(&mut rng, &sources, size),
                 frequency: Some("daily".into()),
                 write_mode: WriteMode::Truncate,
+                options: Default::default(),
                 description: None,
                 owner: None,
                 group: None,

@@ -1,0 +1,318 @@
+//! How the executor writes a table, end to end on the local stack: each write mode after
+//! repeated runs, partitioned and clustered destinations, expiration, a schema that gains a
+//! column and one that changes a type.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use baton_shared::api::{BackfillRequest, RunResponse, StartRunRequest};
+use baton_shared::catalog::{
+    CatalogSpec, Frequency, Partitioning, Table, TableId, TableOptions, WriteMode,
+};
+use baton_shared::run::BackfillState;
+use baton_shared::state::{JobState, RunState};
+use baton_tests::{Baton, Stack, eventually};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn id(s: &str) -> TableId {
+    s.parse().expect("a valid table id")
+}
+
+fn at(s: &str) -> Timestamp {
+    s.parse().expect("a valid timestamp")
+}
+
+fn table(name: &str, sql: &str, write_mode: WriteMode, options: TableOptions) -> Table {
+    let id = id(name);
+    Table {
+        dataset: id.dataset().to_string(),
+        name: id.table().to_string(),
+        kind: Default::default(),
+        sql: sql.to_string(),
+        frequency: Some("daily".to_string()),
+        write_mode,
+        options,
+        description: None,
+        owner: None,
+        group: None,
+        depends_on: Vec::new(),
+        conditions: Vec::new(),
+        source: None,
+    }
+}
+
+fn daily() -> Frequency {
+    Frequency {
+        name: "daily".into(),
+        period_seconds: Some(86_400),
+        offset_seconds: 0,
+        cron: None,
+        time_zone: None,
+        active: true,
+        concurrency: None,
+        description: None,
+    }
+}
+
+fn keyed(key: &str) -> TableOptions {
+    TableOptions {
+        key: vec![key.to_string()],
+        ..TableOptions::default()
+    }
+}
+
+/// The rows each run produces, by the day of its instant: on the 21st ids 1 and 2 named
+/// `v21`; on the 22nd ids 1, 2 and 3 named `v22`, with id 1 flagged gone.
+const SOURCE: &str = "SELECT id, CONCAT('v', CAST(EXTRACT(DAY FROM @run_time) AS STRING)) AS name,\n\
+    (id = 1 AND EXTRACT(DAY FROM @run_time) = 22) AS gone\n\
+    FROM UNNEST(IF(EXTRACT(DAY FROM @run_time) = 21, [1, 2], [1, 2, 3])) AS id;\n";
+
+/// The same rows, dated by the first day of the run's window.
+const WINDOWED: &str = "SELECT id, CONCAT('v', CAST(EXTRACT(DAY FROM @run_time) AS STRING)) AS name,\n\
+    DATE(@window_start) AS day\n\
+    FROM UNNEST(IF(EXTRACT(DAY FROM @run_time) = 21, [1, 2], [1, 2, 3])) AS id";
+
+async fn backfill(baton: &Baton, from: &str, to: &str) -> anyhow::Result<Vec<String>> {
+    let backfill = baton
+        .client
+        .start_backfill(&BackfillRequest {
+            frequency: "daily".into(),
+            from: at(from),
+            to: at(to),
+            requested_by: Some("e2e".into()),
+        })
+        .await?;
+    let ended = eventually("the backfill ended", TIMEOUT, || async {
+        let b = baton.client.backfill(&backfill.id).await?;
+        Ok((b.state != BackfillState::Running).then_some(b))
+    })
+    .await?;
+    assert_eq!(ended.state, BackfillState::Succeeded, "{ended:?}");
+    Ok(ended.runs)
+}
+
+async fn rows(baton: &Baton, sql: &str) -> anyhow::Result<serde_json::Value> {
+    let sql = sql.replace("{p}", &baton.project);
+    Ok(serde_json::to_value(
+        baton.warehouse.query_rows(&sql).await?,
+    )?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_write_mode_leaves_the_right_rows_after_repeated_runs() -> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let baton = Baton::start(&stack, "writes").await?;
+    let by_day = Partitioning::parse("day(day)").expect("a partitioning");
+    baton
+        .apply(CatalogSpec {
+            frequencies: vec![daily()],
+            tables: vec![
+                table(
+                    "w.truncated",
+                    WINDOWED,
+                    WriteMode::Truncate,
+                    TableOptions {
+                        partitioning: Some(by_day.clone()),
+                        clustering: vec!["id".into()],
+                        expiration_seconds: Some(30 * 86_400),
+                        ..TableOptions::default()
+                    },
+                ),
+                table(
+                    "w.appended",
+                    SOURCE,
+                    WriteMode::Append,
+                    TableOptions::default(),
+                ),
+                table(
+                    "w.merged",
+                    SOURCE,
+                    WriteMode::Merge,
+                    TableOptions {
+                        delete_flag: Some("gone".into()),
+                        clustering: vec!["name".into(), "id".into()],
+                        ..keyed("id")
+                    },
+                ),
+                table("w.unique", SOURCE, WriteMode::InsertUnique, keyed("id")),
+                table(
+                    "w.windowed",
+                    WINDOWED,
+                    WriteMode::OverwritePartitions,
+                    TableOptions {
+                        partitioning: Some(by_day),
+                        ..TableOptions::default()
+                    },
+                ),
+            ],
+        })
+        .await?;
+
+    // The 21st, then the 22nd, then the 22nd again: a rerun of the same window.
+    let mut runs = backfill(&baton, "2026-11-21T00:00:00Z", "2026-11-22T00:00:00Z").await?;
+    runs.extend(backfill(&baton, "2026-11-22T00:00:00Z", "2026-11-22T00:00:00Z").await?);
+    assert_eq!(runs.len(), 3);
+    for run_id in &runs {
+        let run = baton.client.run(run_id).await?;
+        assert_eq!(run.run.state, RunState::Succeeded, "{run:?}");
+        let ids = baton.bigquery_jobs(run_id).await?;
+        assert_eq!(ids.len(), 5, "one BigQuery job per table: {ids:?}");
+    }
+
+    // Truncate: the last run's rows alone.
+    assert_eq!(
+        rows(
+            &baton,
+            "SELECT id, name, CAST(day AS STRING) FROM `{p}.w.truncated` ORDER BY id"
+        )
+        .await?,
+        serde_json::json!([
+            ["1", "v22", "2026-11-21"],
+            ["2", "v22", "2026-11-21"],
+            ["3", "v22", "2026-11-21"]
+        ])
+    );
+    // Append: every run's rows, 2 + 3 + 3.
+    assert_eq!(
+        rows(
+            &baton,
+            "SELECT name, COUNT(*) FROM `{p}.w.appended` GROUP BY name ORDER BY name"
+        )
+        .await?,
+        serde_json::json!([["v21", "2"], ["v22", "6"]])
+    );
+    // Merge: id 1 deleted by its flag (and not inserted again), 2 updated, 3 inserted.
+    assert_eq!(
+        rows(&baton, "SELECT id, name FROM `{p}.w.merged` ORDER BY id").await?,
+        serde_json::json!([["2", "v22"], ["3", "v22"]])
+    );
+    // Insert-unique: the first row of each key stays as it was.
+    assert_eq!(
+        rows(&baton, "SELECT id, name FROM `{p}.w.unique` ORDER BY id").await?,
+        serde_json::json!([["1", "v21"], ["2", "v21"], ["3", "v22"]])
+    );
+    // Overwrite: the 20th from the first run, the 21st once although written twice.
+    assert_eq!(
+        rows(
+            &baton,
+            "SELECT CAST(day AS STRING), COUNT(*), MIN(name) FROM `{p}.w.windowed` GROUP BY day ORDER BY day"
+        )
+        .await?,
+        serde_json::json!([["2026-11-20", "2", "v21"], ["2026-11-21", "3", "v22"]])
+    );
+
+    // Shapes: partitioning and clustering applied when the tables were created, the
+    // expiration renewed after each write.
+    let truncated = baton
+        .warehouse
+        .table(&id("w.truncated"))
+        .await?
+        .expect("the table exists");
+    let partitioning = truncated.time_partitioning.expect("partitioned");
+    assert_eq!(
+        (partitioning.r#type.as_str(), partitioning.field.as_deref()),
+        ("DAY", Some("day"))
+    );
+    assert_eq!(
+        truncated.clustering.and_then(|c| c.fields),
+        Some(vec!["id".to_string()])
+    );
+    let expires: i64 = truncated.expiration_time.expect("an expiration").parse()?;
+    let in_30_days =
+        (Timestamp::now() + jiff::SignedDuration::from_hours(24 * 30)).as_millisecond();
+    assert!(
+        (in_30_days - expires).abs() < 600_000,
+        "expires at {expires}, not 30 days from now ({in_30_days})"
+    );
+    let merged = baton
+        .warehouse
+        .table(&id("w.merged"))
+        .await?
+        .expect("the table exists");
+    assert_eq!(
+        merged.clustering.and_then(|c| c.fields),
+        Some(vec!["name".to_string(), "id".to_string()])
+    );
+    let windowed = baton
+        .warehouse
+        .table(&id("w.windowed"))
+        .await?
+        .expect("the table exists");
+    assert_eq!(
+        windowed.time_partitioning.and_then(|p| p.field),
+        Some("day".to_string())
+    );
+    Ok(())
+}
+
+async fn run_table(baton: &Baton, table: &str) -> anyhow::Result<RunResponse> {
+    let started = baton
+        .client
+        .start_run(&StartRunRequest {
+            frequency: None,
+            tables: vec![id(table)],
+            downstream: false,
+            idempotency_key: None,
+            requested_by: Some("e2e".into()),
+        })
+        .await?;
+    baton.wait_for_run(&started.run.id, TIMEOUT).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_that_keeps_its_rows_gains_columns_and_refuses_other_changes() -> anyhow::Result<()>
+{
+    let stack = Stack::load()?;
+    let baton = Baton::start(&stack, "schemas").await?;
+    let catalog = |sql: &str| CatalogSpec {
+        frequencies: vec![daily()],
+        tables: vec![table("s.kept", sql, WriteMode::Merge, keyed("id"))],
+    };
+    baton.apply(catalog("SELECT 1 AS id, 'a' AS name")).await?;
+    let first = run_table(&baton, "s.kept").await?;
+    assert_eq!(first.run.state, RunState::Succeeded, "{first:?}");
+
+    baton
+        .apply(catalog(
+            "SELECT 2 AS id, 'b' AS name, DATE '2026-11-22' AS added",
+        ))
+        .await?;
+    let second = run_table(&baton, "s.kept").await?;
+    assert_eq!(second.run.state, RunState::Succeeded, "{second:?}");
+    assert_eq!(
+        rows(
+            &baton,
+            "SELECT id, name, CAST(added AS STRING) FROM `{p}.s.kept` ORDER BY id"
+        )
+        .await?,
+        serde_json::json!([["1", "a", null], ["2", "b", "2026-11-22"]])
+    );
+
+    baton
+        .apply(catalog("SELECT 'three' AS id, 'c' AS name"))
+        .await?;
+    let third = run_table(&baton, "s.kept").await?;
+    assert_eq!(third.run.state, RunState::Failed);
+    let job = &third.jobs[0];
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.attempt, 1, "a refused change is not retried");
+    let error = job.error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("column `id` is INTEGER in the table but STRING in the result")
+            && error.contains("column `added` is gone from the result")
+            && error.contains("may only gain columns"),
+        "{error}"
+    );
+    assert!(
+        baton.bigquery_jobs(&third.run.id).await?.is_empty(),
+        "no BigQuery job ran"
+    );
+    assert_eq!(
+        rows(&baton, "SELECT COUNT(*) FROM `{p}.s.kept`").await?,
+        serde_json::json!([["2"]]),
+        "the table is as it was"
+    );
+    Ok(())
+}
