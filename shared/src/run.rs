@@ -170,6 +170,22 @@ pub struct JobStatistics {
     /// The destination's row count after the job, when known.
     #[serde(default)]
     pub destination_rows: Option<i64>,
+    /// What the bytes billed cost at the configured on-demand price (`BATON_PRICE_PER_TIB`).
+    #[serde(default)]
+    pub cost: f64,
+}
+
+/// Bytes in a tebibyte: BigQuery's on-demand price is per TiB.
+const TIB: f64 = (1u64 << 40) as f64;
+
+impl JobStatistics {
+    /// The statistics with their cost at `price_per_tib` of bytes billed.
+    pub fn priced(self, price_per_tib: f64) -> Self {
+        Self {
+            cost: self.bytes_billed as f64 / TIB * price_per_tib,
+            ..self
+        }
+    }
 }
 
 /// An attempt that ended without ending the job (a transient failure, or a failure before a
@@ -205,6 +221,12 @@ pub struct Job {
     pub children: Vec<TableId>,
     /// The table's definition as it was when the run's plan was frozen.
     pub definition: Table,
+    /// Whom the job's cost is attributed to: a manual run's requester, else the table's owner.
+    #[serde(default)]
+    pub attributed_user: Option<String>,
+    /// The group the job's cost is attributed to: the table's.
+    #[serde(default)]
+    pub attributed_group: Option<String>,
     /// The query parameters its SQL uses, of `run_time`, `window_start`, `window_end`.
     #[serde(default)]
     pub parameters: Vec<String>,
@@ -263,6 +285,12 @@ impl Job {
     ) -> Self {
         let ready = planned.parents.is_empty();
         let destination = format!("{project}.{}", planned.table);
+        let attributed_user = match run.trigger {
+            Trigger::Schedule => None,
+            _ => run.requested_by.clone(),
+        }
+        .or_else(|| definition.owner.clone());
+        let attributed_group = definition.group.clone();
         Self {
             schema_version: JOB_SCHEMA_VERSION,
             run_id: run.id.clone(),
@@ -278,6 +306,8 @@ impl Job {
             outside_parents: planned.outside_parents,
             children: planned.children,
             definition,
+            attributed_user,
+            attributed_group,
             parameters,
             run_time: run.instant,
             window_start: run.window_start,
@@ -511,6 +541,8 @@ mod tests {
                 "conditions": [],
                 "source": "shop/totals.sql"
             },
+            "attributed_user": "ana@example.com",
+            "attributed_group": "finance",
             "parameters": ["run_time"],
             "run_time": "2026-11-22T02:00:00Z",
             "window_start": "2026-11-21T02:00:00Z",
@@ -533,6 +565,33 @@ mod tests {
         assert_eq!(serde_json::to_value(&job).unwrap(), golden);
         let back: Job = serde_json::from_value(golden).unwrap();
         assert_eq!(back, job);
+    }
+
+    /// A manual run's jobs are attributed to whoever asked for it; the group stays the
+    /// table's.
+    #[test]
+    fn a_manual_runs_cost_goes_to_its_requester() {
+        let planned = |run: &Run| {
+            let planned = PlannedJob {
+                table: "shop.totals".parse().unwrap(),
+                parents: vec![],
+                outside_parents: vec![],
+                children: vec![],
+                priority: 0,
+            };
+            Job::planned(run, planned, table(), vec![], "acme", instant())
+        };
+        let mut manual = run();
+        manual.trigger = Trigger::Manual;
+        manual.requested_by = Some("li@example.com".into());
+        let job = planned(&manual);
+        assert_eq!(job.attributed_user.as_deref(), Some("li@example.com"));
+        assert_eq!(job.attributed_group.as_deref(), Some("finance"));
+        manual.requested_by = None;
+        assert_eq!(
+            planned(&manual).attributed_user.as_deref(),
+            Some("ana@example.com")
+        );
     }
 
     #[test]

@@ -592,6 +592,7 @@ pub fn statistics(job: &Job) -> JobStatistics {
             .and_then(|q| q.num_dml_affected_rows.as_ref())
             .and_then(|n| n.parse().ok()),
         destination_rows: None,
+        cost: 0.0,
     }
 }
 
@@ -659,6 +660,15 @@ mod tests {
         assert_eq!(stats.bytes_billed, 1_074_790_400);
         assert_eq!(stats.slot_ms, 5321);
         assert_eq!(stats.statement_type.as_deref(), Some("SELECT"));
+        // 1,074,790,400 bytes billed (a GiB, rounded up to BigQuery's 10 MiB minimum per
+        // table) at 6.25 a TiB.
+        let priced = stats.priced(6.25);
+        assert!(
+            (priced.cost - 0.006_109_476).abs() < 1e-9,
+            "{}",
+            priced.cost
+        );
+        assert_eq!(JobStatistics::default().priced(6.25).cost, 0.0);
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct Config {
     pub max_attempts: u32,
     /// The pause before the second attempt, doubling after each (`BATON_RETRY_BACKOFF_MS`).
     pub retry_backoff: Duration,
+    /// The on-demand price of a TiB billed, for each job's cost (`BATON_PRICE_PER_TIB`).
+    pub price_per_tib: f64,
 }
 
 impl Config {
@@ -60,6 +62,7 @@ impl Config {
             wait: Duration::from_secs(env.parse_or("BATON_EXECUTOR_WAIT_SECONDS", 540)?),
             max_attempts: env.parse_or("BATON_MAX_ATTEMPTS", 3)?,
             retry_backoff: Duration::from_millis(env.parse_or("BATON_RETRY_BACKOFF_MS", 5000)?),
+            price_per_tib: env.parse_or("BATON_PRICE_PER_TIB", 6.25)?,
         })
     }
 }
@@ -229,10 +232,13 @@ pub async fn run(
                 tracing::warn!(error = %e, "row count unavailable");
                 None
             });
-            Outcome::Succeeded(JobStatistics {
-                destination_rows,
-                ..statistics
-            })
+            Outcome::Succeeded(
+                JobStatistics {
+                    destination_rows,
+                    ..statistics
+                }
+                .priced(app.config.price_per_tib),
+            )
         }
         JobProgress::Failed {
             reason,
@@ -269,7 +275,7 @@ pub async fn run(
             }
             Outcome::Failed {
                 error: format!("{reason}: {message}"),
-                statistics,
+                statistics: statistics.priced(app.config.price_per_tib),
             }
         }
         JobProgress::Running => unreachable!("wait returns only ended jobs"),
@@ -437,7 +443,6 @@ async fn prepare(
 
 /// The labels on every BigQuery job, so that the billing export attributes its cost.
 fn labels(job: &Job) -> HashMap<String, String> {
-    let definition = &job.definition;
     let mut labels = HashMap::from([
         ("baton-run".to_string(), label_value(&job.run_id)),
         (
@@ -445,10 +450,10 @@ fn labels(job: &Job) -> HashMap<String, String> {
             label_value(&job.table.to_string()),
         ),
     ]);
-    if let Some(owner) = &definition.owner {
-        labels.insert("baton-user".into(), label_value(owner));
+    if let Some(user) = &job.attributed_user {
+        labels.insert("baton-user".into(), label_value(user));
     }
-    if let Some(group) = &definition.group {
+    if let Some(group) = &job.attributed_group {
         labels.insert("baton-group".into(), label_value(group));
     }
     labels
