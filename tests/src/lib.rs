@@ -7,6 +7,7 @@
 //! input closes).
 
 pub mod corpus;
+pub mod faults;
 pub mod relay;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,144 @@
+//! What the executor does when BigQuery fails, end to end, with a proxy in front of
+//! local-bigquery producing what the emulator cannot (a `backendError`, a job that never
+//! ends): transient failures retried as new attempts up to the table's bound, a failing SQL
+//! failed at once with BigQuery's message, a job past its timeout cancelled.
+
+use std::time::Duration;
+
+use baton_shared::catalog::{CatalogSpec, Frequency, Table, TableId, TableOptions, WriteMode};
+use baton_shared::ids::bigquery_job_id;
+use baton_shared::state::{JobState, RunState};
+use baton_tests::faults::{Fault, FaultyBigQuery};
+use baton_tests::{Baton, Options, Stack};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn table(name: &str, sql: &str, options: TableOptions) -> Table {
+    let id: TableId = name.parse().expect("a valid table id");
+    Table {
+        dataset: id.dataset().to_string(),
+        name: id.table().to_string(),
+        kind: Default::default(),
+        sql: sql.to_string(),
+        frequency: Some("hourly".to_string()),
+        write_mode: WriteMode::Truncate,
+        options,
+        description: None,
+        owner: None,
+        group: None,
+        depends_on: Vec::new(),
+        conditions: Vec::new(),
+        source: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let bigquery = FaultyBigQuery::start(stack.var("BIGQUERY_EMULATOR_HOST")?).await?;
+    let backend_error = || Fault::Fail {
+        reason: "backendError".into(),
+        message: "Error encountered during execution. Retrying may solve the problem.".into(),
+    };
+    bigquery.rule(move |id| {
+        if id.contains("_f_flaky_1_") || id.contains("_f_always_") {
+            Some(backend_error())
+        } else if id.contains("_f_stuck_") {
+            Some(Fault::Hang)
+        } else {
+            None
+        }
+    });
+    let options = Options::default().env("BIGQUERY_EMULATOR_HOST", &bigquery.url);
+    let baton = Baton::start_with(&stack, "faults", options).await?;
+    baton
+        .apply(CatalogSpec {
+            frequencies: vec![Frequency {
+                name: "hourly".into(),
+                period_seconds: Some(3_600),
+                offset_seconds: 0,
+                cron: None,
+                time_zone: None,
+                active: true,
+                concurrency: None,
+                description: None,
+            }],
+            tables: vec![
+                table("f.flaky", "SELECT 1 AS x", TableOptions::default()),
+                table(
+                    "f.always",
+                    "SELECT 1 AS x",
+                    TableOptions {
+                        retries: Some(1),
+                        ..TableOptions::default()
+                    },
+                ),
+                table(
+                    "f.broken",
+                    "SELECT no_such_column FROM UNNEST([1]) AS x",
+                    TableOptions::default(),
+                ),
+                table(
+                    "f.stuck",
+                    "SELECT 1 AS x",
+                    TableOptions {
+                        timeout_seconds: Some(2),
+                        ..TableOptions::default()
+                    },
+                ),
+            ],
+        })
+        .await?;
+    let report = baton.tick_at("2026-11-22T10:00:00Z".parse()?).await?;
+    let run_id = report["runs"][0]["run_id"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no run: {report}"))?
+        .to_string();
+    let run = baton.wait_for_run(&run_id, TIMEOUT).await?;
+    assert_eq!(run.run.state, RunState::Failed);
+    let job = |name: &str| {
+        run.jobs
+            .iter()
+            .find(|j| j.table.to_string() == name)
+            .unwrap_or_else(|| panic!("no job {name}"))
+    };
+
+    // Transient: a new attempt, which succeeds; the first is kept with its error.
+    let flaky = job("f.flaky");
+    assert_eq!((flaky.state, flaky.attempt), (JobState::Succeeded, 2));
+    assert!(
+        flaky.previous_attempts[0].error.contains("backendError"),
+        "{:?}",
+        flaky.previous_attempts
+    );
+    // Transient every time: retried up to the table's bound (one retry), then failed.
+    let always = job("f.always");
+    assert_eq!((always.state, always.attempt), (JobState::Failed, 2));
+    assert!(
+        always
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("backendError")
+    );
+    // Permanent: failed at once, with BigQuery's reason and message.
+    let broken = job("f.broken");
+    assert_eq!((broken.state, broken.attempt), (JobState::Failed, 1));
+    let error = broken.error.as_deref().unwrap_or_default();
+    assert!(
+        error.starts_with("invalidQuery") && error.contains("no_such_column"),
+        "{error}"
+    );
+    // Past its timeout: cancelled in BigQuery, failed, not retried.
+    let stuck = job("f.stuck");
+    assert_eq!((stuck.state, stuck.attempt), (JobState::Failed, 1));
+    let error = stuck.error.as_deref().unwrap_or_default();
+    assert!(error.contains("timeout of 2s"), "{error}");
+    let stuck_id = bigquery_job_id(&run_id, &stuck.table, 1);
+    assert!(
+        bigquery.cancelled().contains(&stuck_id),
+        "{stuck_id} was not cancelled: {:?}",
+        bigquery.cancelled()
+    );
+    Ok(())
+}

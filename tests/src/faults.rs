@@ -1,0 +1,138 @@
+//! A BigQuery that fails on demand: a proxy in front of local-bigquery that passes every
+//! request through and, for the jobs a test names, rewrites what BigQuery says of them. It
+//! produces what no emulator can: a job that ends in `backendError`, a job that never ends.
+//!
+//! Everything else is the emulator's own answer: the job is really inserted, the tables are
+//! really written, so the services under test see a BigQuery that behaves except where told.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// What becomes of a job the test names.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// The job ends with this error (reason, message), as BigQuery reports a failed job.
+    Fail { reason: String, message: String },
+    /// The job is reported running for ever (until cancelled, which is recorded).
+    Hang,
+}
+
+/// Chooses the fault for a job id, or none.
+pub type Rule = Arc<dyn Fn(&str) -> Option<Fault> + Send + Sync>;
+
+struct Inner {
+    target: String,
+    http: reqwest::Client,
+    rule: Mutex<Option<Rule>>,
+    cancelled: Mutex<Vec<String>>,
+}
+
+/// The proxy: point `BIGQUERY_EMULATOR_HOST` at `url`.
+#[derive(Clone)]
+pub struct FaultyBigQuery {
+    inner: Arc<Inner>,
+    pub url: String,
+}
+
+impl std::fmt::Debug for FaultyBigQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultyBigQuery")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl FaultyBigQuery {
+    /// Starts a proxy on a loopback port in front of `target` (the emulator's base URL).
+    pub async fn start(target: &str) -> anyhow::Result<Self> {
+        let inner = Arc::new(Inner {
+            target: target.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+            rule: Mutex::new(None),
+            cancelled: Mutex::new(Vec::new()),
+        });
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let app = Router::new().fallback(forward).with_state(inner.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { inner, url })
+    }
+
+    /// From now on, jobs are rewritten as `rule` says.
+    pub fn rule(&self, rule: impl Fn(&str) -> Option<Fault> + Send + Sync + 'static) {
+        *self.inner.rule.lock().expect("not poisoned") = Some(Arc::new(rule));
+    }
+
+    /// The ids of the jobs whose cancellation was asked for.
+    pub fn cancelled(&self) -> Vec<String> {
+        self.inner.cancelled.lock().expect("not poisoned").clone()
+    }
+}
+
+async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response {
+    match relay(&inner, request).await {
+        Ok(response) => response,
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("proxy: {e:#}")).into_response(),
+    }
+}
+
+async fn relay(inner: &Inner, request: Request) -> anyhow::Result<Response> {
+    let method = request.method().clone();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let path = request.uri().path().to_string();
+    if method == Method::POST && path.ends_with("/cancel") {
+        let id = path.rsplit('/').nth(1).unwrap_or_default().to_string();
+        inner.cancelled.lock().expect("not poisoned").push(id);
+    }
+    let body = axum::body::to_bytes(request.into_body(), usize::MAX).await?;
+    let upstream = inner
+        .http
+        .request(method, format!("{}{path_and_query}", inner.target))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = upstream.status();
+    let bytes = upstream.bytes().await?;
+    let rule = inner.rule.lock().expect("not poisoned").clone();
+    let rewritten = match (rule, serde_json::from_slice::<serde_json::Value>(&bytes)) {
+        (Some(rule), Ok(mut job)) if path.contains("/jobs") && job.get("status").is_some() => {
+            let fault = job["jobReference"]["jobId"]
+                .as_str()
+                .and_then(|id| rule(id));
+            match fault {
+                Some(Fault::Fail { reason, message }) => {
+                    let error = serde_json::json!({"reason": reason, "message": message});
+                    job["status"] = serde_json::json!({
+                        "state": "DONE", "errorResult": error, "errors": [error]
+                    });
+                    Some(job)
+                }
+                Some(Fault::Hang) => {
+                    job["status"] = serde_json::json!({"state": "RUNNING"});
+                    Some(job)
+                }
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    let body = match rewritten {
+        Some(job) => Bytes::from(serde_json::to_vec(&job)?),
+        None => bytes,
+    };
+    let status = StatusCode::from_u16(status.as_u16())?;
+    Ok((status, [("content-type", "application/json")], body).into_response())
+}
