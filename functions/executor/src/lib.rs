@@ -225,8 +225,14 @@ pub async fn run(
     let outcome = match progress {
         JobProgress::Succeeded(statistics) => {
             if let Some(seconds) = job.definition.options.expiration_seconds {
+                // The rows are written: a refusal to renew the expiration is logged, not
+                // a reason to leave the job running for ever; a transient one is retried.
                 let at = Timestamp::now() + SignedDuration::from_secs(seconds);
-                app.warehouse.set_expiration(table, at).await?;
+                match app.warehouse.set_expiration(table, at).await {
+                    Err(e) if e.is_retryable() => return Err(e.into()),
+                    Err(e) => tracing::warn!(error = %e, "the table's expiration was not renewed"),
+                    Ok(()) => {}
+                }
             }
             let destination_rows = app.warehouse.row_count(table).await.unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "row count unavailable");
