@@ -587,7 +587,7 @@ pub fn resume_job(job: &Job, resume: u32, now: Timestamp) -> Result<Option<Job>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Table, TableKind, WriteMode};
+    use crate::catalog::Table;
     use crate::dag::PlannedJob;
     use crate::run::Trigger;
 
@@ -620,21 +620,7 @@ mod tests {
             children: vec![],
             priority: 0,
         };
-        let definition = Table {
-            dataset: table.dataset().into(),
-            name: table.table().into(),
-            kind: TableKind::Query,
-            sql: "SELECT 1".into(),
-            frequency: None,
-            write_mode: WriteMode::Truncate,
-            options: Default::default(),
-            description: None,
-            owner: None,
-            group: None,
-            depends_on: vec![],
-            conditions: vec![],
-            source: None,
-        };
+        let definition = Table::query(&table, "SELECT 1");
         Job::planned(&run("r"), planned, definition, vec![], "p", now())
     }
 

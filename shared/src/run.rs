@@ -424,7 +424,6 @@ pub struct Backfill {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{TableKind, WriteMode};
 
     fn instant() -> Timestamp {
         "2026-11-22T02:00:00Z".parse().unwrap()
@@ -432,19 +431,11 @@ mod tests {
 
     fn table() -> Table {
         Table {
-            dataset: "shop".into(),
-            name: "totals".into(),
-            kind: TableKind::Query,
-            sql: "SELECT 1 AS one".into(),
             frequency: Some("daily".into()),
-            write_mode: WriteMode::Truncate,
-            options: Default::default(),
-            description: None,
             owner: Some("ana@example.com".into()),
             group: Some("finance".into()),
-            depends_on: vec![],
-            conditions: vec![],
             source: Some("shop/totals.sql".into()),
+            ..Table::query(&"shop.totals".parse().unwrap(), "SELECT 1 AS one")
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use baton_shared::catalog::{CatalogSpec, Frequency, Table, TableId, TableOptions, WriteMode};
+use baton_shared::catalog::{CatalogSpec, Frequency, Table, TableId, TableOptions};
 use baton_shared::ids::bigquery_job_id;
 use baton_shared::state::{JobState, RunState};
 use baton_tests::faults::{Fault, FaultyBigQuery};
@@ -16,19 +16,9 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 fn table(name: &str, sql: &str, options: TableOptions) -> Table {
     let id: TableId = name.parse().expect("a valid table id");
     Table {
-        dataset: id.dataset().to_string(),
-        name: id.table().to_string(),
-        kind: Default::default(),
-        sql: sql.to_string(),
         frequency: Some("hourly".to_string()),
-        write_mode: WriteMode::Truncate,
         options,
-        description: None,
-        owner: None,
-        group: None,
-        depends_on: Vec::new(),
-        conditions: Vec::new(),
-        source: None,
+        ..Table::query(&id, sql)
     }
 }
 
@@ -53,16 +43,7 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
     let baton = Baton::start_with(&stack, "faults", options).await?;
     baton
         .apply(CatalogSpec {
-            frequencies: vec![Frequency {
-                name: "hourly".into(),
-                period_seconds: Some(3_600),
-                offset_seconds: 0,
-                cron: None,
-                time_zone: None,
-                active: true,
-                concurrency: None,
-                description: None,
-            }],
+            frequencies: vec![Frequency::every("hourly", 3_600)],
             tables: vec![
                 table("f.flaky", "SELECT 1 AS x", TableOptions::default()),
                 table(

@@ -25,34 +25,16 @@ fn id(s: &str) -> TableId {
 }
 
 fn table(name: &str, frequency: &str, sql: &str) -> Table {
-    let id = id(name);
     Table {
-        dataset: id.dataset().to_string(),
-        name: id.table().to_string(),
-        kind: Default::default(),
-        sql: sql.to_string(),
         frequency: Some(frequency.to_string()),
-        write_mode: WriteMode::Truncate,
-        options: Default::default(),
-        description: None,
-        owner: None,
-        group: None,
-        depends_on: Vec::new(),
-        conditions: Vec::new(),
-        source: None,
+        ..Table::query(&id(name), sql)
     }
 }
 
 fn every(name: &str, seconds: i64, concurrency: Option<u32>) -> Frequency {
     Frequency {
-        name: name.to_string(),
-        period_seconds: Some(seconds),
-        offset_seconds: 0,
-        cron: None,
-        time_zone: None,
-        active: true,
         concurrency,
-        description: None,
+        ..Frequency::every(name, seconds)
     }
 }
 

@@ -25,35 +25,16 @@ fn at(s: &str) -> Timestamp {
 }
 
 fn table(name: &str, sql: &str, write_mode: WriteMode, options: TableOptions) -> Table {
-    let id = id(name);
     Table {
-        dataset: id.dataset().to_string(),
-        name: id.table().to_string(),
-        kind: Default::default(),
-        sql: sql.to_string(),
         frequency: Some("daily".to_string()),
         write_mode,
         options,
-        description: None,
-        owner: None,
-        group: None,
-        depends_on: Vec::new(),
-        conditions: Vec::new(),
-        source: None,
+        ..Table::query(&id(name), sql)
     }
 }
 
 fn daily() -> Frequency {
-    Frequency {
-        name: "daily".into(),
-        period_seconds: Some(86_400),
-        offset_seconds: 0,
-        cron: None,
-        time_zone: None,
-        active: true,
-        concurrency: None,
-        description: None,
-    }
+    Frequency::every("daily", 86_400)
 }
 
 fn keyed(key: &str) -> TableOptions {

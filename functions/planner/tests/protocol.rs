@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 
 use baton_planner::{Planner, PlannerError};
 use baton_shared::bus::BusError;
-use baton_shared::catalog::{Table, TableDoc, TableId, TableKind, WriteMode};
+use baton_shared::catalog::{Table, TableDoc, TableId};
 use baton_shared::http::Retryable;
 use baton_shared::lifecycle::{self, Outcome};
 use baton_shared::memory::{Memory, MemoryRuns, RunData};
@@ -134,19 +134,8 @@ fn memory(case: &Case) -> MemoryRuns {
             TableDoc {
                 schema_version: 1,
                 definition: Table {
-                    dataset: "d".into(),
-                    name: format!("t{i}"),
-                    kind: TableKind::Query,
-                    sql: "SELECT 1".into(),
                     frequency: Some("f".into()),
-                    write_mode: WriteMode::Truncate,
-                    options: Default::default(),
-                    description: None,
-                    owner: None,
-                    group: None,
-                    depends_on: vec![],
-                    conditions: vec![],
-                    source: None,
+                    ..Table::query(&id, "SELECT 1")
                 },
                 id,
                 reads: vec![],

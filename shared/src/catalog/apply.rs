@@ -435,42 +435,22 @@ fn resolve(catalog: &BTreeMap<TableId, Entry>, project: &str) -> BTreeMap<TableI
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{TableKind, WriteMode};
 
     fn now() -> Timestamp {
         "2026-11-22T10:00:00Z".parse().unwrap()
     }
 
     fn table(id: &str, sql: &str) -> Table {
-        let (dataset, name) = id.split_once('.').unwrap();
+        let id: TableId = id.parse().unwrap();
         Table {
-            dataset: dataset.into(),
-            name: name.into(),
-            kind: TableKind::Query,
-            sql: sql.into(),
             frequency: Some("daily".into()),
-            write_mode: WriteMode::Truncate,
-            options: Default::default(),
-            description: None,
-            owner: None,
-            group: None,
-            depends_on: vec![],
-            conditions: vec![],
-            source: Some(format!("{dataset}/{name}.sql")),
+            source: Some(format!("{}/{}.sql", id.dataset(), id.table())),
+            ..Table::query(&id, sql)
         }
     }
 
     fn daily() -> Frequency {
-        Frequency {
-            name: "daily".into(),
-            period_seconds: Some(86_400),
-            offset_seconds: 0,
-            cron: None,
-            time_zone: None,
-            active: true,
-            concurrency: None,
-            description: None,
-        }
+        Frequency::every("daily", 86_400)
     }
 
     fn spec(tables: Vec<Table>) -> CatalogSpec {

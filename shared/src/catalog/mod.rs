@@ -402,6 +402,26 @@ pub struct Table {
 }
 
 impl Table {
+    /// A query table `id` filled by `sql`, every other setting at its default (no frequency):
+    /// for code that builds a catalog (tools, tests). Set the rest with struct update syntax.
+    pub fn query(id: &TableId, sql: &str) -> Self {
+        Self {
+            dataset: id.dataset().to_string(),
+            name: id.table().to_string(),
+            kind: TableKind::Query,
+            sql: sql.to_string(),
+            frequency: None,
+            write_mode: WriteMode::default(),
+            options: TableOptions::default(),
+            description: None,
+            owner: None,
+            group: None,
+            depends_on: Vec::new(),
+            conditions: Vec::new(),
+            source: None,
+        }
+    }
+
     pub fn id(&self) -> Result<TableId, InvalidName> {
         TableId::new(&self.dataset, &self.name)
     }
@@ -445,6 +465,21 @@ fn default_true() -> bool {
 }
 
 impl Frequency {
+    /// An active frequency every `period_seconds` from the epoch, without offset, cap or
+    /// description: for code that builds a catalog (tools, tests).
+    pub fn every(name: &str, period_seconds: i64) -> Self {
+        Self {
+            name: name.to_string(),
+            period_seconds: Some(period_seconds),
+            offset_seconds: 0,
+            cron: None,
+            time_zone: None,
+            active: true,
+            concurrency: None,
+            description: None,
+        }
+    }
+
     /// Its schedule, or what is wrong with it.
     pub fn schedule(&self) -> Result<Schedule, InvalidName> {
         let wrong = |e: crate::schedule::ScheduleError| {
@@ -591,21 +626,7 @@ mod tests {
     use super::*;
 
     fn table(dataset: &str, name: &str) -> Table {
-        Table {
-            dataset: dataset.into(),
-            name: name.into(),
-            kind: TableKind::Query,
-            sql: "SELECT 1".into(),
-            frequency: None,
-            write_mode: WriteMode::Truncate,
-            options: Default::default(),
-            description: None,
-            owner: None,
-            group: None,
-            depends_on: vec![],
-            conditions: vec![],
-            source: None,
-        }
+        Table::query(&TableId::new(dataset, name).unwrap(), "SELECT 1")
     }
 
     #[test]

@@ -779,21 +779,7 @@ mod tests {
         let id: TableId = id.parse().unwrap();
         TableDoc {
             schema_version: 1,
-            definition: crate::catalog::Table {
-                dataset: id.dataset().into(),
-                name: id.table().into(),
-                kind: crate::catalog::TableKind::Query,
-                sql: "SELECT 1".into(),
-                frequency: None,
-                write_mode: crate::catalog::WriteMode::Truncate,
-                options: Default::default(),
-                description: None,
-                owner: None,
-                group: None,
-                depends_on: vec![],
-                conditions: vec![],
-                source: None,
-            },
+            definition: crate::catalog::Table::query(&id, "SELECT 1"),
             id,
             reads: vec![],
             writes: vec![],

@@ -23,7 +23,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use baton_shared::bus::{Bus, PushSubscription};
-use baton_shared::catalog::{CatalogSpec, Frequency, Table, TableDoc, TableId, WriteMode};
+use baton_shared::catalog::{CatalogSpec, Frequency, Table, TableDoc, TableId};
 use baton_shared::config::{Env, Gcp};
 use baton_shared::lifecycle::plan_run;
 use baton_shared::run::{Job, Run, Trigger};
@@ -43,32 +43,15 @@ fn id(dataset: &str, table: &str) -> TableId {
 
 fn table(id: &TableId, sql: String) -> Table {
     Table {
-        dataset: id.dataset().to_string(),
-        name: id.table().to_string(),
-        kind: Default::default(),
-        sql,
         frequency: Some("bench".into()),
-        write_mode: WriteMode::Truncate,
-        options: Default::default(),
-        description: None,
-        owner: None,
-        group: None,
-        depends_on: Vec::new(),
-        conditions: Vec::new(),
-        source: None,
+        ..Table::query(id, &sql)
     }
 }
 
 fn frequency(concurrency: u32) -> Frequency {
     Frequency {
-        name: "bench".into(),
-        period_seconds: Some(86_400),
-        offset_seconds: 0,
-        cron: None,
-        time_zone: None,
-        active: true,
         concurrency: Some(concurrency),
-        description: None,
+        ..Frequency::every("bench", 86_400)
     }
 }
 

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use baton_shared::catalog::apply::plan_apply;
-use baton_shared::catalog::{CatalogSpec, Frequency, Table, TableKind, WriteMode};
+use baton_shared::catalog::{CatalogSpec, Frequency, Table, TableId};
 use baton_shared::dag;
 use baton_shared::sql::{Defaults, analyze};
 use baton_tests::corpus::{Rng, corpus, query};
@@ -82,20 +82,11 @@ fn main() -> anyhow::Result<()> {
                 .collect();
             sources.push(format!("raw.source_{}", rng.below(100)));
             let size = 1000 + rng.below(2000);
+            let id = TableId::new(&format!("ds{}", i % 20), &format!("t{i:05}"))
+                .expect("a valid table id");
             Table {
-                dataset: format!("ds{}", i % 20),
-                name: format!("t{i:05}"),
-                kind: TableKind::Query,
-                sql: query(&mut rng, &sources, size),
                 frequency: Some("daily".into()),
-                write_mode: WriteMode::Truncate,
-                options: Default::default(),
-                description: None,
-                owner: None,
-                group: None,
-                depends_on: vec![],
-                conditions: vec![],
-                source: None,
+                ..Table::query(&id, &query(&mut rng, &sources, size))
             }
         })
         .collect();
@@ -113,16 +104,7 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let catalog_bytes: usize = tables.iter().map(|t| t.sql.len()).sum();
     let spec = CatalogSpec {
-        frequencies: vec![Frequency {
-            name: "daily".into(),
-            period_seconds: Some(86_400),
-            offset_seconds: 0,
-            cron: None,
-            time_zone: None,
-            active: true,
-            concurrency: None,
-            description: None,
-        }],
+        frequencies: vec![Frequency::every("daily", 86_400)],
         tables,
     };
     println!("catalog_tables: {} tables", spec.tables.len());
