@@ -281,18 +281,12 @@ fn table_options(
             .map(str::to_string)
             .collect()
     };
+    // Durations read as baton.toml's do.
     let mut seconds = |key: &str| -> Option<i64> {
-        let text = value(key)?;
-        match humantime::parse_duration(&text) {
-            Ok(d) => i64::try_from(d.as_secs()).ok(),
-            Err(e) => {
-                problem(
-                    key,
-                    format!("`{text}` is not a duration, e.g. `30m`, `90d` ({e})"),
-                );
-                None
-            }
-        }
+        Duration::Text(value(key)?)
+            .seconds()
+            .map_err(|message| problem(key, message))
+            .ok()
     };
     let expiration_seconds = seconds("expiration");
     let timeout_seconds = seconds("timeout");
