@@ -17,13 +17,14 @@ use baton_shared::api::{
 };
 use baton_shared::bus::Topics;
 use baton_shared::catalog::apply::plan_apply;
-use baton_shared::catalog::{Problem, TableDoc, TableId};
+use baton_shared::catalog::{Frequency, Problem, TableDoc, TableId};
 use baton_shared::config::{ConfigError, Env, Gcp, Listen};
 use baton_shared::http::{ApiError, healthz};
 use baton_shared::ids::{backfill_id, manual_run_id};
 use baton_shared::messages::PlannerEvent;
 use baton_shared::ports::{Publish, RunPort};
 use baton_shared::run::{Backfill, BackfillState, Run, Trigger};
+use baton_shared::schedule::Schedule;
 use baton_shared::state::RunState;
 use baton_shared::store::Admitted;
 use baton_shared::store::{Store, StoreError};
@@ -88,6 +89,20 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/backfills/{backfill_id}", get(get_backfill))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
+}
+
+/// A stored frequency and its schedule: 404 when there is none, 400 when it cannot run.
+async fn frequency_and_schedule(app: &App, name: &str) -> Result<(Frequency, Schedule), ApiError> {
+    let frequency = app
+        .store
+        .frequency(name)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no frequency {name}")))?;
+    let schedule = frequency
+        .schedule()
+        .map_err(|e| ApiError::bad_request(e.0))?;
+    Ok((frequency, schedule))
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -204,15 +219,7 @@ async fn start_run(
         .unwrap_or_else(|_| Timestamp::now());
     let admitted = match (&request.frequency, request.tables.is_empty()) {
         (Some(name), true) => {
-            let frequency = app
-                .store
-                .frequency(name)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(|| ApiError::not_found(format!("no frequency {name}")))?;
-            let schedule = frequency
-                .schedule()
-                .map_err(|e| ApiError::bad_request(e.0))?;
+            let (frequency, schedule) = frequency_and_schedule(&app, name).await?;
             // The window runs from the latest scheduled instant to now.
             let window_start = schedule
                 .latest(now)
@@ -420,15 +427,7 @@ async fn start_backfill(
     Json(request): Json<BackfillRequest>,
 ) -> Result<(StatusCode, Json<Backfill>), ApiError> {
     let name = &request.frequency;
-    let frequency = app
-        .store
-        .frequency(name)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::not_found(format!("no frequency {name}")))?;
-    let schedule = frequency
-        .schedule()
-        .map_err(|e| ApiError::bad_request(e.0))?;
+    let (_, schedule) = frequency_and_schedule(&app, name).await?;
     let now = Timestamp::now();
     if request.to > now {
         return Err(ApiError::bad_request(
