@@ -474,22 +474,23 @@ impl Warehouse {
     }
 
     /// Makes the table expire at `at`.
+    /// Makes the table expire at `at`; returns the table as it is after.
     pub async fn set_expiration(
         &self,
         table: &TableId,
         at: jiff::Timestamp,
-    ) -> Result<(), WarehouseError> {
+    ) -> Result<Table, WarehouseError> {
         let mut t = self
             .client
             .table()
             .get(&self.project, table.dataset(), table.table(), None)
             .await?;
         t.expiration_time = Some(at.as_millisecond().to_string());
-        self.client
+        Ok(self
+            .client
             .table()
             .patch(&self.project, table.dataset(), table.table(), t)
-            .await?;
-        Ok(())
+            .await?)
     }
 
     pub async fn job_progress(&self, job_id: &str) -> Result<JobProgress, WarehouseError> {
@@ -533,7 +534,7 @@ impl Warehouse {
             .table()
             .get(&self.project, table.dataset(), table.table(), None)
             .await?;
-        Ok(t.num_rows.and_then(|n| n.parse().ok()))
+        Ok(rows(&t))
     }
 
     /// Runs a query and returns its rows as JSON values, column by column (for tools and
@@ -566,6 +567,11 @@ impl Warehouse {
 
 fn parse_i64(value: Option<&String>) -> i64 {
     value.and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// A table's row count, when BigQuery says it.
+pub fn rows(table: &Table) -> Option<i64> {
+    table.num_rows.as_ref().and_then(|n| n.parse().ok())
 }
 
 /// BigQuery's statistics in Baton's terms.

@@ -56,8 +56,8 @@ fn find<'a>(columns: &'a [Column], name: &str, role: &str) -> Result<&'a Column,
 }
 
 /// The statement that writes `query`'s result into `target` (`project.dataset.table`) in
-/// `mode`, for the modes that need one (`None` for truncate and append, which are a
-/// destination table and a write disposition).
+/// `mode`: `Some` exactly for the modes that `WriteMode::writes_by_statement` names (`None`
+/// for truncate and append, which are a destination table and a write disposition).
 pub fn statement(
     mode: WriteMode,
     target: &str,

@@ -184,6 +184,21 @@ async fn each_write_mode_leaves_the_right_rows_after_repeated_runs() -> anyhow::
         serde_json::json!([["2026-11-20", "2", "v21"], ["2026-11-21", "3", "v22"]])
     );
 
+    // The row count is recorded, read back with the expiration's renewal.
+    let last = baton.client.run(&runs[2]).await?;
+    let truncated_job = last
+        .jobs
+        .iter()
+        .find(|j| j.table == id("w.truncated"))
+        .expect("a job of w.truncated");
+    assert_eq!(
+        truncated_job
+            .statistics
+            .as_ref()
+            .and_then(|s| s.destination_rows),
+        Some(3)
+    );
+
     // Shapes: partitioning and clustering applied when the tables were created, the
     // expiration renewed after each write.
     let truncated = baton

@@ -35,7 +35,7 @@ use baton_shared::state::JobState;
 use baton_shared::store::{Store, StoreError};
 use baton_shared::warehouse::{
     Destination, JobProgress, QueryJob, TableShape, Warehouse, WarehouseError, columns,
-    is_transient,
+    is_transient, rows,
 };
 use baton_shared::writes::{self, Column};
 
@@ -224,6 +224,7 @@ pub async fn run(
     let progress = wait(app, &job, &job_id, progress).await?;
     let outcome = match progress {
         JobProgress::Succeeded(statistics) => {
+            let mut renewed = None;
             if let Some(seconds) = job.definition.options.expiration_seconds {
                 // The rows are written: a refusal to renew the expiration is logged, not
                 // a reason to leave the job running for ever; a transient one is retried.
@@ -231,13 +232,17 @@ pub async fn run(
                 match app.warehouse.set_expiration(table, at).await {
                     Err(e) if e.is_retryable() => return Err(e.into()),
                     Err(e) => tracing::warn!(error = %e, "the table's expiration was not renewed"),
-                    Ok(()) => {}
+                    Ok(t) => renewed = Some(t),
                 }
             }
-            let destination_rows = app.warehouse.row_count(table).await.unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "row count unavailable");
-                None
-            });
+            // The renewal read the table already; otherwise read it for its row count.
+            let destination_rows = match &renewed {
+                Some(t) => rows(t),
+                None => app.warehouse.row_count(table).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "row count unavailable");
+                    None
+                }),
+            };
             Outcome::Succeeded(
                 JobStatistics {
                     destination_rows,
@@ -345,10 +350,16 @@ async fn send_attempt(app: &App, job: &Job) -> Result<(), ExecutorError> {
 
 /// Starts the attempt's BigQuery job, or finds it started by an earlier delivery.
 async fn run_query(app: &App, job: &Job, job_id: &str) -> Result<JobProgress, WarehouseError> {
-    match app.warehouse.job_progress(job_id).await {
-        Ok(progress) => return Ok(progress),
-        Err(WarehouseError::NotFound(_)) => {}
-        Err(e) => return Err(e),
+    let by_statement = job.definition.write_mode.writes_by_statement();
+    if by_statement {
+        // Preparing a statement costs a dry run and a table read: a redelivery whose job is
+        // there already skips it. A plain query job needs no look first: inserting its id
+        // again answers 409, and `start_query` attaches to the job.
+        match app.warehouse.job_progress(job_id).await {
+            Ok(progress) => return Ok(progress),
+            Err(WarehouseError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
     let dataset = job.table.dataset();
     let known = app
@@ -366,7 +377,11 @@ async fn run_query(app: &App, job: &Job, job_id: &str) -> Result<JobProgress, Wa
     let definition = &job.definition;
     let options = &definition.options;
     let timestamps = timestamps(job)?;
-    let statement = prepare(app, job, &timestamps).await?;
+    let statement = if by_statement {
+        Some(prepare(app, job, &timestamps).await?)
+    } else {
+        None
+    };
     let destination = statement.is_none().then_some(Destination {
         table: &job.table,
         append: definition.write_mode == WriteMode::Append,
@@ -387,22 +402,15 @@ async fn run_query(app: &App, job: &Job, job_id: &str) -> Result<JobProgress, Wa
         .await
 }
 
-/// For the write modes that keep rows through a statement of their own (merge,
+/// For the write modes that write through a statement of Baton's own (merge,
 /// insert_unique, overwrite_partitions): makes sure the table exists with the result's
-/// columns (creating it, or adding the new ones), and returns the statement. `None` for
-/// truncate and append, which BigQuery's write dispositions do.
+/// columns (creating it, or adding the new ones), and returns the statement.
 async fn prepare(
     app: &App,
     job: &Job,
     timestamps: &[(String, Option<Timestamp>)],
-) -> Result<Option<String>, WarehouseError> {
+) -> Result<String, WarehouseError> {
     let definition = &job.definition;
-    if matches!(
-        definition.write_mode,
-        WriteMode::Truncate | WriteMode::Append
-    ) {
-        return Ok(None);
-    }
     let query = baton_shared::sql::single_query(&definition.sql)
         .map_err(|e| WarehouseError::Permanent(e.to_string()))?;
     let dry_run = app
@@ -437,14 +445,15 @@ async fn prepare(
             }
         }
     }
-    writes::statement(
+    let statement = writes::statement(
         definition.write_mode,
         &job.destination,
         query,
         &result,
         &definition.options,
     )
-    .map_err(WarehouseError::Permanent)
+    .map_err(WarehouseError::Permanent)?;
+    Ok(statement.expect("a mode that writes by statement has one"))
 }
 
 /// The labels on every BigQuery job, so that the billing export attributes its cost.

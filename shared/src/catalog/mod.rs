@@ -183,10 +183,13 @@ impl WriteMode {
         Self::NAMES[self as usize]
     }
 
-    /// Whether the table keeps rows from one run to the next, so that its schema may only
-    /// grow.
-    pub fn keeps_rows(self) -> bool {
-        self != Self::Truncate
+    /// Whether the mode writes through a statement of Baton's own (`writes::statement`)
+    /// rather than a query job's destination table and write disposition.
+    pub fn writes_by_statement(self) -> bool {
+        matches!(
+            self,
+            Self::Merge | Self::InsertUnique | Self::OverwritePartitions
+        )
     }
 }
 
