@@ -519,16 +519,32 @@ impl Reader<'_> {
         i
     }
 
-    fn update(&mut self, i: usize, end: usize) -> R {
+    /// The target of UPDATE, DELETE or MERGE at `i` (after `keyword`, which may be left out):
+    /// written, then the rest of the statement read by `rest` with the target's alias in
+    /// scope. A target that is not a path leaves the statement to the lenient reading.
+    fn dml(
+        &mut self,
+        mut i: usize,
+        end: usize,
+        keyword: Option<&str>,
+        rest: fn(&mut Self, super::names::Path, usize) -> R,
+    ) -> R {
+        if keyword.is_some_and(|k| self.is(i, k)) {
+            i += 1;
+        }
         let Some(path) = self.path_at(i, end) else {
             self.lenient(i, end);
             return Ok(());
         };
         self.table(&path.parts, Use::Write);
         self.frames.push(Frame::Aliases(Vec::new()));
-        let result = self.update_rest(path, end);
+        let result = rest(self, path, end);
         self.frames.pop();
         result
+    }
+
+    fn update(&mut self, i: usize, end: usize) -> R {
+        self.dml(i, end, None, Self::update_rest)
     }
 
     fn update_rest(&mut self, path: super::names::Path, end: usize) -> R {
@@ -542,35 +558,15 @@ impl Reader<'_> {
         self.expr(filter, end)
     }
 
-    fn delete(&mut self, mut i: usize, end: usize) -> R {
-        if self.is(i, "FROM") {
-            i += 1;
-        }
-        let Some(path) = self.path_at(i, end) else {
-            self.lenient(i, end);
-            return Ok(());
-        };
-        self.table(&path.parts, Use::Write);
-        self.frames.push(Frame::Aliases(Vec::new()));
-        let j = self.target_alias(path.next, &path.parts);
-        let result = self.expr(j, end);
-        self.frames.pop();
-        result
+    fn delete(&mut self, i: usize, end: usize) -> R {
+        self.dml(i, end, Some("FROM"), |s, path, end| {
+            let j = s.target_alias(path.next, &path.parts);
+            s.expr(j, end)
+        })
     }
 
-    fn merge(&mut self, mut i: usize, end: usize) -> R {
-        if self.is(i, "INTO") {
-            i += 1;
-        }
-        let Some(path) = self.path_at(i, end) else {
-            self.lenient(i, end);
-            return Ok(());
-        };
-        self.table(&path.parts, Use::Write);
-        self.frames.push(Frame::Aliases(Vec::new()));
-        let result = self.merge_rest(path, end);
-        self.frames.pop();
-        result
+    fn merge(&mut self, i: usize, end: usize) -> R {
+        self.dml(i, end, Some("INTO"), Self::merge_rest)
     }
 
     fn merge_rest(&mut self, path: super::names::Path, end: usize) -> R {
