@@ -1,7 +1,8 @@
 //! What the executor does when BigQuery fails, end to end, with a proxy in front of
 //! local-bigquery producing what the emulator cannot (a `backendError`, a job that never
-//! ends): transient failures retried as new attempts up to the table's bound, a failing SQL
-//! failed at once with BigQuery's message, a job past its timeout cancelled.
+//! ends, bytes billed): transient failures retried as new attempts up to the table's bound, a
+//! failing SQL failed at once with BigQuery's message, a job past its timeout cancelled, a
+//! job's cost priced and attributed.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use baton_shared::catalog::{CatalogSpec, Frequency, Table, TableId, TableOptions
 use baton_shared::ids::bigquery_job_id;
 use baton_shared::state::{JobState, RunState};
 use baton_tests::faults::{Fault, FaultyBigQuery};
-use baton_tests::{Baton, Options, Stack};
+use baton_tests::{Baton, Options, Stack, first_run_id};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -35,6 +36,8 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
             Some(backend_error())
         } else if id.contains("_f_stuck_") {
             Some(Fault::Hang)
+        } else if id.contains("_f_billed_") {
+            Some(Fault::Bill { bytes: 1 << 40 })
         } else {
             None
         }
@@ -59,6 +62,11 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
                     "SELECT no_such_column FROM UNNEST([1]) AS x",
                     TableOptions::default(),
                 ),
+                Table {
+                    owner: Some("ana@example.com".into()),
+                    group: Some("finance".into()),
+                    ..table("f.billed", "SELECT 1 AS x", TableOptions::default())
+                },
                 table(
                     "f.stuck",
                     "SELECT 1 AS x",
@@ -71,10 +79,7 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
         })
         .await?;
     let report = baton.tick_at("2026-11-22T10:00:00Z".parse()?).await?;
-    let run_id = report["runs"][0]["run_id"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no run: {report}"))?
-        .to_string();
+    let run_id = first_run_id(&report)?;
     let run = baton.wait_for_run(&run_id, TIMEOUT).await?;
     assert_eq!(run.run.state, RunState::Failed);
     let job = |name: &str| {
@@ -110,6 +115,14 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
         error.starts_with("invalidQuery") && error.contains("no_such_column"),
         "{error}"
     );
+    // Billed: priced at the default 6.25 a TiB, attributed to the table's owner and group.
+    let billed = job("f.billed");
+    assert_eq!(billed.state, JobState::Succeeded);
+    let statistics = billed.statistics.as_ref().expect("statistics recorded");
+    assert_eq!(statistics.bytes_billed, 1 << 40);
+    assert!((statistics.cost - 6.25).abs() < 1e-9, "{}", statistics.cost);
+    assert_eq!(billed.attributed_user.as_deref(), Some("ana@example.com"));
+    assert_eq!(billed.attributed_group.as_deref(), Some("finance"));
     // Past its timeout: cancelled in BigQuery, failed, not retried.
     let stuck = job("f.stuck");
     assert_eq!((stuck.state, stuck.attempt), (JobState::Failed, 1));

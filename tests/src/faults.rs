@@ -1,11 +1,11 @@
 //! A BigQuery that fails on demand: a proxy in front of local-bigquery that passes every
 //! request through and, for the jobs a test names, rewrites what BigQuery says of them. It
-//! produces what no emulator can: a job that ends in `backendError`, a job that never ends.
+//! produces what no emulator can: a job that ends in `backendError`, a job that never ends,
+//! a job that bills bytes.
 //!
 //! Everything else is the emulator's own answer: the job is really inserted, the tables are
 //! really written, so the services under test see a BigQuery that behaves except where told.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -21,6 +21,8 @@ pub enum Fault {
     Fail { reason: String, message: String },
     /// The job is reported running for ever (until cancelled, which is recorded).
     Hang,
+    /// The job reports this many bytes billed (the emulator bills none); all else as it is.
+    Bill { bytes: i64 },
 }
 
 /// Chooses the fault for a job id, or none.
@@ -57,12 +59,8 @@ impl FaultyBigQuery {
             rule: Mutex::new(None),
             cancelled: Mutex::new(Vec::new()),
         });
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let url = format!("http://{}", listener.local_addr()?);
         let app = Router::new().fallback(forward).with_state(inner.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let url = crate::serve_on_loopback(app).await?;
         Ok(Self { inner, url })
     }
 
@@ -122,6 +120,10 @@ async fn relay(inner: &Inner, request: Request) -> anyhow::Result<Response> {
                 }
                 Some(Fault::Hang) => {
                     job["status"] = serde_json::json!({"state": "RUNNING"});
+                    Some(job)
+                }
+                Some(Fault::Bill { bytes }) => {
+                    job["statistics"]["query"]["totalBytesBilled"] = bytes.to_string().into();
                     Some(job)
                 }
                 None => None,

@@ -32,6 +32,25 @@ use baton_shared::warehouse::Warehouse;
 
 use crate::relay::Relay;
 
+/// Serves `app` on a free loopback port in the background; returns its base URL
+/// (`http://127.0.0.1:PORT`). For the harness's stand-ins: relays, proxies, receivers.
+pub async fn serve_on_loopback(app: axum::Router) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(url)
+}
+
+/// The id of the first run a tick reports.
+pub fn first_run_id(report: &serde_json::Value) -> anyhow::Result<String> {
+    report["runs"][0]["run_id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("the tick reports no run: {report}"))
+}
+
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -84,6 +103,27 @@ impl Stack {
             .get(name)
             .map(String::as_str)
             .ok_or_else(|| anyhow!("the stack's env file has no {name}"))
+    }
+
+    /// The variables that point a Baton service at the stack's emulators.
+    pub fn emulator_env(&self) -> anyhow::Result<Vec<(String, String)>> {
+        [
+            "FIRESTORE_EMULATOR_HOST",
+            "PUBSUB_EMULATOR_HOST",
+            "STORAGE_EMULATOR_HOST",
+            "BIGQUERY_EMULATOR_HOST",
+        ]
+        .into_iter()
+        .map(|name| Ok((name.to_string(), self.var(name)?.to_string())))
+        .collect()
+    }
+
+    /// Google Cloud settings for `project` on the stack's emulators.
+    pub fn gcp(&self, project: &str) -> anyhow::Result<Gcp> {
+        let mut vars: std::collections::HashMap<String, String> =
+            self.emulator_env()?.into_iter().collect();
+        vars.insert("BATON_PROJECT".into(), project.to_string());
+        Ok(Gcp::from_env(&Env::from_map(vars))?)
     }
 }
 
@@ -250,14 +290,7 @@ impl Baton {
             // Tests tick at chosen instants.
             ("BATON_TICK_ALLOW_AT".into(), "true".into()),
         ];
-        for name in [
-            "FIRESTORE_EMULATOR_HOST",
-            "PUBSUB_EMULATOR_HOST",
-            "STORAGE_EMULATOR_HOST",
-            "BIGQUERY_EMULATOR_HOST",
-        ] {
-            env.push((name.into(), stack.var(name)?.to_string()));
-        }
+        env.extend(stack.emulator_env()?);
         env.extend(options.env.iter().cloned());
 
         let mut services = Vec::new();

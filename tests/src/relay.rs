@@ -8,7 +8,6 @@
 //! service; the relay only does to them what Pub/Sub is allowed to do. A held message is
 //! acknowledged to the emulator and kept by the relay until `release`.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -65,14 +64,10 @@ impl Relay {
             holding: Mutex::new(Holding::default()),
             received: AtomicU64::new(0),
         });
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-        let endpoint = format!("http://{}/pubsub", listener.local_addr()?);
         let app = Router::new()
             .route("/pubsub", post(relay))
             .with_state(inner.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let endpoint = format!("{}/pubsub", crate::serve_on_loopback(app).await?);
         Ok(Self { inner, endpoint })
     }
 

@@ -12,23 +12,23 @@
 //!
 //! Run with `tests/bench/runs.sh`, which builds it and starts the local stack.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use jiff::Timestamp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use tokio::sync::watch;
 
 use baton_shared::bus::{Bus, PushSubscription};
 use baton_shared::catalog::{CatalogSpec, Frequency, Table, TableDoc, TableId};
-use baton_shared::config::{Env, Gcp};
 use baton_shared::lifecycle::plan_run;
 use baton_shared::run::{Job, Run, Trigger};
 use baton_shared::state::RunState;
-use baton_tests::{Baton, Stack};
+use baton_tests::{Baton, Stack, first_run_id, serve_on_loopback};
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -178,10 +178,7 @@ async fn bench_latency(stack: &Stack, chains: usize, length: usize) -> anyhow::R
         })
         .await?;
     let report = baton.tick().await?;
-    let run_id = report["runs"][0]["run_id"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no run: {report}"))?
-        .to_string();
+    let run_id = first_run_id(&report)?;
     let done = baton
         .wait_for_run(&run_id, Duration::from_secs(600))
         .await?;
@@ -227,23 +224,22 @@ async fn bench_latency(stack: &Stack, chains: usize, length: usize) -> anyhow::R
 /// pushes it keeps in flight at once to one endpoint (each of the executor's pushes is held
 /// open while its BigQuery job runs).
 async fn bench_push(stack: &Stack, samples: usize) -> anyhow::Result<()> {
-    #[derive(Default)]
     struct Receiver {
-        arrivals: Mutex<Vec<Instant>>,
+        /// When each push arrived (a slow one: when its handler ended), in order.
+        arrivals: watch::Sender<Vec<Instant>>,
         in_flight: AtomicUsize,
         most_in_flight: AtomicUsize,
     }
-    let receiver = Arc::new(Receiver::default());
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
+    let receiver = Arc::new(Receiver {
+        arrivals: watch::Sender::new(Vec::new()),
+        in_flight: AtomicUsize::new(0),
+        most_in_flight: AtomicUsize::new(0),
+    });
     let app = axum::Router::new()
         .route(
             "/now",
             axum::routing::post(|State(r): State<Arc<Receiver>>| async move {
-                r.arrivals
-                    .lock()
-                    .expect("not poisoned")
-                    .push(Instant::now());
+                r.arrivals.send_modify(|a| a.push(Instant::now()));
                 axum::http::StatusCode::NO_CONTENT
             }),
         )
@@ -255,28 +251,13 @@ async fn bench_push(stack: &Stack, samples: usize) -> anyhow::Result<()> {
                 // A handler that works for half a second, as an executor waits for its job.
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 r.in_flight.fetch_sub(1, Ordering::SeqCst);
-                r.arrivals
-                    .lock()
-                    .expect("not poisoned")
-                    .push(Instant::now());
+                r.arrivals.send_modify(|a| a.push(Instant::now()));
                 axum::http::StatusCode::NO_CONTENT
             }),
         )
         .with_state(receiver.clone());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let mut vars = HashMap::from([(
-        "BATON_PROJECT".to_string(),
-        format!("bench-push-{}", std::process::id()),
-    )]);
-    for name in [
-        "FIRESTORE_EMULATOR_HOST",
-        "PUBSUB_EMULATOR_HOST",
-        "STORAGE_EMULATOR_HOST",
-        "BIGQUERY_EMULATOR_HOST",
-    ] {
-        vars.insert(name.to_string(), stack.var(name)?.to_string());
-    }
-    let bus = Bus::new(&Gcp::from_env(&Env::from_map(vars))?)?;
+    let endpoint = serve_on_loopback(app).await?;
+    let bus = Bus::new(&stack.gcp(&format!("bench-push-{}", std::process::id()))?)?;
     for path in ["now", "slow"] {
         let topic = format!("bench-{path}");
         bus.ensure_topic(&topic).await?;
@@ -289,25 +270,17 @@ async fn bench_push(stack: &Stack, samples: usize) -> anyhow::Result<()> {
         })
         .await?;
     }
+    // When the `count`-th push arrived, waiting for it if it has not.
     let arrived = |count: usize| {
-        let receiver = receiver.clone();
+        let mut arrivals = receiver.arrivals.subscribe();
         async move {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                if let Some(at) = receiver
-                    .arrivals
-                    .lock()
-                    .expect("not poisoned")
-                    .get(count - 1)
-                {
-                    return Ok(*at);
-                }
-                anyhow::ensure!(
-                    Instant::now() < deadline,
-                    "push {count} did not arrive in 60 s"
-                );
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
+            let seen = tokio::time::timeout(
+                Duration::from_secs(60),
+                arrivals.wait_for(|a| a.len() >= count),
+            )
+            .await
+            .map_err(|_| anyhow::anyhow!("push {count} did not arrive in 60 s"))??;
+            Ok::<_, anyhow::Error>(seen[count - 1])
         }
     };
     let mut delays = Vec::with_capacity(samples);
@@ -320,7 +293,6 @@ async fn bench_push(stack: &Stack, samples: usize) -> anyhow::Result<()> {
         bus.publish("bench-slow", &serde_json::json!({})).await?;
     }
     arrived(samples + 20).await?;
-    server.abort();
     delays.sort_by(f64::total_cmp);
     println!("pubsub_push_p50: {:.0} ms", percentile(&delays, 50.0));
     println!("pubsub_push_p99: {:.0} ms", percentile(&delays, 99.0));
@@ -358,10 +330,7 @@ async fn bench_run(stack: &Stack, tables: usize, concurrency: u32) -> anyhow::Re
     }
     let started = Instant::now();
     let report = baton.tick().await?;
-    let run_id = report["runs"][0]["run_id"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no run: {report}"))?
-        .to_string();
+    let run_id = first_run_id(&report)?;
     let done = baton
         .wait_for_run(&run_id, Duration::from_secs(3_600))
         .await?;
