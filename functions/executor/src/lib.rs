@@ -107,6 +107,14 @@ pub enum ExecutorError {
     Stale(String),
 }
 
+impl ExecutorError {
+    /// The message names a job that its run does not have (a run deleted, a message that
+    /// does not belong): acknowledged, never retried.
+    fn no_job(run_id: &str, table: &TableId) -> Self {
+        ExecutorError::Stale(format!("run {run_id} has no job {table}"))
+    }
+}
+
 impl Retryable for ExecutorError {
     fn is_retryable(&self) -> bool {
         match self {
@@ -159,9 +167,7 @@ pub async fn run(
     attempt: u32,
 ) -> Result<(), ExecutorError> {
     let Some(job) = app.store.job(run_id, table).await? else {
-        return Err(ExecutorError::Stale(format!(
-            "run {run_id} has no job {table}"
-        )));
+        return Err(ExecutorError::no_job(run_id, table));
     };
     if job.attempt > attempt && job.state == JobState::Queued && job.dispatched {
         // This attempt was retried: make sure the next one was sent (a crash may have come
@@ -185,9 +191,7 @@ pub async fn run(
             {
                 Some(job) => job,
                 None => {
-                    return Err(ExecutorError::Stale(format!(
-                        "run {run_id} has no job {table}"
-                    )));
+                    return Err(ExecutorError::no_job(run_id, table));
                 }
             }
         }
@@ -295,7 +299,7 @@ pub async fn run(
         .store
         .finish(run_id, table, attempt, &outcome, Timestamp::now())
         .await?
-        .ok_or_else(|| ExecutorError::Stale(format!("run {run_id} has no job {table}")))?;
+        .ok_or_else(|| ExecutorError::no_job(run_id, table))?;
     report(app, &finished).await
 }
 
@@ -308,9 +312,7 @@ pub async fn cancel(
     attempt: u32,
 ) -> Result<(), ExecutorError> {
     let Some(job) = app.store.job(run_id, table).await? else {
-        return Err(ExecutorError::Stale(format!(
-            "run {run_id} has no job {table}"
-        )));
+        return Err(ExecutorError::no_job(run_id, table));
     };
     match (&job.bigquery_job_id, job.state) {
         (Some(id), JobState::Running) if job.attempt == attempt => {
