@@ -121,13 +121,20 @@ cmd_install() {
 # processes
 
 free_ports() {
-  # Bind them all at once so they are distinct, then release them for the servers.
+  # Below the kernel's ephemeral range, so that no connection's source port and no other
+  # server's bind to port 0 can take one between this check and the server's own bind. Bound
+  # all at once so they are distinct, then released for the servers.
   python3 - "$1" <<'PY'
-import socket, sys
+import random, socket, sys
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
 socks = []
-for _ in range(int(sys.argv[1])):
+while len(socks) < int(sys.argv[1]):
     s = socket.socket()
-    s.bind(("127.0.0.1", 0))
+    try:
+        s.bind(("127.0.0.1", random.randrange(10000, low) if low > 11000 else 0))
+    except OSError:
+        s.close()
+        continue
     socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
@@ -153,7 +160,13 @@ wait_until() {
   local what=$1 deadline=$((SECONDS + ready_seconds))
   shift
   until "$@" >/dev/null 2>&1; do
-    service_alive "$what" || { tail -n 30 "$log_dir/$what.log" >&2 || true; die "$what exited while starting"; }
+    if ! service_alive "$what"; then
+      # Another process took its port between the check and its bind: the caller starts over.
+      grep -qi 'address already in use' "$log_dir/$what.log" "$log_dir/mysql.err" 2>/dev/null &&
+        { say "$what: port taken while starting"; return 1; }
+      tail -n 30 "$log_dir/$what.log" >&2 || true
+      die "$what exited while starting"
+    fi
     [ $SECONDS -lt $deadline ] || { tail -n 30 "$log_dir/$what.log" >&2 || true; die "$what did not answer within ${ready_seconds}s"; }
     sleep 0.1
   done
@@ -177,13 +190,28 @@ cmd_start() {
   fi
   stop_all
   cmd_install
+  local attempt
+  for attempt in 1 2 3; do
+    if start_servers; then
+      say "up: $env_file"
+      return 0
+    fi
+    stop_all
+  done
+  die "a port was taken while starting, three times"
+}
+
+# Start every server on fresh ports and write the env file; 1 when a server lost its port.
+start_servers() {
   mkdir -p "$pid_dir" "$log_dir"
+  rm -f "$log_dir"/*
   local data=$stack_dir/data
   rm -rf "$data"
   mkdir -p "$data/gcs" "$data/bigquery" "$data/mysql/run"
 
   local ports p_fs p_ps p_gcs p_bq p_bq_grpc p_pg p_my
   ports=$(free_ports 7)
+  echo "$ports" >"$stack_dir/ports"
   read -r p_fs p_ps p_gcs p_bq p_bq_grpc p_pg p_my <<<"$ports"
 
   launch firestore "$firestore_bin" start --host=127.0.0.1 --port="$p_fs"
@@ -197,12 +225,12 @@ cmd_start() {
   start_postgres "$p_pg"
   start_mysql "$data/mysql" "$p_my"
 
-  wait_until firestore http_ok "http://127.0.0.1:$p_fs/"
-  wait_until pubsub http_ok "http://127.0.0.1:$p_ps/"
-  wait_until gcs http_ok "http://127.0.0.1:$p_gcs/storage/v1/b"
-  wait_until bigquery http_ok "http://127.0.0.1:$p_bq/bigquery/v2/projects/baton/datasets"
-  wait_until postgres "$(postgres_bindir)/pg_isready" -q -h 127.0.0.1 -p "$p_pg"
-  wait_until mysql mariadb-admin --no-defaults --protocol=tcp -h 127.0.0.1 -P "$p_my" -uroot ping
+  wait_until firestore http_ok "http://127.0.0.1:$p_fs/" || return 1
+  wait_until pubsub http_ok "http://127.0.0.1:$p_ps/" || return 1
+  wait_until gcs http_ok "http://127.0.0.1:$p_gcs/storage/v1/b" || return 1
+  wait_until bigquery http_ok "http://127.0.0.1:$p_bq/bigquery/v2/projects/baton/datasets" || return 1
+  wait_until postgres "$(postgres_bindir)/pg_isready" -q -h 127.0.0.1 -p "$p_pg" || return 1
+  wait_until mysql mariadb-admin --no-defaults --protocol=tcp -h 127.0.0.1 -P "$p_my" -uroot ping || return 1
 
   cat >"$env_file.tmp" <<EOF
 FIRESTORE_EMULATOR_HOST=127.0.0.1:$p_fs
@@ -213,7 +241,6 @@ BATON_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$p_pg/postgres
 BATON_TEST_MYSQL_URL=mysql://root@127.0.0.1:$p_my/mysql
 EOF
   mv "$env_file.tmp" "$env_file"
-  say "up: $env_file"
 }
 
 start_postgres() {
@@ -269,15 +296,14 @@ stop_all() {
     rm -f "$stack_dir/postgres-dir"
   fi
   wait_ports_free
-  rm -f "$env_file"
+  rm -f "$env_file" "$stack_dir/ports"
 }
 
 # The servers are gone when their groups are; wait until the kernel has let their ports go too.
 wait_ports_free() {
-  [ -f "$env_file" ] || return 0
-  local ports port deadline=$((SECONDS + 20))
-  ports=$(grep -oE '127\.0\.0\.1:[0-9]+' "$env_file" | cut -d: -f2)
-  for port in $ports; do
+  [ -f "$stack_dir/ports" ] || return 0
+  local port deadline=$((SECONDS + 20))
+  for port in $(cat "$stack_dir/ports"); do
     while ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && [ $SECONDS -lt $deadline ]; do
       sleep 0.1
     done
