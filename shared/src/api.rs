@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::apply::Change;
 use crate::catalog::{CatalogSpec, Frequency, Problem, TableDoc, TableId};
+use crate::costs::{CostRow, Dimension};
 use crate::run::{Job, Run};
 
 /// `POST /v1/catalog/apply`: the frequencies and tables to have.
@@ -103,4 +104,15 @@ pub struct BackfillRequest {
     pub to: jiff::Timestamp,
     #[serde(default)]
     pub requested_by: Option<String>,
+}
+
+/// `GET /v1/costs?by=group&from=2026-11-01&to=2026-11-30`: what BigQuery jobs cost each day
+/// (UTC, by the day they ended), by table, user, group or frequency.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CostsResponse {
+    pub by: Dimension,
+    pub from: jiff::civil::Date,
+    pub to: jiff::civil::Date,
+    /// By day, the costliest first.
+    pub rows: Vec<CostRow>,
 }

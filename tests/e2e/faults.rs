@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use baton_shared::catalog::{CatalogSpec, Frequency, Table, TableId, TableOptions};
 use baton_shared::ids::bigquery_job_id;
+use baton_shared::messages::ExecutorTask;
 use baton_shared::state::{JobState, RunState};
 use baton_tests::faults::{Fault, FaultyBigQuery};
 use baton_tests::{Baton, Options, Stack, first_run_id};
@@ -134,5 +135,54 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
         "{stuck_id} was not cancelled: {:?}",
         bigquery.cancelled()
     );
+
+    // Rolled up by the day it ended: once, though its message comes again.
+    let status = baton
+        .push(
+            &baton.urls.executor,
+            &ExecutorTask::RunQuery {
+                run_id: run_id.clone(),
+                table: billed.table.clone(),
+                attempt: 1,
+            },
+        )
+        .await?;
+    assert!(status.is_success(), "the redelivery answered {status}");
+    let day = billed
+        .finished_at
+        .expect("an ended job has its end")
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let costs = |by: &'static str| {
+        let client = &baton.client;
+        async move {
+            let costs = client.costs(by, Some(day), Some(day)).await?;
+            Ok::<_, anyhow::Error>(
+                costs
+                    .rows
+                    .into_iter()
+                    .map(|r| (r.value, r.jobs, r.cost, r.bytes_billed))
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    assert_eq!(
+        costs("group").await?,
+        [
+            ("finance".to_string(), 1, 6.25, 1 << 40),
+            ("(none)".to_string(), 4, 0.0, 0)
+        ]
+    );
+    assert_eq!(
+        costs("user").await?[0],
+        ("ana@example.com".to_string(), 1, 6.25, 1 << 40)
+    );
+    assert_eq!(
+        costs("frequency").await?,
+        [("hourly".to_string(), 5, 6.25, 1 << 40)]
+    );
+    let tables = costs("table").await?;
+    assert_eq!(tables.len(), 5, "{tables:?}");
+    assert_eq!(tables[0], ("f.billed".to_string(), 1, 6.25, 1 << 40));
     Ok(())
 }

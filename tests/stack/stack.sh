@@ -26,7 +26,7 @@ bq_home=$cache_dir/bigquery-home
 gcloud_root=${BATON_GCLOUD_ROOT:-/usr/lib/google-cloud-sdk}
 firestore_bin=$gcloud_root/platform/cloud-firestore-emulator/cloud_firestore_emulator
 pubsub_bin=$gcloud_root/platform/pubsub-emulator/bin/cloud-pubsub-emulator
-duckdb_extensions=(icu ducklake httpfs spatial)
+duckdb_extensions=(icu ducklake httpfs spatial avro)
 services=(firestore pubsub gcs bigquery postgres mysql)
 ready_seconds=${BATON_STACK_READY_SECONDS:-90}
 

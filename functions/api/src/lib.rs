@@ -1,5 +1,5 @@
 //! The API: the catalog (apply, read); runs (start a frequency or chosen tables now, resume,
-//! cancel, read with their jobs); backfills. Authentication comes later; until then deploy it
+//! cancel, read with their jobs); backfills; costs by day. Authentication comes later; until then deploy it
 //! private (Cloud Run IAM), as Terraform does.
 
 use std::sync::Arc;
@@ -12,13 +12,14 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 use baton_shared::api::{
-    ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, RunChange, RunResponse,
-    RunsResponse, StartRunRequest,
+    ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, CostsResponse, RunChange,
+    RunResponse, RunsResponse, StartRunRequest,
 };
 use baton_shared::bus::Topics;
 use baton_shared::catalog::apply::plan_apply;
 use baton_shared::catalog::{Frequency, Problem, TableDoc, TableId};
 use baton_shared::config::{ConfigError, Env, Gcp, Listen};
+use baton_shared::costs::Dimension;
 use baton_shared::http::{ApiError, healthz};
 use baton_shared::ids::{backfill_id, manual_run_id};
 use baton_shared::messages::PlannerEvent;
@@ -86,6 +87,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/runs/{run_id}/resume", post(resume_run))
         .route("/v1/runs/{run_id}/cancel", post(cancel_run))
         .route("/v1/backfills", post(start_backfill))
+        .route("/v1/costs", get(get_costs))
         .route("/v1/backfills/{backfill_id}", get(get_backfill))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
@@ -175,6 +177,61 @@ fn problems_error(problems: Vec<Problem>) -> ApiError {
         ),
     };
     ApiError::bad_request(message).with_details(serde_json::json!({ "problems": problems }))
+}
+
+/// The longest span one costs request covers.
+const MAX_COST_DAYS: i32 = 366;
+
+#[derive(Debug, Deserialize)]
+struct CostsQuery {
+    by: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// Costs per day by a dimension; the last 30 days (UTC) unless told.
+async fn get_costs(
+    State(app): State<Arc<App>>,
+    Query(query): Query<CostsQuery>,
+) -> Result<Json<CostsResponse>, ApiError> {
+    let by_name = query.by.as_deref().unwrap_or("table");
+    let by = Dimension::parse(by_name).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "`by` is one of table, user, group, frequency, not `{by_name}`"
+        ))
+    })?;
+    let date = |name: &str, text: &Option<String>| -> Result<Option<jiff::civil::Date>, ApiError> {
+        text.as_deref()
+            .map(|t| {
+                t.parse().map_err(|_| {
+                    ApiError::bad_request(format!("`{name}` is a day, `YYYY-MM-DD`, not `{t}`"))
+                })
+            })
+            .transpose()
+    };
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let to = date("to", &query.to)?.unwrap_or(today);
+    let from = match date("from", &query.from)? {
+        Some(from) => from,
+        None => to.checked_sub(jiff::Span::new().days(29)).unwrap_or(to),
+    };
+    if from > to {
+        return Err(ApiError::bad_request(format!(
+            "`from` {from} is after `to` {to}"
+        )));
+    }
+    let days = (to - from).get_days() + 1;
+    if days > MAX_COST_DAYS {
+        return Err(ApiError::bad_request(format!(
+            "{days} days asked; at most {MAX_COST_DAYS} at once"
+        )));
+    }
+    let rows = app
+        .store
+        .costs(by, &from.to_string(), &to.to_string())
+        .await
+        .map_err(store_error)?;
+    Ok(Json(CostsResponse { by, from, to, rows }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use baton_shared::api::{
-    ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, ErrorResponse, RunChange,
-    RunResponse, RunsResponse, StartRunRequest,
+    ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, CostsResponse, ErrorResponse,
+    RunChange, RunResponse, RunsResponse, StartRunRequest,
 };
 use baton_shared::run::Backfill;
 
@@ -162,5 +162,23 @@ impl Client {
 
     pub async fn backfill(&self, id: &str) -> Result<Backfill, ClientError> {
         self.get(&format!("/v1/backfills/{id}")).await
+    }
+
+    /// Costs per day by `by` (table, user, group, frequency); the API's defaults for a
+    /// missing day (the last 30 days).
+    pub async fn costs(
+        &self,
+        by: &str,
+        from: Option<jiff::civil::Date>,
+        to: Option<jiff::civil::Date>,
+    ) -> Result<CostsResponse, ClientError> {
+        let mut path = format!("/v1/costs?by={by}");
+        if let Some(from) = from {
+            path.push_str(&format!("&from={from}"));
+        }
+        if let Some(to) = to {
+            path.push_str(&format!("&to={to}"));
+        }
+        self.get(&path).await
     }
 }

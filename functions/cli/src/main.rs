@@ -65,6 +65,17 @@ enum Command {
         #[command(subcommand)]
         command: BackfillCommand,
     },
+    /// What BigQuery jobs cost per day (UTC), by table, user, group or frequency.
+    Costs {
+        #[arg(long, default_value = "table", value_parser = ["table", "user", "group", "frequency"])]
+        by: String,
+        /// The first day (default: 29 days before --to).
+        #[arg(long)]
+        from: Option<jiff::civil::Date>,
+        /// The last day (default: today).
+        #[arg(long)]
+        to: Option<jiff::civil::Date>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -223,6 +234,24 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 backfill.id,
                 backfill.instants.len()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Costs { by, from, to } => {
+            let costs = client.costs(&by, from, to).await?;
+            println!(
+                "{:<10}  {:<40}  {:>6}  {:>12}  {:>16}",
+                "day",
+                costs.by.name(),
+                "jobs",
+                "cost",
+                "bytes billed"
+            );
+            for row in &costs.rows {
+                println!(
+                    "{:<10}  {:<40}  {:>6}  {:>12.4}  {:>16}",
+                    row.day, row.value, row.jobs, row.cost, row.bytes_billed
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Backfill {

@@ -8,6 +8,7 @@
 //! runs/{run}/slots/{n}               Slot
 //! schedules/{frequency}              ScheduleState
 //! backfills/{id}                     Backfill
+//! cost_rollups/{day.dim.shard.value} costs::Rollup
 //! ```
 //!
 //! Every state change that two deliveries could race on happens in a transaction (`Txn`) or
@@ -403,6 +404,36 @@ impl Txn<'_> {
             None => builder,
         };
         builder.object(value).add_to_transaction(&mut self.tx)?;
+        self.writes += 1;
+        Ok(())
+    }
+
+    /// Adds `figures` to the numeric fields of a document, creating it with `fixed`'s fields
+    /// (its key, set again each time) when it is missing. Nothing is read: adding never
+    /// contends with another transaction's read.
+    pub fn add<T: Serialize + DeserializeOwned + Sync + Send>(
+        &mut self,
+        collection: &str,
+        id: &str,
+        fixed: &T,
+        fixed_fields: &[&str],
+        figures: &[(&str, firestore::FirestoreValue)],
+    ) -> Result<(), StoreError> {
+        self.reader
+            .fluent()
+            .update()
+            .fields(fixed_fields)
+            .in_col(collection)
+            .document_id(id)
+            .object(fixed)
+            .transforms(|t| {
+                t.fields(
+                    figures
+                        .iter()
+                        .map(|(field, by)| t.field(field).increment(by.clone())),
+                )
+            })
+            .add_to_transaction(&mut self.tx)?;
         self.writes += 1;
         Ok(())
     }

@@ -9,17 +9,18 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::catalog::{Frequency, TableDoc, TableId};
+use crate::costs::{self, CostRow, Dimension, Rollup};
 use crate::lifecycle::{
     self, Admission, BackfillStep, LeaseOutcome, Outcome, ParentState, Planned, Settled, admit,
     backfill_step,
 };
 use crate::ports::RunPort;
-use crate::run::{Backfill, Job, Run, RunSummary, ScheduleState, Slot, Trigger};
+use crate::run::{Backfill, Job, JobStatistics, Run, RunSummary, ScheduleState, Slot, Trigger};
 use crate::schedule::Schedule;
 use crate::state::{IllegalTransition, JobState};
 
 use super::{
-    BACKFILLS, FREQUENCIES, JOBS, RUNS, SCHEDULES, SLOTS, Store, StoreError, TABLES, counted,
+    BACKFILLS, FREQUENCIES, JOBS, RUNS, SCHEDULES, SLOTS, Store, StoreError, TABLES, Txn, counted,
     retry_contention,
 };
 
@@ -109,6 +110,32 @@ impl Store {
             .query()
             .await
             .map(counted)?)
+    }
+
+    /// The cost of each day from `from` to `to` (`YYYY-MM-DD`, both included) by `dimension`.
+    pub async fn costs(
+        &self,
+        dimension: Dimension,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<CostRow>, StoreError> {
+        let rollups: Vec<Rollup> = self
+            .db()
+            .fluent()
+            .select()
+            .from(costs::COLLECTION)
+            .filter(|q| {
+                q.for_all([
+                    q.field("dimension").eq(dimension.name()),
+                    q.field("day").greater_than_or_equal(from),
+                    q.field("day").less_than_or_equal(to),
+                ])
+            })
+            .obj()
+            .query()
+            .await
+            .map(counted)?;
+        Ok(costs::totals(rollups))
     }
 
     pub async fn schedule_state(
@@ -714,10 +741,16 @@ impl RunPort for Store {
                 tx.rollback().await;
                 return Ok(None);
             };
-            let cancelled = run.is_some_and(|r| r.state == crate::state::RunState::Cancelled);
+            let cancelled = run
+                .as_ref()
+                .is_some_and(|r| r.state == crate::state::RunState::Cancelled);
             match lifecycle::finish(&job, attempt, outcome, cancelled, now).map_err(illegal)? {
                 Some(done) => {
                     tx.set(Some(&parent), JOBS, &table.to_string(), &done)?;
+                    if let Some(statistics) = &done.statistics {
+                        let frequency = run.as_ref().and_then(|r| r.frequency.as_deref());
+                        add_costs(&mut tx, &done, frequency, statistics, now)?;
+                    }
                     tx.commit().await?;
                     Ok(Some(done))
                 }
@@ -769,6 +802,34 @@ impl RunPort for Store {
         })
         .await
     }
+}
+
+/// Adds an ended job's figures to its roll-ups, in the transaction that records it ended.
+fn add_costs(
+    tx: &mut Txn<'_>,
+    job: &Job,
+    frequency: Option<&str>,
+    statistics: &JobStatistics,
+    ended: Timestamp,
+) -> Result<(), StoreError> {
+    let figures = costs::figures(statistics);
+    let increments = [
+        ("jobs", figures.jobs.into()),
+        ("cost", figures.cost.into()),
+        ("bytes_billed", figures.bytes_billed.into()),
+        ("bytes_processed", figures.bytes_processed.into()),
+        ("slot_ms", figures.slot_ms.into()),
+    ];
+    for key in costs::keys(job, frequency, ended) {
+        tx.add(
+            costs::COLLECTION,
+            &key.id(),
+            &key,
+            &["day", "dimension", "value", "shard"],
+            &increments,
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
