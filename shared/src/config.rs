@@ -117,6 +117,9 @@ pub struct Gcp {
     /// The BigQuery API's v2 base URL.
     pub bigquery_url: String,
     pub bigquery_emulated: bool,
+    /// Cloud Storage's endpoint, or the emulator's (`STORAGE_EMULATOR_HOST`).
+    pub storage_url: String,
+    pub storage_emulated: bool,
     pub topics: Topics,
 }
 
@@ -132,6 +135,7 @@ impl Gcp {
             })?;
         let pubsub_emulator = env.get("PUBSUB_EMULATOR_HOST");
         let bigquery_emulator = env.get("BIGQUERY_EMULATOR_HOST");
+        let storage_emulator = env.get("STORAGE_EMULATOR_HOST");
         let with_scheme = |host: &str| {
             if host.starts_with("http://") || host.starts_with("https://") {
                 host.trim_end_matches('/').to_string()
@@ -156,6 +160,10 @@ impl Gcp {
                 |h| format!("{}/bigquery/v2", with_scheme(h)),
             ),
             bigquery_emulated: bigquery_emulator.is_some(),
+            storage_url: storage_emulator
+                .as_deref()
+                .map_or_else(|| "https://storage.googleapis.com".into(), with_scheme),
+            storage_emulated: storage_emulator.is_some(),
             topics: Topics {
                 planner: env.or("BATON_TOPIC_PLANNER", "baton-planner"),
                 executor: env.or("BATON_TOPIC_EXECUTOR", "baton-executor"),

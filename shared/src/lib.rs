@@ -3,11 +3,12 @@
 //! The pure core: the catalog (`catalog`), schedules (`schedule`), dependency inference (`sql`),
 //! plans (`dag`), run and job states (`state`, `run`), every change of a run as a pure
 //! transition (`lifecycle`), ids (`ids`), messages (`messages`), cost roll-ups (`costs`) and
-//! the statements of the write modes (`writes`); the ports the planner is
-//! written against (`ports`) and an in-memory implementation for property tests (`memory`).
-//! The adapters, which only translate: Firestore (`store`), Pub/Sub (`bus`), BigQuery
-//! (`warehouse`), Google credentials (`gcp`). And what every service needs: configuration
-//! (`config`), logs (`telemetry`), HTTP helpers (`http`), per-key turns (`serial`).
+//! the statements of the write modes (`writes`); the ports the planner is written against
+//! (`ports`) and an in-memory implementation for property tests (`memory`). The adapters,
+//! which only translate: Firestore (`store`), Pub/Sub (`bus`), BigQuery (`warehouse`), Cloud
+//! Storage (`storage`), Google credentials (`gcp`). And what every service needs:
+//! configuration (`config`), logs (`telemetry`), HTTP helpers (`http`), per-key turns
+//! (`serial`).
 
 pub mod catalog;
 pub mod costs;
@@ -29,6 +30,7 @@ pub mod config;
 pub mod gcp;
 pub mod http;
 pub mod serial;
+pub mod storage;
 pub mod store;
 pub mod telemetry;
 pub mod warehouse;

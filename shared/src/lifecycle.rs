@@ -10,8 +10,8 @@ use crate::catalog::{TableDoc, TableId};
 use crate::dag::{self, Cycle};
 use crate::ids;
 use crate::run::{
-    AttemptRecord, Backfill, BackfillState, Job, JobStatistics, Lease, Run, RunSummary,
-    ScheduleState, Slot, Trigger,
+    AttemptRecord, Backfill, BackfillState, ExtractRecord, Job, JobStatistics, Lease, Run,
+    RunSummary, ScheduleState, Slot, Trigger,
 };
 use crate::schedule::{Schedule, conditions_hold};
 use crate::state::{IllegalTransition, JobState, Readiness, RunState, readiness};
@@ -434,7 +434,10 @@ pub fn start(
 /// How a BigQuery job ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Succeeded(JobStatistics),
+    Succeeded {
+        statistics: JobStatistics,
+        extract: Option<ExtractRecord>,
+    },
     Failed {
         error: String,
         statistics: JobStatistics,
@@ -454,9 +457,13 @@ pub fn finish(
     }
     let mut job = job.clone();
     match outcome {
-        Outcome::Succeeded(statistics) => {
+        Outcome::Succeeded {
+            statistics,
+            extract,
+        } => {
             job.transition(JobState::Succeeded, now)?;
             job.statistics = Some(statistics.clone());
+            job.extract = extract.clone();
         }
         Outcome::Failed { error, statistics } => {
             let to = if run_cancelled {

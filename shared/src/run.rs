@@ -188,6 +188,45 @@ impl JobStatistics {
     }
 }
 
+/// What an extract wrote, and what its notify URL answered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExtractRecord {
+    /// The BigQuery extract job that wrote the files.
+    pub bigquery_job_id: String,
+    /// The destination BigQuery was given: `gs://bucket/dataset/table/run/attempt/table-*.csv`.
+    pub uri: String,
+    pub files: Vec<ExtractFile>,
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub urls_expire_at: Timestamp,
+    #[serde(default)]
+    pub notify: Option<NotifyRecord>,
+}
+
+/// One file of an extract.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExtractFile {
+    /// `gs://bucket/name`.
+    pub uri: String,
+    pub bytes: u64,
+    /// A V4 signed URL to GET it, until the extract's `urls_expire_at`.
+    pub url: String,
+}
+
+/// How the POST to a notify URL went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NotifyRecord {
+    /// The last answer's status; `None` when no answer came.
+    pub status: Option<u16>,
+    /// The start of the last answer's body.
+    pub response: String,
+    pub attempts: u32,
+    /// Why it is counted as failed (no 2xx after the attempts), if it is.
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(with = "firestore::serialize_as_timestamp")]
+    pub at: Timestamp,
+}
+
 /// An attempt that ended without ending the job (a transient failure, or a failure before a
 /// resume).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -258,6 +297,9 @@ pub struct Job {
     pub resumed: u32,
     #[serde(default)]
     pub statistics: Option<JobStatistics>,
+    /// The files its extract wrote, when the table asks for one.
+    #[serde(default)]
+    pub extract: Option<ExtractRecord>,
     #[serde(default)]
     pub error: Option<String>,
     /// The failed ancestor that made it `skipped`.
@@ -320,6 +362,7 @@ impl Job {
             previous_attempts: Vec::new(),
             resumed: 0,
             statistics: None,
+            extract: None,
             error: None,
             skipped_because: None,
             queued_at: ready.then_some(now),

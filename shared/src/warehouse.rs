@@ -11,6 +11,7 @@ use gcp_bigquery_client::model::dataset::Dataset;
 use gcp_bigquery_client::model::dataset_reference::DatasetReference;
 use gcp_bigquery_client::model::job::Job;
 use gcp_bigquery_client::model::job_configuration::JobConfiguration;
+use gcp_bigquery_client::model::job_configuration_extract::JobConfigurationExtract;
 use gcp_bigquery_client::model::job_configuration_query::JobConfigurationQuery;
 use gcp_bigquery_client::model::job_reference::JobReference;
 use gcp_bigquery_client::model::query_parameter::QueryParameter;
@@ -23,7 +24,7 @@ use gcp_bigquery_client::model::table_reference::TableReference;
 use gcp_bigquery_client::model::table_schema::TableSchema;
 use gcp_bigquery_client::model::time_partitioning::TimePartitioning;
 
-use crate::catalog::{Partitioning, TableId};
+use crate::catalog::{ExtractFormat, Partitioning, TableId};
 use crate::config::Gcp;
 use crate::gcp::Tokens;
 use crate::http::{Retryable, error_chain};
@@ -117,6 +118,19 @@ pub struct QueryJob<'a> {
     pub max_bytes_billed: Option<i64>,
     /// BigQuery cancels the job when it runs longer.
     pub timeout: Option<std::time::Duration>,
+}
+
+/// An extract job: a table written to Cloud Storage as files.
+#[derive(Debug, Clone)]
+pub struct ExtractJob<'a> {
+    pub job_id: &'a str,
+    pub table: &'a TableId,
+    /// `gs://bucket/path/name-*.csv`: BigQuery numbers the files where the `*` is.
+    pub uri: &'a str,
+    pub format: ExtractFormat,
+    /// `gzip`, `deflate`, `snappy`, `zstd`, or none.
+    pub compression: Option<&'a str>,
+    pub labels: HashMap<String, String>,
 }
 
 /// Where a query's result goes, and how the table is shaped when the job creates it.
@@ -327,6 +341,44 @@ impl Warehouse {
                 labels: Some(job.labels.clone()),
                 job_timeout_ms: job.timeout.map(|t| t.as_millis().to_string()),
                 query: Some(query),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        match self.client.job().insert(&self.project, request).await {
+            Ok(inserted) => Ok(progress(&inserted)),
+            Err(e) => match WarehouseError::from(e) {
+                WarehouseError::AlreadyExists(_) => self.job_progress(job.job_id).await,
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Inserts the extract job under its id, or, like `start_query`, finds it there already.
+    pub async fn start_extract(&self, job: &ExtractJob<'_>) -> Result<JobProgress, WarehouseError> {
+        let extract = JobConfigurationExtract {
+            source_table: Some(TableReference {
+                project_id: self.project.clone(),
+                dataset_id: job.table.dataset().to_string(),
+                table_id: job.table.table().to_string(),
+            }),
+            destination_uris: Some(vec![job.uri.to_string()]),
+            destination_format: Some(job.format.bigquery().to_string()),
+            compression: job.compression.map(str::to_uppercase),
+            print_header: (job.format == ExtractFormat::Csv).then_some(true),
+            use_avro_logical_types: (job.format == ExtractFormat::Avro).then_some(true),
+            ..Default::default()
+        };
+        let request = Job {
+            job_reference: Some(JobReference {
+                job_id: Some(job.job_id.to_string()),
+                location: Some(self.location.clone()),
+                project_id: Some(self.project.clone()),
+            }),
+            configuration: Some(JobConfiguration {
+                job_type: Some("EXTRACT".into()),
+                labels: Some(job.labels.clone()),
+                extract: Some(extract),
                 ..Default::default()
             }),
             ..Default::default()

@@ -1,12 +1,15 @@
 //! What the executor does when BigQuery fails, end to end, with a proxy in front of
 //! local-bigquery producing what the emulator cannot (a `backendError`, a job that never
 //! ends, bytes billed): transient failures retried as new attempts up to the table's bound, a
-//! failing SQL failed at once with BigQuery's message, a job past its timeout cancelled, a
-//! job's cost priced and attributed.
+//! failing SQL failed at once with BigQuery's message, a job past its timeout cancelled, an
+//! extract tried again or failed as its error says, a job's cost priced, attributed and rolled
+//! up per day, once however often it is delivered.
 
 use std::time::Duration;
 
-use baton_shared::catalog::{CatalogSpec, Frequency, Table, TableId, TableOptions};
+use baton_shared::catalog::{
+    CatalogSpec, Extract, ExtractFormat, Frequency, Table, TableId, TableOptions,
+};
 use baton_shared::ids::bigquery_job_id;
 use baton_shared::messages::ExecutorTask;
 use baton_shared::state::{JobState, RunState};
@@ -24,6 +27,18 @@ fn table(name: &str, sql: &str, options: TableOptions) -> Table {
     }
 }
 
+fn extract_csv() -> TableOptions {
+    TableOptions {
+        extract: Some(Extract {
+            format: ExtractFormat::Csv,
+            compression: None,
+            notify: None,
+            url_expiry_seconds: None,
+        }),
+        ..TableOptions::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyhow::Result<()> {
     let stack = Stack::load()?;
@@ -33,7 +48,14 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
         message: "Error encountered during execution. Retrying may solve the problem.".into(),
     };
     bigquery.rule(move |id| {
-        if id.contains("_f_flaky_1_") || id.contains("_f_always_") {
+        if id.contains("_f_exported_") && id.ends_with("_extract_1") {
+            Some(backend_error())
+        } else if id.contains("_f_unexportable_") && id.contains("_extract_") {
+            Some(Fault::Fail {
+                reason: "invalid".into(),
+                message: "Operation cannot be performed on a nested schema.".into(),
+            })
+        } else if id.contains("_f_flaky_1_") || id.contains("_f_always_") {
             Some(backend_error())
         } else if id.contains("_f_stuck_") {
             Some(Fault::Hang)
@@ -68,6 +90,8 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
                     group: Some("finance".into()),
                     ..table("f.billed", "SELECT 1 AS x", TableOptions::default())
                 },
+                table("f.exported", "SELECT 1 AS x", extract_csv()),
+                table("f.unexportable", "SELECT 1 AS x", extract_csv()),
                 table(
                     "f.stuck",
                     "SELECT 1 AS x",
@@ -135,6 +159,26 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
         "{stuck_id} was not cancelled: {:?}",
         bigquery.cancelled()
     );
+    // An extract that fails transiently is tried again as the next extract job, without
+    // running the query again; one that fails for good fails its job, the error named.
+    let exported = job("f.exported");
+    assert_eq!((exported.state, exported.attempt), (JobState::Succeeded, 1));
+    let record = exported.extract.as_ref().expect("an extract recorded");
+    assert!(
+        record.bigquery_job_id.ends_with("_extract_2"),
+        "{}",
+        record.bigquery_job_id
+    );
+    let unexportable = job("f.unexportable");
+    assert_eq!(
+        (unexportable.state, unexportable.attempt),
+        (JobState::Failed, 1)
+    );
+    let error = unexportable.error.as_deref().unwrap_or_default();
+    assert_eq!(
+        error,
+        "extract: invalid: Operation cannot be performed on a nested schema."
+    );
 
     // Rolled up by the day it ended: once, though its message comes again.
     let status = baton
@@ -170,7 +214,7 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
         costs("group").await?,
         [
             ("finance".to_string(), 1, 6.25, 1 << 40),
-            ("(none)".to_string(), 4, 0.0, 0)
+            ("(none)".to_string(), 6, 0.0, 0)
         ]
     );
     assert_eq!(
@@ -179,10 +223,10 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
     );
     assert_eq!(
         costs("frequency").await?,
-        [("hourly".to_string(), 5, 6.25, 1 << 40)]
+        [("hourly".to_string(), 7, 6.25, 1 << 40)]
     );
     let tables = costs("table").await?;
-    assert_eq!(tables.len(), 5, "{tables:?}");
+    assert_eq!(tables.len(), 7, "{tables:?}");
     assert_eq!(tables[0], ("f.billed".to_string(), 1, 6.25, 1 << 40));
     Ok(())
 }

@@ -27,6 +27,7 @@ use baton_shared::bus::{Bus, PushSubscription};
 use baton_shared::catalog::CatalogSpec;
 use baton_shared::config::{Env, Gcp};
 use baton_shared::ports::RunPort;
+use baton_shared::storage::Storage;
 use baton_shared::store::{Store, Usage};
 use baton_shared::warehouse::Warehouse;
 
@@ -105,13 +106,15 @@ impl Stack {
             .ok_or_else(|| anyhow!("the stack's env file has no {name}"))
     }
 
-    /// The variables that point a Baton service at the stack's emulators.
+    /// The variables that point a Baton service at the stack's emulators, and the key it signs
+    /// URLs with.
     pub fn emulator_env(&self) -> anyhow::Result<Vec<(String, String)>> {
         [
             "FIRESTORE_EMULATOR_HOST",
             "PUBSUB_EMULATOR_HOST",
             "STORAGE_EMULATOR_HOST",
             "BIGQUERY_EMULATOR_HOST",
+            "BATON_SIGNING_KEY_FILE",
         ]
         .into_iter()
         .map(|name| Ok((name.to_string(), self.var(name)?.to_string())))
@@ -291,7 +294,12 @@ impl Baton {
             ("BATON_TICK_ALLOW_AT".into(), "true".into()),
         ];
         env.extend(stack.emulator_env()?);
+        // Extracts go to the project's own bucket.
+        let bucket = format!("{project}-extracts");
+        env.push(("BATON_EXTRACT_BUCKET".into(), bucket.clone()));
         env.extend(options.env.iter().cloned());
+        let storage = Storage::new(&stack.gcp(&project)?, None)?;
+        storage.ensure_bucket(&project, &bucket).await?;
 
         let mut services = Vec::new();
         for name in ["api", "tick", "planner", "executor", "importer"] {

@@ -2,7 +2,8 @@
 # The local stack: the real emulators and database servers Baton's tests and demo run against,
 # each on a free 127.0.0.1 port, each in its own process group.
 #
-#   stack.sh install   install what is missing (apt, a Python venv, DuckDB extensions); idempotent
+#   stack.sh install   install what is missing (apt, a Python venv, DuckDB extensions, a URL
+#                      signing key); idempotent
 #   stack.sh start     install, start everything, wait until each answers, write the env file
 #   stack.sh stop      stop everything this stack started, by process group; wait for the ports
 #   stack.sh status    exit 0 when every server of the stack is up
@@ -96,6 +97,28 @@ install_duckdb_extensions() {
   done
 }
 
+# A service account key of the stack's own, so that extracts' URLs are signed as in production
+# (RSA, V4); fake-gcs-server does not check signatures, Cloud Storage would.
+signing_key=$cache_dir/signing-key.json
+make_signing_key() {
+  [ -s "$signing_key" ] && return 0
+  local pem
+  pem=$(openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null) || die "openssl could not make a key"
+  PEM=$pem python3 - "$signing_key.tmp" <<'PY'
+import json, os, sys
+json.dump({
+    "type": "service_account",
+    "project_id": "baton",
+    "private_key_id": "local-stack",
+    "private_key": os.environ["PEM"] + "\n",
+    "client_email": "baton-local@baton.iam.gserviceaccount.com",
+    "client_id": "0",
+    "token_uri": "https://oauth2.googleapis.com/token",
+}, open(sys.argv[1], "w"))
+PY
+  mv "$signing_key.tmp" "$signing_key"
+}
+
 fake_gcs_bin() {
   local site
   site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
@@ -105,6 +128,7 @@ fake_gcs_bin() {
 cmd_install() {
   local missing=()
   command -v curl >/dev/null || missing+=(curl)
+  command -v openssl >/dev/null || missing+=(openssl)
   command -v mariadbd >/dev/null && command -v mariadb-install-db >/dev/null || missing+=(mariadb-server)
   command -v mariadb >/dev/null || missing+=(mariadb-client)
   postgres_bindir >/dev/null || missing+=(postgresql)
@@ -114,6 +138,7 @@ cmd_install() {
   [ -x "$pubsub_bin" ] || die "the Pub/Sub emulator is not at $pubsub_bin (gcloud component pubsub-emulator; set BATON_GCLOUD_ROOT)"
   install_venv
   install_duckdb_extensions
+  make_signing_key
   chmod +x "$(fake_gcs_bin)"
 }
 
@@ -239,6 +264,7 @@ STORAGE_EMULATOR_HOST=http://127.0.0.1:$p_gcs
 BIGQUERY_EMULATOR_HOST=http://127.0.0.1:$p_bq
 BATON_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$p_pg/postgres
 BATON_TEST_MYSQL_URL=mysql://root@127.0.0.1:$p_my/mysql
+BATON_SIGNING_KEY_FILE=$signing_key
 EOF
   mv "$env_file.tmp" "$env_file"
 }

@@ -22,19 +22,20 @@ use jiff::{SignedDuration, Timestamp};
 use tracing::Instrument;
 
 use baton_shared::bus::{BusError, Topics};
-use baton_shared::catalog::{TableId, WriteMode};
+use baton_shared::catalog::{Extract, TableId, WriteMode};
 use baton_shared::config::{ConfigError, Env, Gcp, Listen};
 use baton_shared::http::{PushOutcome, Retryable, decode_push, healthz};
 use baton_shared::ids::{bigquery_job_id, label_value};
 use baton_shared::lifecycle::Outcome;
 use baton_shared::messages::{ExecutorTask, PlannerEvent};
 use baton_shared::ports::{Publish, RunPort};
-use baton_shared::run::{Job, JobStatistics};
+use baton_shared::run::{ExtractFile, ExtractRecord, Job, JobStatistics, NotifyRecord};
 use baton_shared::serial::Serial;
 use baton_shared::state::JobState;
+use baton_shared::storage::{Storage, StorageError};
 use baton_shared::store::{Store, StoreError};
 use baton_shared::warehouse::{
-    Destination, JobProgress, QueryJob, TableShape, Warehouse, WarehouseError, columns,
+    Destination, ExtractJob, JobProgress, QueryJob, TableShape, Warehouse, WarehouseError, columns,
     is_transient, rows,
 };
 use baton_shared::writes::{self, Column};
@@ -52,6 +53,18 @@ pub struct Config {
     pub retry_backoff: Duration,
     /// The on-demand price of a TiB billed, for each job's cost (`BATON_PRICE_PER_TIB`).
     pub price_per_tib: f64,
+    /// Where extracts are written (`BATON_EXTRACT_BUCKET`); a table that asks for an extract
+    /// fails without one.
+    pub extract_bucket: Option<String>,
+    /// How long an extract's signed URLs work unless its table says (`BATON_SIGNED_URL_SECONDS`).
+    pub url_expiry: Duration,
+    /// A service account key's JSON to sign URLs with, read from `BATON_SIGNING_KEY_FILE`;
+    /// without one the service's own identity signs.
+    pub signing_key: Option<String>,
+    /// Tries of a notify POST (`BATON_NOTIFY_ATTEMPTS`), the pause before the second
+    /// doubling after each (`BATON_NOTIFY_BACKOFF_MS`).
+    pub notify_attempts: u32,
+    pub notify_backoff: Duration,
 }
 
 impl Config {
@@ -63,6 +76,19 @@ impl Config {
             max_attempts: env.parse_or("BATON_MAX_ATTEMPTS", 3)?,
             retry_backoff: Duration::from_millis(env.parse_or("BATON_RETRY_BACKOFF_MS", 5000)?),
             price_per_tib: env.parse_or("BATON_PRICE_PER_TIB", 6.25)?,
+            extract_bucket: env.get("BATON_EXTRACT_BUCKET"),
+            url_expiry: Duration::from_secs(env.parse_or("BATON_SIGNED_URL_SECONDS", 86_400)?),
+            signing_key: env
+                .get("BATON_SIGNING_KEY_FILE")
+                .map(|path| {
+                    std::fs::read_to_string(&path).map_err(|e| ConfigError {
+                        variable: "BATON_SIGNING_KEY_FILE".into(),
+                        message: format!("{path} cannot be read: {e}"),
+                    })
+                })
+                .transpose()?,
+            notify_attempts: env.parse_or("BATON_NOTIFY_ATTEMPTS", 5)?,
+            notify_backoff: Duration::from_millis(env.parse_or("BATON_NOTIFY_BACKOFF_MS", 1000)?),
         })
     }
 }
@@ -72,6 +98,9 @@ pub struct App {
     store: Store,
     topics: Topics,
     warehouse: Warehouse,
+    storage: Storage,
+    /// For notify URLs.
+    http: reqwest::Client,
     config: Config,
     /// Datasets known to exist, so that each is checked once per process.
     datasets: Mutex<HashSet<String>>,
@@ -85,6 +114,11 @@ impl App {
             store: Store::connect(&config.gcp).await?,
             topics: Topics::new(&config.gcp)?,
             warehouse: Warehouse::new(&config.gcp).await?,
+            storage: Storage::new(&config.gcp, config.signing_key.as_deref())?,
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .timeout(Duration::from_secs(30))
+                .build()?,
             config,
             datasets: Mutex::new(HashSet::new()),
             serial: Serial::default(),
@@ -100,6 +134,8 @@ pub enum ExecutorError {
     Bus(#[from] BusError),
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     /// The BigQuery job outlasted this delivery: the next one attaches to it.
     #[error("BigQuery job {0} is still running")]
     StillRunning(String),
@@ -121,6 +157,7 @@ impl Retryable for ExecutorError {
             ExecutorError::Store(e) => e.is_retryable(),
             ExecutorError::Bus(e) => e.is_retryable(),
             ExecutorError::Warehouse(e) => e.is_retryable(),
+            ExecutorError::Storage(e) => e.is_retryable(),
             ExecutorError::StillRunning(_) => true,
             ExecutorError::Stale(_) => false,
         }
@@ -166,6 +203,8 @@ pub async fn run(
     table: &TableId,
     attempt: u32,
 ) -> Result<(), ExecutorError> {
+    // This delivery hands over to the next one past here (a job, then its extract).
+    let deadline = tokio::time::Instant::now() + app.config.wait;
     let Some(job) = app.store.job(run_id, table).await? else {
         return Err(ExecutorError::no_job(run_id, table));
     };
@@ -225,7 +264,8 @@ pub async fn run(
             statistics: JobStatistics::default(),
         },
     };
-    let progress = wait(app, &job, &job_id, progress).await?;
+    let limit = timeout(&job).zip(job.started_at);
+    let progress = wait(app, &job_id, progress, deadline, limit).await?;
     let outcome = match progress {
         JobProgress::Succeeded(statistics) => {
             let mut renewed = None;
@@ -247,13 +287,30 @@ pub async fn run(
                     None
                 }),
             };
-            Outcome::Succeeded(
-                JobStatistics {
-                    destination_rows,
-                    ..statistics
-                }
-                .priced(app.config.price_per_tib),
-            )
+            let statistics = JobStatistics {
+                destination_rows,
+                ..statistics
+            }
+            .priced(app.config.price_per_tib);
+            match &job.definition.options.extract {
+                None => Outcome::Succeeded {
+                    statistics,
+                    extract: None,
+                },
+                Some(spec) => match extract(app, &job, &job_id, spec, deadline).await? {
+                    Ok(record) => Outcome::Succeeded {
+                        statistics,
+                        extract: Some(record),
+                    },
+                    Err(error) => {
+                        tracing::warn!(%error, "the extract failed");
+                        Outcome::Failed {
+                            error: format!("extract: {error}"),
+                            statistics,
+                        }
+                    }
+                },
+            }
         }
         JobProgress::Failed {
             reason,
@@ -261,12 +318,7 @@ pub async fn run(
             statistics,
         } => {
             tracing::warn!(%reason, %message, "BigQuery job failed");
-            let max_attempts = job
-                .definition
-                .options
-                .retries
-                .map_or(app.config.max_attempts, |r| r.saturating_add(1));
-            if is_transient(&reason, &message) && attempt < max_attempts {
+            if is_transient(&reason, &message) && attempt < max_attempts(app, &job) {
                 let error = format!("{reason}: {message}");
                 let backoff = app
                     .config
@@ -476,6 +528,14 @@ fn labels(job: &Job) -> HashMap<String, String> {
     labels
 }
 
+/// Attempts a job gets: its table's retries and one, else the service's bound.
+fn max_attempts(app: &App, job: &Job) -> u32 {
+    job.definition
+        .options
+        .retries
+        .map_or(app.config.max_attempts, |r| r.saturating_add(1))
+}
+
 /// The table's timeout, if it has one.
 fn timeout(job: &Job) -> Option<Duration> {
     job.definition
@@ -516,17 +576,189 @@ fn timestamps(job: &Job) -> Result<Vec<(String, Option<Timestamp>)>, WarehouseEr
         .collect())
 }
 
-/// Polls a running BigQuery job until it ends or this delivery's time is up. A job that
-/// outlives its table's timeout (counted from the attempt's start, across deliveries) is
+/// Writes the table to Cloud Storage after its job succeeded, signs a URL for each file and
+/// tells the notify URL. Each extract job's id follows from the query job's and a number: a
+/// redelivery attaches to the extract already started and moves to the next number only past
+/// one that failed transiently, so a table is extracted once per attempt. `Ok(Err(reason))`
+/// fails the job; `Err` hands over to the next delivery.
+async fn extract(
+    app: &App,
+    job: &Job,
+    query_job_id: &str,
+    spec: &Extract,
+    deadline: tokio::time::Instant,
+) -> Result<Result<ExtractRecord, String>, ExecutorError> {
+    let Some(bucket) = app.config.extract_bucket.as_deref() else {
+        return Ok(Err(
+            "no bucket to write it to: set BATON_EXTRACT_BUCKET on the executor".into(),
+        ));
+    };
+    let table = &job.table;
+    let prefix = format!(
+        "{}/{}/{}/{}/",
+        table.dataset(),
+        table.table(),
+        job.run_id,
+        job.attempt
+    );
+    let uri = format!("gs://{bucket}/{prefix}{}-*{}", table.table(), spec.suffix());
+    let mut number = 1;
+    let extract_job_id = loop {
+        let id = format!("{query_job_id}_extract_{number}");
+        let started = app
+            .warehouse
+            .start_extract(&ExtractJob {
+                job_id: &id,
+                table,
+                uri: &uri,
+                format: spec.format,
+                compression: spec.compression.as_deref(),
+                labels: labels(job),
+            })
+            .await;
+        let progress = match started {
+            Ok(progress) => progress,
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        match wait(app, &id, progress, deadline, None).await? {
+            JobProgress::Succeeded(_) => break id,
+            JobProgress::Failed {
+                reason, message, ..
+            } if is_transient(&reason, &message) && number < max_attempts(app, job) => {
+                tracing::warn!(%reason, %message, extract = number, "the extract failed; trying again");
+                number += 1;
+            }
+            JobProgress::Failed {
+                reason, message, ..
+            } => return Ok(Err(format!("{reason}: {message}"))),
+            JobProgress::Running => unreachable!("wait returns only ended jobs"),
+        }
+    };
+    let objects = match app.storage.list(bucket, &prefix).await {
+        Ok(objects) => objects,
+        Err(e) if e.is_retryable() => return Err(e.into()),
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let expiry = spec
+        .url_expiry_seconds
+        .and_then(|s| u64::try_from(s).ok())
+        .map_or(app.config.url_expiry, Duration::from_secs);
+    let urls_expire_at = Timestamp::now() + SignedDuration::try_from(expiry).unwrap_or_default();
+    let mut files = Vec::with_capacity(objects.len());
+    for object in objects {
+        let url = match app.storage.signed_url(bucket, &object.name, expiry).await {
+            Ok(url) => url,
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        files.push(ExtractFile {
+            uri: format!("gs://{bucket}/{}", object.name),
+            bytes: object.size,
+            url,
+        });
+    }
+    tracing::info!(files = files.len(), %uri, "extracted");
+    let notify = match &spec.notify {
+        None => None,
+        Some(url) => {
+            let schema = app
+                .warehouse
+                .table(table)
+                .await?
+                .map(|t| t.schema)
+                .and_then(|s| s.fields)
+                .unwrap_or_default();
+            let body = serde_json::json!({
+                "dataset": table.dataset(),
+                "table": table.table(),
+                "run": job.run_id,
+                "urls": files.iter().map(|f| &f.url).collect::<Vec<_>>(),
+                "schema": schema,
+                "format": spec.format,
+                "expires_at": urls_expire_at,
+            });
+            Some(notify(app, url, &body).await)
+        }
+    };
+    Ok(Ok(ExtractRecord {
+        bigquery_job_id: extract_job_id,
+        uri,
+        files,
+        urls_expire_at,
+        notify,
+    }))
+}
+
+/// POSTs `body` to a notify URL, trying again after a transport error, a 429 or a 5xx. The
+/// URL may carry a token: only its host is logged.
+async fn notify(app: &App, url: &str, body: &serde_json::Value) -> NotifyRecord {
+    let host = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut pause = app.config.notify_backoff;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let (status, response, error) = match app.http.post(url).json(body).send().await {
+            Ok(answer) => {
+                let status = answer.status();
+                let text = answer.text().await.unwrap_or_default();
+                let text: String = text.chars().take(1000).collect();
+                let error = (!status.is_success()).then(|| format!("answered {status}"));
+                (Some(status), text, error)
+            }
+            // reqwest's error names the URL: keep to its kind.
+            Err(e) => (None, String::new(), Some(notify_failure(&e))),
+        };
+        let again = match status {
+            None => true,
+            Some(s) => s.is_server_error() || s.as_u16() == 429,
+        };
+        if error.is_none() || !again || attempts >= app.config.notify_attempts.max(1) {
+            match &error {
+                None => tracing::info!(%host, attempts, "notified"),
+                Some(e) => {
+                    tracing::warn!(%host, attempts, error = %e, "the notify URL was not told")
+                }
+            }
+            return NotifyRecord {
+                status: status.map(|s| s.as_u16()),
+                response,
+                attempts,
+                error,
+                at: Timestamp::now(),
+            };
+        }
+        tracing::warn!(%host, attempts, error = ?error, "notify failed; trying again");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// What went wrong with a request, without its URL.
+fn notify_failure(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "no answer in time".into()
+    } else if e.is_connect() {
+        "could not connect".into()
+    } else {
+        "the request failed".into()
+    }
+}
+
+/// Polls a running BigQuery job until it ends or this delivery's time is up (`deadline`). A
+/// job that outlives a `timeout` (counted from the given start, across deliveries) is
 /// cancelled and fails.
 async fn wait(
     app: &App,
-    job: &Job,
     job_id: &str,
     mut progress: JobProgress,
+    deadline: tokio::time::Instant,
+    timeout: Option<(Duration, Timestamp)>,
 ) -> Result<JobProgress, ExecutorError> {
-    let deadline = tokio::time::Instant::now() + app.config.wait;
-    let timeout_at = timeout(job).zip(job.started_at).map(|(timeout, started)| {
+    let timeout_at = timeout.map(|(timeout, started)| {
         let left = started.duration_until(Timestamp::now()).unsigned_abs();
         tokio::time::Instant::now() + timeout.saturating_sub(left)
     });
@@ -535,7 +767,7 @@ async fn wait(
         if let Some(at) = timeout_at
             && tokio::time::Instant::now() >= at
         {
-            let timeout = timeout(job).unwrap_or_default();
+            let timeout = timeout.map(|(t, _)| t).unwrap_or_default();
             tracing::warn!(bigquery_job_id = %job_id, ?timeout, "timed out; cancelling the BigQuery job");
             app.warehouse.cancel_job(job_id).await?;
             return Ok(JobProgress::Failed {

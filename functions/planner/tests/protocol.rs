@@ -269,7 +269,10 @@ async fn execute(
             }
             return Ok(());
         }
-        Fate::Succeed => Outcome::Succeeded(JobStatistics::default()),
+        Fate::Succeed => Outcome::Succeeded {
+            statistics: JobStatistics::default(),
+            extract: None,
+        },
         Fate::Fail => Outcome::Failed {
             error: "invalidQuery".into(),
             statistics: JobStatistics::default(),

@@ -761,7 +761,7 @@ mod tests {
                 "options": {
                     "key": [], "delete_flag": null, "partitioning": null, "clustering": [],
                     "expiration_seconds": null, "max_bytes_billed": null, "timeout_seconds": null,
-                    "retries": null
+                    "retries": null, "extract": null
                 },
                 "owner": null, "group": null, "depends_on": [], "conditions": [],
                 "source": "d/a.sql"

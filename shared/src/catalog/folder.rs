@@ -21,8 +21,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{
-    CatalogSpec, Frequency, Partitioning, Problem, Table, TableId, TableKind, TableOptions,
-    WriteMode,
+    CatalogSpec, Extract, ExtractFormat, Frequency, Partitioning, Problem, Table, TableId,
+    TableKind, TableOptions, WriteMode,
 };
 use crate::schedule::Condition;
 
@@ -48,6 +48,10 @@ pub const TABLE_KEYS: &[&str] = &[
     "max_bytes_billed",
     "timeout",
     "retries",
+    "extract",
+    "extract_compression",
+    "extract_url_expiry",
+    "notify",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -291,6 +295,7 @@ fn table_options(
     let expiration_seconds = seconds("expiration");
     let timeout_seconds = seconds("timeout");
     let partition_expiration = seconds("partition_expiration");
+    let url_expiry_seconds = seconds("extract_url_expiry");
     let partitioning = value("partition_by").and_then(|text| match Partitioning::parse(&text) {
         Ok(p) => Some(Partitioning {
             expiration_seconds: partition_expiration,
@@ -325,6 +330,36 @@ fn table_options(
             None
         }
     });
+    let extract = match value("extract") {
+        None => {
+            for key in ["extract_compression", "extract_url_expiry", "notify"] {
+                if value(key).is_some() {
+                    problem(key, format!("`{key}` needs `extract`"));
+                }
+            }
+            None
+        }
+        Some(text) => match ExtractFormat::parse(&text.to_lowercase()) {
+            Some(format) => Some(Extract {
+                format,
+                compression: value("extract_compression")
+                    .map(|c| c.to_lowercase())
+                    .filter(|c| c != "none"),
+                notify: value("notify"),
+                url_expiry_seconds,
+            }),
+            None => {
+                problem(
+                    "extract",
+                    format!(
+                        "`{text}` is not an extract format ({})",
+                        ExtractFormat::NAMES.join(", ")
+                    ),
+                );
+                None
+            }
+        },
+    };
     TableOptions {
         key: list("key"),
         delete_flag: value("delete_flag"),
@@ -334,6 +369,7 @@ fn table_options(
         max_bytes_billed,
         timeout_seconds,
         retries,
+        extract,
     }
 }
 
@@ -525,7 +561,10 @@ mod tests {
         let text = "-- write: merge\n-- key: order_id, line\n-- delete_flag: is_deleted\n\
                     -- partition_by: month(ordered_at)\n-- partition_expiration: 400d\n\
                     -- cluster_by: customer_id\n-- expiration: 30d\n\
-                    -- max_bytes_billed: 10 GB\n-- timeout: 1h 30m\n-- retries: 5\nSELECT 1";
+                    -- max_bytes_billed: 10 GB\n-- timeout: 1h 30m\n-- retries: 5\n\
+                    -- extract: CSV\n-- extract_compression: gzip\n\
+                    -- extract_url_expiry: 2 days\n-- notify: https://hooks.example.com/x\n\
+                    SELECT 1";
         let table = parse_table_file("a.sql", "a", text, &defaults("ds")).unwrap();
         assert_eq!(table.write_mode, WriteMode::Merge);
         assert_eq!(
@@ -543,6 +582,12 @@ mod tests {
                 max_bytes_billed: Some(10_000_000_000),
                 timeout_seconds: Some(5_400),
                 retries: Some(5),
+                extract: Some(Extract {
+                    format: ExtractFormat::Csv,
+                    compression: Some("gzip".into()),
+                    notify: Some("https://hooks.example.com/x".into()),
+                    url_expiry_seconds: Some(2 * 86_400),
+                }),
             }
         );
         let ingestion = parse_table_file(

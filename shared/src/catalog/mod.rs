@@ -267,6 +267,121 @@ impl Partitioning {
     }
 }
 
+/// The file format of an extract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtractFormat {
+    Csv,
+    /// Newline-delimited JSON.
+    Ndjson,
+    Avro,
+    Parquet,
+}
+
+impl ExtractFormat {
+    pub const NAMES: &[&str] = &["csv", "ndjson", "avro", "parquet"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "csv" => Some(Self::Csv),
+            "ndjson" | "json" => Some(Self::Ndjson),
+            "avro" => Some(Self::Avro),
+            "parquet" => Some(Self::Parquet),
+            _ => None,
+        }
+    }
+
+    /// BigQuery's `destinationFormat`.
+    pub fn bigquery(self) -> &'static str {
+        match self {
+            Self::Csv => "CSV",
+            Self::Ndjson => "NEWLINE_DELIMITED_JSON",
+            Self::Avro => "AVRO",
+            Self::Parquet => "PARQUET",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Ndjson => "json",
+            Self::Avro => "avro",
+            Self::Parquet => "parquet",
+        }
+    }
+
+    /// The compressions BigQuery writes this format with.
+    pub fn compressions(self) -> &'static [&'static str] {
+        match self {
+            Self::Csv | Self::Ndjson => &["gzip"],
+            Self::Avro => &["deflate", "snappy"],
+            Self::Parquet => &["gzip", "snappy", "zstd"],
+        }
+    }
+}
+
+/// The longest a V4 signed URL may live: seven days.
+pub const MAX_URL_EXPIRY_SECONDS: i64 = 7 * 86_400;
+
+/// An extract to Cloud Storage after each successful job: sharded files, signed URLs to read
+/// them, and a notify URL told where they are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extract {
+    pub format: ExtractFormat,
+    /// One of the format's `compressions`, or none.
+    #[serde(default)]
+    pub compression: Option<String>,
+    /// POSTed `{dataset, table, run, urls, schema}` once the files are written.
+    #[serde(default)]
+    pub notify: Option<String>,
+    /// How long the signed URLs work (the executor's default when absent).
+    #[serde(default)]
+    pub url_expiry_seconds: Option<i64>,
+}
+
+impl Extract {
+    /// The end of every file's name: `.csv.gz`, `.parquet`.
+    pub fn suffix(&self) -> String {
+        let gz = matches!(self.format, ExtractFormat::Csv | ExtractFormat::Ndjson)
+            && self.compression.as_deref() == Some("gzip");
+        format!(
+            ".{}{}",
+            self.format.extension(),
+            if gz { ".gz" } else { "" }
+        )
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(c) = &self.compression {
+            let allowed = self.format.compressions();
+            if !allowed.contains(&c.as_str()) {
+                problems.push(format!(
+                    "`extract_compression` of {} is one of {}, not `{c}`",
+                    self.format.extension(),
+                    allowed.join(", ")
+                ));
+            }
+        }
+        if let Some(url) = &self.notify {
+            match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => problems.push("`notify` is an http(s) URL".to_string()),
+            }
+        }
+        if let Some(seconds) = self.url_expiry_seconds
+            && !(1..=MAX_URL_EXPIRY_SECONDS).contains(&seconds)
+        {
+            problems.push(
+                "`extract_url_expiry` is more than zero and at most 7 days (a V4 signed \
+                 URL's longest)"
+                    .into(),
+            );
+        }
+        problems
+    }
+}
+
 /// How a table is written, shaped and guarded, beyond its SQL. All optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableOptions {
@@ -296,6 +411,9 @@ pub struct TableOptions {
     /// absent).
     #[serde(default)]
     pub retries: Option<u32>,
+    /// Files written to Cloud Storage after each successful job.
+    #[serde(default)]
+    pub extract: Option<Extract>,
 }
 
 impl TableOptions {
@@ -363,6 +481,7 @@ impl TableOptions {
                 problems.push(format!("`{name}` must be more than zero"));
             }
         }
+        problems.extend(self.extract.iter().flat_map(Extract::problems));
         problems
     }
 }
@@ -677,6 +796,23 @@ mod tests {
         };
         let messages = problems(WriteMode::Truncate, wide);
         assert_eq!(messages.len(), 3, "{messages:?}");
+        let extract = |format, compression: &str, notify: &str, expiry| TableOptions {
+            extract: Some(Extract {
+                format,
+                compression: Some(compression.into()),
+                notify: Some(notify.into()),
+                url_expiry_seconds: Some(expiry),
+            }),
+            ..TableOptions::default()
+        };
+        let fine = extract(ExtractFormat::Parquet, "zstd", "https://x.example/h", 3_600);
+        assert!(problems(WriteMode::Truncate, fine).is_empty());
+        let messages = problems(
+            WriteMode::Truncate,
+            extract(ExtractFormat::Avro, "gzip", "ftp://x.example", 8 * 86_400),
+        );
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        assert!(messages[0].contains("deflate, snappy"), "{messages:?}");
     }
 
     #[test]
