@@ -566,7 +566,7 @@ mod tests {
                 "options": {
                     "key": [], "delete_flag": null, "partitioning": null, "clustering": [],
                     "expiration_seconds": null, "max_bytes_billed": null, "timeout_seconds": null,
-                    "retries": null
+                    "retries": null, "extract": null
                 },
                 "description": null,
                 "owner": "ana@example.com",
@@ -589,6 +589,7 @@ mod tests {
             "previous_attempts": [],
             "resumed": 0,
             "statistics": null,
+            "extract": null,
             "error": null,
             "skipped_because": null,
             "queued_at": null,
