@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::apply::Change;
-use crate::catalog::{CatalogSpec, Frequency, Problem, TableDoc, TableId};
+use crate::catalog::{CatalogSpec, Frequency, Problem, TableDoc, TableId, WriteMode};
 use crate::costs::{CostRow, Dimension};
+use crate::dry_run::DryRunReport;
 use crate::run::{Job, Run};
 
 /// `POST /v1/catalog/apply`: the frequencies and tables to have.
@@ -115,4 +116,32 @@ pub struct CostsResponse {
     pub to: jiff::civil::Date,
     /// By day, the costliest first.
     pub rows: Vec<CostRow>,
+}
+
+/// `POST /v1/dry-run`: check SQL and estimate its bytes, as a stored table's job would run it
+/// (`table`), or SQL not applied yet (`sql` with `dataset`, or with `table` for its settings).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DryRunRequest {
+    #[serde(default)]
+    pub table: Option<TableId>,
+    #[serde(default)]
+    pub sql: Option<String>,
+    /// Where unqualified names in `sql` are (the table's dataset by default).
+    #[serde(default)]
+    pub dataset: Option<String>,
+    /// How `sql` would be written (the table's mode, else truncate).
+    #[serde(default)]
+    pub write: Option<WriteMode>,
+    /// The frequency whose latest instant sets `@run_time` and `@window_start` (the table's
+    /// by default; now and NULL without one).
+    #[serde(default)]
+    pub frequency: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DryRunResponse {
+    #[serde(default)]
+    pub table: Option<TableId>,
+    #[serde(flatten)]
+    pub report: DryRunReport,
 }

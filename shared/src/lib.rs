@@ -6,13 +6,14 @@
 //! the statements of the write modes (`writes`); the ports the planner is written against
 //! (`ports`) and an in-memory implementation for property tests (`memory`). The adapters,
 //! which only translate: Firestore (`store`), Pub/Sub (`bus`), BigQuery (`warehouse`), Cloud
-//! Storage (`storage`), Google credentials (`gcp`). And what every service needs:
+//! Storage (`storage`), Google credentials (`gcp`); a table's dry run (`dry_run`). And what every service needs:
 //! configuration (`config`), logs (`telemetry`), HTTP helpers (`http`), per-key turns
 //! (`serial`).
 
 pub mod catalog;
 pub mod costs;
 pub mod dag;
+pub mod dry_run;
 pub mod ids;
 pub mod lifecycle;
 pub mod memory;

@@ -188,6 +188,33 @@ impl JobStatistics {
     }
 }
 
+/// The instants a run gives its SQL's parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instants {
+    /// `@run_time`, and `@window_end`.
+    pub run_time: Timestamp,
+    /// `@window_start`; `None` passes NULL (a run outside any frequency has no window).
+    pub window_start: Option<Timestamp>,
+}
+
+impl Instants {
+    /// The values of the parameters named (`run_time`, `window_start`, `window_end`); other
+    /// names are left out.
+    pub fn parameters(&self, names: &[impl AsRef<str>]) -> Vec<(String, Option<Timestamp>)> {
+        names
+            .iter()
+            .filter_map(|name| {
+                let value = match name.as_ref() {
+                    "run_time" | "window_end" => Some(self.run_time),
+                    "window_start" => self.window_start,
+                    _ => return None,
+                };
+                Some((name.as_ref().to_string(), value))
+            })
+            .collect()
+    }
+}
+
 /// What an extract wrote, and what its notify URL answered.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExtractRecord {
@@ -529,6 +556,23 @@ mod tests {
     }
 
     /// The stored shape of a job, as frozen by the planner.
+    #[test]
+    fn parameters_take_the_runs_instants_and_unknown_ones_are_left_out() {
+        let run_time: Timestamp = "2026-11-22T02:00:00Z".parse().unwrap();
+        let instants = Instants {
+            run_time,
+            window_start: None,
+        };
+        assert_eq!(
+            instants.parameters(&["window_start", "run_time", "window_end", "other"]),
+            [
+                ("window_start".to_string(), None),
+                ("run_time".to_string(), Some(run_time)),
+                ("window_end".to_string(), Some(run_time)),
+            ]
+        );
+    }
+
     #[test]
     fn golden_job_document() {
         let planned = PlannedJob {

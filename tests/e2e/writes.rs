@@ -1,12 +1,12 @@
 //! How the executor writes a table, end to end on the local stack: each write mode after
 //! repeated runs, partitioned and clustered destinations, expiration, a schema that gains a
-//! column and one that changes a type.
+//! column and one that changes a type; the dry run of a table's SQL.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-use baton_shared::api::{BackfillRequest, RunResponse, StartRunRequest};
+use baton_shared::api::{BackfillRequest, DryRunRequest, RunResponse, StartRunRequest};
 use baton_shared::catalog::{
     CatalogSpec, Frequency, Partitioning, Table, TableId, TableOptions, WriteMode,
 };
@@ -313,5 +313,77 @@ async fn a_table_that_keeps_its_rows_gains_columns_and_refuses_other_changes() -
         serde_json::json!([["2"]]),
         "the table is as it was"
     );
+    Ok(())
+}
+
+/// The dry run the API offers: a stored table's SQL, an edit of it checked against the table's
+/// settings before it is applied, and SQL BigQuery or Baton refuses, each answered as a user
+/// needs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_names_the_result_columns_or_the_error() -> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let baton = Baton::start(&stack, "dry-run").await?;
+    baton
+        .apply(CatalogSpec {
+            frequencies: vec![daily()],
+            tables: vec![table("w.people", SOURCE, WriteMode::Merge, keyed("id"))],
+        })
+        .await?;
+    let dry_run = |table: Option<&str>, sql: Option<&str>| {
+        let request = DryRunRequest {
+            table: table.map(id),
+            sql: sql.map(str::to_string),
+            ..DryRunRequest::default()
+        };
+        let client = &baton.client;
+        async move { client.dry_run(&request).await }
+    };
+
+    let stored = dry_run(Some("w.people"), None).await?;
+    let columns: Vec<(&str, &str)> = stored
+        .report
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.field_type.as_str()))
+        .collect();
+    assert_eq!(
+        columns,
+        [("id", "INTEGER"), ("name", "STRING"), ("gone", "BOOLEAN")]
+    );
+    // The daily frequency's latest instant, and the one before as the window's start.
+    let instants = stored.report.instants;
+    assert_eq!(instants.run_time.as_second() % 86_400, 0);
+    assert_eq!(
+        instants.window_start.map(|w| w.as_second()),
+        Some(instants.run_time.as_second() - 86_400)
+    );
+
+    // An edit, checked with the table's settings: a script cannot be merged.
+    let refused = dry_run(Some("w.people"), Some("SELECT 1 AS id;\nSELECT 2 AS id"))
+        .await
+        .expect_err("a script is not one query");
+    let message = refused.to_string();
+    assert!(
+        message.contains("line 1, column 15") && message.contains("needs one query"),
+        "{message}"
+    );
+    // BigQuery's own refusal, with its message.
+    let refused = dry_run(None, Some("SELECT no_such_column FROM w.people"))
+        .await
+        .expect_err("`sql` without `table` needs `dataset`");
+    assert!(refused.to_string().contains("needs `dataset`"), "{refused}");
+    let run = run_table(&baton, "w.people").await?;
+    assert_eq!(run.run.state, RunState::Succeeded);
+    let request = DryRunRequest {
+        sql: Some("SELECT no_such_column FROM people".into()),
+        dataset: Some("w".into()),
+        ..DryRunRequest::default()
+    };
+    let refused = baton
+        .client
+        .dry_run(&request)
+        .await
+        .expect_err("an unknown column");
+    assert!(refused.to_string().contains("no_such_column"), "{refused}");
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The API: the catalog (apply, read); runs (start a frequency or chosen tables now, resume,
-//! cancel, read with their jobs); backfills; costs by day. Authentication comes later; until then deploy it
+//! cancel, read with their jobs); backfills; costs by day; dry runs of SQL. Authentication comes later; until then deploy it
 //! private (Cloud Run IAM), as Terraform does.
 
 use std::sync::Arc;
@@ -12,23 +12,24 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 use baton_shared::api::{
-    ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, CostsResponse, RunChange,
-    RunResponse, RunsResponse, StartRunRequest,
+    ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, CostsResponse, DryRunRequest,
+    DryRunResponse, RunChange, RunResponse, RunsResponse, StartRunRequest,
 };
 use baton_shared::bus::Topics;
 use baton_shared::catalog::apply::plan_apply;
-use baton_shared::catalog::{Frequency, Problem, TableDoc, TableId};
+use baton_shared::catalog::{Frequency, Problem, TableDoc, TableId, WriteMode};
 use baton_shared::config::{ConfigError, Env, Gcp, Listen};
 use baton_shared::costs::Dimension;
 use baton_shared::http::{ApiError, healthz};
 use baton_shared::ids::{backfill_id, manual_run_id};
 use baton_shared::messages::PlannerEvent;
 use baton_shared::ports::{Publish, RunPort};
-use baton_shared::run::{Backfill, BackfillState, Run, Trigger};
+use baton_shared::run::{Backfill, BackfillState, Instants, Run, Trigger};
 use baton_shared::schedule::Schedule;
 use baton_shared::state::RunState;
 use baton_shared::store::Admitted;
 use baton_shared::store::{Store, StoreError};
+use baton_shared::warehouse::{Warehouse, WarehouseError};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -36,6 +37,8 @@ pub struct Config {
     pub gcp: Gcp,
     /// A run's concurrency cap when its frequency sets none (`BATON_DEFAULT_CONCURRENCY`).
     pub default_concurrency: u32,
+    /// The on-demand price of a TiB, for dry runs' estimates (`BATON_PRICE_PER_TIB`).
+    pub price_per_tib: f64,
 }
 
 impl Config {
@@ -44,6 +47,7 @@ impl Config {
             listen: Listen::from_env(env)?,
             gcp: Gcp::from_env(env)?,
             default_concurrency: env.parse_or("BATON_DEFAULT_CONCURRENCY", 10)?,
+            price_per_tib: env.parse_or("BATON_PRICE_PER_TIB", 6.25)?,
         })
     }
 }
@@ -52,6 +56,7 @@ impl Config {
 pub struct App {
     store: Store,
     topics: Topics,
+    warehouse: Warehouse,
     config: Config,
 }
 
@@ -60,6 +65,7 @@ impl App {
         Ok(Self {
             store: Store::connect(&config.gcp).await?,
             topics: Topics::new(&config.gcp)?,
+            warehouse: Warehouse::new(&config.gcp).await?,
             config,
         })
     }
@@ -88,6 +94,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/runs/{run_id}/cancel", post(cancel_run))
         .route("/v1/backfills", post(start_backfill))
         .route("/v1/costs", get(get_costs))
+        .route("/v1/dry-run", post(dry_run))
         .route("/v1/backfills/{backfill_id}", get(get_backfill))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
@@ -177,6 +184,82 @@ fn problems_error(problems: Vec<Problem>) -> ApiError {
         ),
     };
     ApiError::bad_request(message).with_details(serde_json::json!({ "problems": problems }))
+}
+
+/// Checks SQL and estimates its bytes with a BigQuery dry run: a stored table's, or SQL not
+/// applied yet. Invalid SQL answers 400 with BigQuery's message (or the line and column where
+/// Baton could not read it).
+async fn dry_run(
+    State(app): State<Arc<App>>,
+    Json(request): Json<DryRunRequest>,
+) -> Result<Json<DryRunResponse>, ApiError> {
+    let stored = match &request.table {
+        Some(id) => Some(
+            app.store
+                .get::<TableDoc>(None, baton_shared::store::TABLES, &id.to_string())
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| ApiError::not_found(format!("no table {id}")))?,
+        ),
+        None => None,
+    };
+    let definition = stored.as_ref().map(|doc| &doc.definition);
+    let (sql, parameters) = match (&request.sql, &stored) {
+        (Some(sql), _) => {
+            let analysis = baton_shared::sql::analyze(sql, &Default::default())
+                .map_err(|e| ApiError::bad_request(format!("the SQL cannot be read: {e}")))?;
+            (sql.clone(), analysis.parameters.into_iter().collect())
+        }
+        (None, Some(doc)) => (doc.definition.sql.clone(), doc.parameters.clone()),
+        (None, None) => return Err(ApiError::bad_request("give `table`, `sql`, or both")),
+    };
+    let dataset = request
+        .dataset
+        .clone()
+        .or_else(|| definition.map(|d| d.dataset.clone()))
+        .ok_or_else(|| ApiError::bad_request("`sql` without `table` needs `dataset`"))?;
+    baton_shared::catalog::validate_dataset(&dataset).map_err(|e| ApiError::bad_request(e.0))?;
+    let mode = request
+        .write
+        .or(definition.map(|d| d.write_mode))
+        .unwrap_or(WriteMode::Truncate);
+    let frequency = request
+        .frequency
+        .clone()
+        .or_else(|| definition.and_then(|d| d.frequency.clone()));
+    let now = Timestamp::now();
+    let instants = match frequency {
+        Some(name) => {
+            let (_, schedule) = frequency_and_schedule(&app, &name).await?;
+            let run_time = schedule.latest(now).unwrap_or(now);
+            Instants {
+                run_time,
+                window_start: schedule.previous(run_time),
+            }
+        }
+        None => Instants {
+            run_time: now,
+            window_start: None,
+        },
+    };
+    let report = baton_shared::dry_run::dry_run(
+        &app.warehouse,
+        &sql,
+        mode,
+        &dataset,
+        &parameters,
+        instants,
+        app.config.price_per_tib,
+    )
+    .await
+    .map_err(|e| match e {
+        WarehouseError::Permanent(m) | WarehouseError::NotFound(m) => ApiError::bad_request(m),
+        e => ApiError::unavailable(e.to_string()),
+    })?;
+    Ok(Json(DryRunResponse {
+        table: request.table,
+        report,
+    }))
 }
 
 /// The longest span one costs request covers.

@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use baton_shared::api::{
-    ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, CostsResponse, ErrorResponse,
-    RunChange, RunResponse, RunsResponse, StartRunRequest,
+    ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, CostsResponse, DryRunRequest,
+    DryRunResponse, ErrorResponse, RunChange, RunResponse, RunsResponse, StartRunRequest,
 };
 use baton_shared::run::Backfill;
 
@@ -162,6 +162,10 @@ impl Client {
 
     pub async fn backfill(&self, id: &str) -> Result<Backfill, ClientError> {
         self.get(&format!("/v1/backfills/{id}")).await
+    }
+
+    pub async fn dry_run(&self, request: &DryRunRequest) -> Result<DryRunResponse, ClientError> {
+        self.post("/v1/dry-run", request).await
     }
 
     /// Costs per day by `by` (table, user, group, frequency); the API's defaults for a

@@ -65,6 +65,17 @@ enum Command {
         #[command(subcommand)]
         command: BackfillCommand,
     },
+    /// Checks SQL with a BigQuery dry run: its result's columns and the bytes it would process.
+    DryRun {
+        /// A stored table: its SQL, or FILE's with the table's settings.
+        #[arg(long, required_unless_present = "file")]
+        table: Option<baton_shared::catalog::TableId>,
+        /// Where FILE's unqualified names are (the table's dataset by default).
+        #[arg(long)]
+        dataset: Option<String>,
+        /// A .sql file not applied yet.
+        file: Option<PathBuf>,
+    },
     /// What BigQuery jobs cost per day (UTC), by table, user, group or frequency.
     Costs {
         #[arg(long, default_value = "table", value_parser = ["table", "user", "group", "frequency"])]
@@ -234,6 +245,36 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 backfill.id,
                 backfill.instants.len()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DryRun {
+            table,
+            dataset,
+            file,
+        } => {
+            let sql = match &file {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                ),
+                None => None,
+            };
+            let found = client
+                .dry_run(&baton_shared::api::DryRunRequest {
+                    table,
+                    sql,
+                    dataset,
+                    ..Default::default()
+                })
+                .await?;
+            let report = &found.report;
+            println!(
+                "{} bytes processed, about {:.4} on demand",
+                report.bytes_processed, report.estimated_cost
+            );
+            for column in &report.columns {
+                println!("  {:<40} {}", column.name, column.field_type);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Costs { by, from, to } => {

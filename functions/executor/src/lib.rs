@@ -29,7 +29,7 @@ use baton_shared::ids::{bigquery_job_id, label_value};
 use baton_shared::lifecycle::Outcome;
 use baton_shared::messages::{ExecutorTask, PlannerEvent};
 use baton_shared::ports::{Publish, RunPort};
-use baton_shared::run::{ExtractFile, ExtractRecord, Job, JobStatistics, NotifyRecord};
+use baton_shared::run::{ExtractFile, ExtractRecord, Instants, Job, JobStatistics, NotifyRecord};
 use baton_shared::serial::Serial;
 use baton_shared::state::JobState;
 use baton_shared::storage::{Storage, StorageError};
@@ -563,17 +563,11 @@ fn timestamps(job: &Job) -> Result<Vec<(String, Option<Timestamp>)>, WarehouseEr
             }
         }
     }
-    Ok(names
-        .into_iter()
-        .filter_map(|name| {
-            let value = match name {
-                "run_time" | "window_end" => Some(job.run_time),
-                "window_start" => job.window_start,
-                _ => return None,
-            };
-            Some((name.to_string(), value))
-        })
-        .collect())
+    Ok(Instants {
+        run_time: job.run_time,
+        window_start: job.window_start,
+    }
+    .parameters(&names))
 }
 
 /// Writes the table to Cloud Storage after its job succeeded, signs a URL for each file and

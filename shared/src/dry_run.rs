@@ -1,0 +1,69 @@
+//! A dry run of a table's SQL as its job would run it: BigQuery checks the SQL and says what
+//! the result's columns are and how many bytes it would process, without running it or billing
+//! anything. The API offers it so that SQL can be checked and priced before it is applied.
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::WriteMode;
+use crate::run::{Instants, JobStatistics};
+use crate::warehouse::{Warehouse, WarehouseError, columns};
+
+/// One column of a result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultColumn {
+    pub name: String,
+    /// BigQuery's type, as its API spells it (`INTEGER`, `STRING`, `ARRAY<STRING>`, …).
+    #[serde(rename = "type")]
+    pub field_type: String,
+}
+
+/// What a dry run found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DryRunReport {
+    pub bytes_processed: i64,
+    /// The bytes at the on-demand price: an upper bound of what a run costs (BigQuery bills
+    /// at least 10 MiB a table read, and a cached result nothing).
+    pub estimated_cost: f64,
+    pub columns: Vec<ResultColumn>,
+    pub instants: Instants,
+}
+
+/// Dry-runs `sql`, the SQL of a table written in `mode`, in `dataset` (its unqualified names'),
+/// with the parameters it uses (`run_time`, `window_start`, `window_end`) set to `instants`.
+/// The modes that write through a statement of Baton's own check their SQL as the one query
+/// they need. Invalid SQL is a `Permanent` error with BigQuery's message.
+pub async fn dry_run(
+    warehouse: &Warehouse,
+    sql: &str,
+    mode: WriteMode,
+    dataset: &str,
+    parameters: &[String],
+    instants: Instants,
+    price_per_tib: f64,
+) -> Result<DryRunReport, WarehouseError> {
+    let sql = if mode.writes_by_statement() {
+        crate::sql::single_query(sql).map_err(|e| WarehouseError::Permanent(e.to_string()))?
+    } else {
+        sql
+    };
+    let timestamps = instants.parameters(parameters);
+    let found = warehouse.dry_run(sql, dataset, &timestamps).await?;
+    let cost = JobStatistics {
+        bytes_billed: found.bytes_processed,
+        ..JobStatistics::default()
+    }
+    .priced(price_per_tib)
+    .cost;
+    Ok(DryRunReport {
+        bytes_processed: found.bytes_processed,
+        estimated_cost: cost,
+        columns: columns(&found.schema)
+            .into_iter()
+            .map(|c| ResultColumn {
+                name: c.name,
+                field_type: c.field_type,
+            })
+            .collect(),
+        instants,
+    })
+}
