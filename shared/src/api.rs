@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::apply::Change;
 use crate::catalog::{CatalogSpec, Frequency, Problem, TableDoc, TableId, WriteMode};
+use crate::connections::{ConnectionKind, ConnectionView};
 use crate::costs::{CostRow, Dimension};
 use crate::dry_run::DryRunReport;
 use crate::run::{Job, Run};
@@ -144,4 +145,30 @@ pub struct DryRunResponse {
     pub table: Option<TableId>,
     #[serde(flatten)]
     pub report: DryRunReport,
+}
+
+/// `PUT /v1/connections/{name}`: create or replace a connection. The secret is sealed before it
+/// is stored and never given back.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PutConnectionRequest {
+    pub kind: ConnectionKind,
+    /// A Slack connection's webhook URL.
+    pub secret: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl std::fmt::Debug for PutConnectionRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PutConnectionRequest")
+            .field("kind", &self.kind)
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `GET /v1/connections`: every connection, without secrets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionsResponse {
+    pub connections: Vec<ConnectionView>,
 }

@@ -1,5 +1,5 @@
-//! HTTP helpers every service uses: serving with a graceful stop, JSON errors, and Pub/Sub
-//! push deliveries.
+//! HTTP helpers every service uses: serving with a graceful stop, JSON errors, Pub/Sub push
+//! deliveries, and POSTs to URLs users give (notify URLs, webhooks) with retries.
 //!
 //! Pub/Sub push reads the answer's status: 2xx acknowledges, anything else redelivers. So a
 //! handler's outcome maps once, here: done or ignored (malformed, stale, permanent failure
@@ -72,6 +72,72 @@ async fn shutdown_signal(stop_on_stdin_eof: bool) {
 
 /// An error and its causes, `outer: inner: innermost`: reqwest's errors, for one, say only
 /// "error sending request" without their sources.
+/// How to POST to a URL a user gave: how many tries, and the pause before the second,
+/// doubling after each (at most a minute).
+#[derive(Debug, Clone, Copy)]
+pub struct Retries {
+    pub attempts: u32,
+    pub backoff: std::time::Duration,
+}
+
+/// POSTs `body` as JSON to `url`, trying again after no answer, a 429 or a 5xx, and records
+/// how it went. Such URLs often carry a token: nothing here logs or records the URL, and a
+/// failure is described without it (reqwest's errors name the URL).
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    retries: Retries,
+) -> crate::run::NotifyRecord {
+    let mut pause = retries.backoff;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let (status, response, error) = match http.post(url).json(body).send().await {
+            Ok(answer) => {
+                let status = answer.status();
+                let text = answer.text().await.unwrap_or_default();
+                let text: String = text.chars().take(1000).collect();
+                let error = (!status.is_success()).then(|| format!("answered {status}"));
+                (Some(status), text, error)
+            }
+            Err(e) => (None, String::new(), Some(request_failure(&e))),
+        };
+        let again = status.is_none_or(|s| s.is_server_error() || s.as_u16() == 429);
+        if error.is_none() || !again || attempts >= retries.attempts.max(1) {
+            return crate::run::NotifyRecord {
+                status: status.map(|s| s.as_u16()),
+                response,
+                attempts,
+                error,
+                at: jiff::Timestamp::now(),
+            };
+        }
+        tracing::warn!(attempts, error = ?error, "a POST failed; trying again");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(60));
+    }
+}
+
+/// What went wrong with a request, without its URL.
+fn request_failure(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "no answer in time".into()
+    } else if e.is_connect() {
+        "could not connect".into()
+    } else {
+        "the request failed".into()
+    }
+}
+
+/// The host of a URL, to log instead of the URL.
+pub fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

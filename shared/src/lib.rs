@@ -2,15 +2,17 @@
 //!
 //! The pure core: the catalog (`catalog`), schedules (`schedule`), dependency inference (`sql`),
 //! plans (`dag`), run and job states (`state`, `run`), every change of a run as a pure
-//! transition (`lifecycle`), ids (`ids`), messages (`messages`), cost roll-ups (`costs`) and
-//! the statements of the write modes (`writes`); the ports the planner is written against
-//! (`ports`) and an in-memory implementation for property tests (`memory`). The adapters,
-//! which only translate: Firestore (`store`), Pub/Sub (`bus`), BigQuery (`warehouse`), Cloud
-//! Storage (`storage`), Google credentials (`gcp`); a table's dry run (`dry_run`). And what every service needs:
-//! configuration (`config`), logs (`telemetry`), HTTP helpers (`http`), per-key turns
-//! (`serial`).
+//! transition (`lifecycle`), ids (`ids`), messages (`messages`), cost roll-ups (`costs`),
+//! connections (`connections`) and the statements of the write modes (`writes`); the ports the
+//! planner is written against (`ports`) and an in-memory implementation for property tests
+//! (`memory`). The adapters, which only translate: Firestore (`store`), Pub/Sub (`bus`),
+//! BigQuery (`warehouse`), Cloud Storage (`storage`), Google credentials (`gcp`). What uses
+//! them: a table's dry run (`dry_run`), alerts to Slack (`alerts`). And what every service
+//! needs: configuration (`config`), sealed secrets (`secrets`), logs (`telemetry`), HTTP
+//! helpers (`http`), per-key turns (`serial`).
 
 pub mod catalog;
+pub mod connections;
 pub mod costs;
 pub mod dag;
 pub mod dry_run;
@@ -25,11 +27,13 @@ pub mod sql;
 pub mod state;
 pub mod writes;
 
+pub mod alerts;
 pub mod api;
 pub mod bus;
 pub mod config;
 pub mod gcp;
 pub mod http;
+pub mod secrets;
 pub mod serial;
 pub mod storage;
 pub mod store;

@@ -294,6 +294,11 @@ impl Baton {
             ("BATON_TICK_ALLOW_AT".into(), "true".into()),
         ];
         env.extend(stack.emulator_env()?);
+        // Connections are sealed with a key of this Baton's own.
+        env.push((
+            "BATON_ENCRYPTION_KEY".into(),
+            baton_shared::secrets::Sealer::generate_key(),
+        ));
         // Extracts go to the project's own bucket.
         let bucket = format!("{project}-extracts");
         env.push(("BATON_EXTRACT_BUCKET".into(), bucket.clone()));

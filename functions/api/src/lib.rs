@@ -1,5 +1,6 @@
 //! The API: the catalog (apply, read); runs (start a frequency or chosen tables now, resume,
-//! cancel, read with their jobs); backfills; costs by day; dry runs of SQL. Authentication comes later; until then deploy it
+//! cancel, read with their jobs); backfills; costs by day; dry runs of SQL; connections (their
+//! secrets go in sealed and never come out). Authentication comes later; until then deploy it
 //! private (Cloud Run IAM), as Terraform does.
 
 use std::sync::Arc;
@@ -12,13 +13,15 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 use baton_shared::api::{
-    ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, CostsResponse, DryRunRequest,
-    DryRunResponse, RunChange, RunResponse, RunsResponse, StartRunRequest,
+    ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, ConnectionsResponse,
+    CostsResponse, DryRunRequest, DryRunResponse, PutConnectionRequest, RunChange, RunResponse,
+    RunsResponse, StartRunRequest,
 };
 use baton_shared::bus::Topics;
 use baton_shared::catalog::apply::plan_apply;
 use baton_shared::catalog::{Frequency, Problem, TableDoc, TableId, WriteMode};
 use baton_shared::config::{ConfigError, Env, Gcp, Listen};
+use baton_shared::connections::{self, Connection, ConnectionView};
 use baton_shared::costs::Dimension;
 use baton_shared::http::{ApiError, healthz};
 use baton_shared::ids::{backfill_id, manual_run_id};
@@ -26,6 +29,7 @@ use baton_shared::messages::PlannerEvent;
 use baton_shared::ports::{Publish, RunPort};
 use baton_shared::run::{Backfill, BackfillState, Instants, Run, Trigger};
 use baton_shared::schedule::Schedule;
+use baton_shared::secrets::Sealer;
 use baton_shared::state::RunState;
 use baton_shared::store::Admitted;
 use baton_shared::store::{Store, StoreError};
@@ -39,6 +43,9 @@ pub struct Config {
     pub default_concurrency: u32,
     /// The on-demand price of a TiB, for dry runs' estimates (`BATON_PRICE_PER_TIB`).
     pub price_per_tib: f64,
+    /// Seals connections' secrets (`BATON_ENCRYPTION_KEY`); without it connections cannot be
+    /// stored.
+    pub sealer: Option<Sealer>,
 }
 
 impl Config {
@@ -48,6 +55,14 @@ impl Config {
             gcp: Gcp::from_env(env)?,
             default_concurrency: env.parse_or("BATON_DEFAULT_CONCURRENCY", 10)?,
             price_per_tib: env.parse_or("BATON_PRICE_PER_TIB", 6.25)?,
+            sealer: env
+                .get("BATON_ENCRYPTION_KEY")
+                .map(|key| Sealer::from_base64(&key))
+                .transpose()
+                .map_err(|e| ConfigError {
+                    variable: "BATON_ENCRYPTION_KEY".into(),
+                    message: e.to_string(),
+                })?,
         })
     }
 }
@@ -95,6 +110,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/backfills", post(start_backfill))
         .route("/v1/costs", get(get_costs))
         .route("/v1/dry-run", post(dry_run))
+        .route("/v1/connections", get(list_connections))
+        .route(
+            "/v1/connections/{name}",
+            axum::routing::put(put_connection).delete(delete_connection),
+        )
         .route("/v1/backfills/{backfill_id}", get(get_backfill))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
@@ -260,6 +280,66 @@ async fn dry_run(
         table: request.table,
         report,
     }))
+}
+
+/// Every connection, without its secret.
+async fn list_connections(
+    State(app): State<Arc<App>>,
+) -> Result<Json<ConnectionsResponse>, ApiError> {
+    let stored: Vec<Connection> = app
+        .store
+        .list(None, connections::COLLECTION)
+        .await
+        .map_err(store_error)?;
+    let mut connections: Vec<ConnectionView> = stored.iter().map(ConnectionView::from).collect();
+    connections.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(ConnectionsResponse { connections }))
+}
+
+/// Creates or replaces a connection; the secret is sealed for its document and not returned.
+async fn put_connection(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    Json(request): Json<PutConnectionRequest>,
+) -> Result<Json<ConnectionView>, ApiError> {
+    connections::validate_name(&name).map_err(|e| ApiError::bad_request(e.0))?;
+    connections::validate_secret(request.kind, &request.secret).map_err(ApiError::bad_request)?;
+    let sealer = app.config.sealer.as_ref().ok_or_else(|| {
+        ApiError::unavailable("connections cannot be stored: the API has no BATON_ENCRYPTION_KEY")
+    })?;
+    let connection = Connection {
+        schema_version: connections::SCHEMA_VERSION,
+        name: name.clone(),
+        kind: request.kind,
+        description: request.description,
+        secret: sealer.seal(&request.secret, &connections::bound_to(&name)),
+        updated_at: Timestamp::now(),
+    };
+    app.store
+        .set(None, connections::COLLECTION, &name, &connection)
+        .await
+        .map_err(store_error)?;
+    tracing::info!(connection = %name, kind = ?connection.kind, "connection stored");
+    Ok(Json(ConnectionView::from(&connection)))
+}
+
+async fn delete_connection(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let found: Option<Connection> = app
+        .store
+        .get(None, connections::COLLECTION, &name)
+        .await
+        .map_err(store_error)?;
+    if found.is_none() {
+        return Err(ApiError::not_found(format!("no connection {name}")));
+    }
+    app.store
+        .delete_all(None, connections::COLLECTION, std::slice::from_ref(&name))
+        .await
+        .map_err(store_error)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The longest span one costs request covers.

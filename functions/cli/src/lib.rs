@@ -7,8 +7,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use baton_shared::api::{
-    ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, CostsResponse, DryRunRequest,
-    DryRunResponse, ErrorResponse, RunChange, RunResponse, RunsResponse, StartRunRequest,
+    ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, ConnectionsResponse,
+    CostsResponse, DryRunRequest, DryRunResponse, ErrorResponse, PutConnectionRequest, RunChange,
+    RunResponse, RunsResponse, StartRunRequest,
 };
 use baton_shared::run::Backfill;
 
@@ -162,6 +163,19 @@ impl Client {
 
     pub async fn backfill(&self, id: &str) -> Result<Backfill, ClientError> {
         self.get(&format!("/v1/backfills/{id}")).await
+    }
+
+    pub async fn put_connection(
+        &self,
+        name: &str,
+        request: &PutConnectionRequest,
+    ) -> Result<baton_shared::connections::ConnectionView, ClientError> {
+        let url = format!("{}/v1/connections/{name}", self.base);
+        self.call(self.http.put(&url).json(request), &url).await
+    }
+
+    pub async fn connections(&self) -> Result<ConnectionsResponse, ClientError> {
+        self.get("/v1/connections").await
     }
 
     pub async fn dry_run(&self, request: &DryRunRequest) -> Result<DryRunResponse, ClientError> {

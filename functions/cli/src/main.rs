@@ -65,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         command: BackfillCommand,
     },
+    /// Connections: credentials of what Baton talks to (a Slack webhook for alerts).
+    Connections {
+        #[command(subcommand)]
+        command: ConnectionsCommand,
+    },
     /// Checks SQL with a BigQuery dry run: its result's columns and the bytes it would process.
     DryRun {
         /// A stored table: its SQL, or FILE's with the table's settings.
@@ -86,6 +91,21 @@ enum Command {
         /// The last day (default: today).
         #[arg(long)]
         to: Option<jiff::civil::Date>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectionsCommand {
+    /// Every connection (never its secret).
+    List,
+    /// Creates or replaces connection NAME; its secret (a Slack webhook's URL) is read from
+    /// standard input, so that it stays out of the shell's history.
+    Set {
+        name: String,
+        #[arg(long, value_parser = ["slack"])]
+        kind: String,
+        #[arg(long)]
+        description: Option<String>,
     },
 }
 
@@ -245,6 +265,42 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 backfill.id,
                 backfill.instants.len()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Connections {
+            command: ConnectionsCommand::List,
+        } => {
+            for c in client.connections().await?.connections {
+                println!(
+                    "{:<24} {:<8} {}",
+                    c.name,
+                    format!("{:?}", c.kind).to_lowercase(),
+                    c.description.unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Connections {
+            command:
+                ConnectionsCommand::Set {
+                    name,
+                    kind,
+                    description,
+                },
+        } => {
+            let mut secret = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut secret)?;
+            let kind = match kind.as_str() {
+                "slack" => baton_shared::connections::ConnectionKind::Slack,
+                other => anyhow::bail!("no connection kind {other}"),
+            };
+            let request = baton_shared::api::PutConnectionRequest {
+                kind,
+                secret: secret.trim().to_string(),
+                description,
+            };
+            let stored = client.put_connection(&name, &request).await?;
+            println!("stored connection {}", stored.name);
             Ok(ExitCode::SUCCESS)
         }
         Command::DryRun {

@@ -21,15 +21,19 @@ use axum::routing::{get, post};
 use jiff::{SignedDuration, Timestamp};
 use tracing::Instrument;
 
+use baton_shared::alerts::{AlertConfig, Alerts};
 use baton_shared::bus::{BusError, Topics};
 use baton_shared::catalog::{Extract, TableId, WriteMode};
 use baton_shared::config::{ConfigError, Env, Gcp, Listen};
-use baton_shared::http::{PushOutcome, Retryable, decode_push, healthz};
+use baton_shared::http::{
+    PushOutcome, Retries, Retryable, decode_push, healthz, host_of, post_json,
+};
 use baton_shared::ids::{bigquery_job_id, label_value};
 use baton_shared::lifecycle::Outcome;
 use baton_shared::messages::{ExecutorTask, PlannerEvent};
 use baton_shared::ports::{Publish, RunPort};
 use baton_shared::run::{ExtractFile, ExtractRecord, Instants, Job, JobStatistics, NotifyRecord};
+use baton_shared::secrets::Redacted;
 use baton_shared::serial::Serial;
 use baton_shared::state::JobState;
 use baton_shared::storage::{Storage, StorageError};
@@ -53,6 +57,7 @@ pub struct Config {
     pub retry_backoff: Duration,
     /// The on-demand price of a TiB billed, for each job's cost (`BATON_PRICE_PER_TIB`).
     pub price_per_tib: f64,
+    pub alerts: AlertConfig,
     /// Where extracts are written (`BATON_EXTRACT_BUCKET`); a table that asks for an extract
     /// fails without one.
     pub extract_bucket: Option<String>,
@@ -60,7 +65,7 @@ pub struct Config {
     pub url_expiry: Duration,
     /// A service account key's JSON to sign URLs with, read from `BATON_SIGNING_KEY_FILE`;
     /// without one the service's own identity signs.
-    pub signing_key: Option<String>,
+    pub signing_key: Option<Redacted>,
     /// Tries of a notify POST (`BATON_NOTIFY_ATTEMPTS`), the pause before the second
     /// doubling after each (`BATON_NOTIFY_BACKOFF_MS`).
     pub notify_attempts: u32,
@@ -69,9 +74,11 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let gcp = Gcp::from_env(env)?;
         Ok(Self {
             listen: Listen::from_env(env)?,
-            gcp: Gcp::from_env(env)?,
+            alerts: AlertConfig::from_env(env, &gcp)?,
+            gcp,
             wait: Duration::from_secs(env.parse_or("BATON_EXECUTOR_WAIT_SECONDS", 540)?),
             max_attempts: env.parse_or("BATON_MAX_ATTEMPTS", 3)?,
             retry_backoff: Duration::from_millis(env.parse_or("BATON_RETRY_BACKOFF_MS", 5000)?),
@@ -81,10 +88,12 @@ impl Config {
             signing_key: env
                 .get("BATON_SIGNING_KEY_FILE")
                 .map(|path| {
-                    std::fs::read_to_string(&path).map_err(|e| ConfigError {
-                        variable: "BATON_SIGNING_KEY_FILE".into(),
-                        message: format!("{path} cannot be read: {e}"),
-                    })
+                    std::fs::read_to_string(&path)
+                        .map(Redacted)
+                        .map_err(|e| ConfigError {
+                            variable: "BATON_SIGNING_KEY_FILE".into(),
+                            message: format!("{path} cannot be read: {e}"),
+                        })
                 })
                 .transpose()?,
             notify_attempts: env.parse_or("BATON_NOTIFY_ATTEMPTS", 5)?,
@@ -99,6 +108,7 @@ pub struct App {
     topics: Topics,
     warehouse: Warehouse,
     storage: Storage,
+    alerts: Alerts,
     /// For notify URLs.
     http: reqwest::Client,
     config: Config,
@@ -110,11 +120,16 @@ pub struct App {
 
 impl App {
     pub async fn connect(config: Config) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.gcp).await?;
         Ok(Self {
-            store: Store::connect(&config.gcp).await?,
+            alerts: Alerts::new(store.clone(), config.alerts.clone()),
+            store,
             topics: Topics::new(&config.gcp)?,
             warehouse: Warehouse::new(&config.gcp).await?,
-            storage: Storage::new(&config.gcp, config.signing_key.as_deref())?,
+            storage: Storage::new(
+                &config.gcp,
+                config.signing_key.as_ref().map(|k| k.0.as_str()),
+            )?,
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
                 .timeout(Duration::from_secs(30))
@@ -242,7 +257,11 @@ pub async fn run(
             )));
         }
         _ => {
-            // Ended already: the planner may not have heard.
+            // Ended already: the planner may not have heard, nor the alert channel (a
+            // delivery that died after its write); the alert's claim keeps it to one.
+            if job.state == JobState::Failed {
+                app.alerts.job_failed(&job).await;
+            }
             return report(app, &job).await;
         }
     };
@@ -352,6 +371,9 @@ pub async fn run(
         .finish(run_id, table, attempt, &outcome, Timestamp::now())
         .await?
         .ok_or_else(|| ExecutorError::no_job(run_id, table))?;
+    if finished.state == JobState::Failed {
+        app.alerts.job_failed(&finished).await;
+    }
     report(app, &finished).await
 }
 
@@ -684,62 +706,21 @@ async fn extract(
     }))
 }
 
-/// POSTs `body` to a notify URL, trying again after a transport error, a 429 or a 5xx. The
-/// URL may carry a token: only its host is logged.
+/// POSTs where the files are to the notify URL; only its host is logged.
 async fn notify(app: &App, url: &str, body: &serde_json::Value) -> NotifyRecord {
-    let host = reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_default();
-    let mut pause = app.config.notify_backoff;
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let (status, response, error) = match app.http.post(url).json(body).send().await {
-            Ok(answer) => {
-                let status = answer.status();
-                let text = answer.text().await.unwrap_or_default();
-                let text: String = text.chars().take(1000).collect();
-                let error = (!status.is_success()).then(|| format!("answered {status}"));
-                (Some(status), text, error)
-            }
-            // reqwest's error names the URL: keep to its kind.
-            Err(e) => (None, String::new(), Some(notify_failure(&e))),
-        };
-        let again = match status {
-            None => true,
-            Some(s) => s.is_server_error() || s.as_u16() == 429,
-        };
-        if error.is_none() || !again || attempts >= app.config.notify_attempts.max(1) {
-            match &error {
-                None => tracing::info!(%host, attempts, "notified"),
-                Some(e) => {
-                    tracing::warn!(%host, attempts, error = %e, "the notify URL was not told")
-                }
-            }
-            return NotifyRecord {
-                status: status.map(|s| s.as_u16()),
-                response,
-                attempts,
-                error,
-                at: Timestamp::now(),
-            };
+    let retries = Retries {
+        attempts: app.config.notify_attempts,
+        backoff: app.config.notify_backoff,
+    };
+    let record = post_json(&app.http, url, body, retries).await;
+    let host = host_of(url);
+    match &record.error {
+        None => tracing::info!(%host, attempts = record.attempts, "notified"),
+        Some(e) => {
+            tracing::warn!(%host, attempts = record.attempts, error = %e, "the notify URL was not told");
         }
-        tracing::warn!(%host, attempts, error = ?error, "notify failed; trying again");
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(60));
     }
-}
-
-/// What went wrong with a request, without its URL.
-fn notify_failure(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "no answer in time".into()
-    } else if e.is_connect() {
-        "could not connect".into()
-    } else {
-        "the request failed".into()
-    }
+    record
 }
 
 /// Polls a running BigQuery job until it ends or this delivery's time is up (`deadline`). A

@@ -31,6 +31,7 @@ use axum::routing::{get, post};
 use jiff::{SignedDuration, Timestamp};
 use tracing::Instrument;
 
+use baton_shared::alerts::{AlertConfig, Alerts};
 use baton_shared::bus::{BusError, Topics};
 use baton_shared::catalog::TableId;
 use baton_shared::config::{ConfigError, Env, Gcp, Listen};
@@ -50,13 +51,16 @@ pub struct Config {
     /// How long a planner may take to write a run's plan before another may take over
     /// (`BATON_PLANNING_LEASE_SECONDS`).
     pub planning_lease_seconds: i64,
+    pub alerts: AlertConfig,
 }
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let gcp = Gcp::from_env(env)?;
         Ok(Self {
             listen: Listen::from_env(env)?,
-            gcp: Gcp::from_env(env)?,
+            alerts: AlertConfig::from_env(env, &gcp)?,
+            gcp,
             planning_lease_seconds: env.parse_or("BATON_PLANNING_LEASE_SECONDS", 120)?,
         })
     }
@@ -106,6 +110,8 @@ pub struct Planner<P, B> {
     handlings: AtomicU64,
     /// Deliveries about one run that reach this process are handled in turn (`deliver`).
     serial: Serial,
+    /// Where a failed run is reported (a deployment's Slack connection), if anywhere.
+    pub alerts: Option<Alerts>,
 }
 
 /// The planner of a deployment: Firestore and Pub/Sub.
@@ -113,12 +119,15 @@ pub type App = Planner<Store, Topics>;
 
 impl App {
     pub async fn connect(config: Config) -> anyhow::Result<Self> {
-        Ok(Planner::new(
-            Store::connect(&config.gcp).await?,
+        let store = Store::connect(&config.gcp).await?;
+        let mut planner = Planner::new(
+            store.clone(),
             Topics::new(&config.gcp)?,
             &config.gcp.bigquery_project,
             SignedDuration::from_secs(config.planning_lease_seconds),
-        ))
+        );
+        planner.alerts = Some(Alerts::new(store, config.alerts));
+        Ok(planner)
     }
 }
 
@@ -161,6 +170,7 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
             process,
             handlings: AtomicU64::new(0),
             serial: Serial::default(),
+            alerts: None,
         }
     }
 
@@ -472,6 +482,11 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
             {
                 run = closed;
             }
+        }
+        if run.state == RunState::Failed
+            && let Some(alerts) = &self.alerts
+        {
+            alerts.run_failed(&run).await;
         }
         if run.state.is_terminal()
             && let Some(frequency) = &run.frequency
