@@ -230,3 +230,45 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
     assert_eq!(tables[0], ("f.billed".to_string(), 1, 6.25, 1 << 40));
     Ok(())
 }
+
+/// A BigQuery job that outlasts a delivery: the executor hands over (503) and a later delivery
+/// attaches to the same job, which is neither lost nor started twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_longer_than_a_delivery_is_picked_up_by_the_next() -> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let bigquery = FaultyBigQuery::start(stack.var("BIGQUERY_EMULATOR_HOST")?).await?;
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    bigquery.rule(move |id| {
+        id.contains("_l_long_")
+            .then_some(Fault::RunningUntil(until))
+    });
+    let options = Options::default()
+        .env("BIGQUERY_EMULATOR_HOST", &bigquery.url)
+        .env("BATON_EXECUTOR_WAIT_SECONDS", "1");
+    let baton = Baton::start_with(&stack, "long-job", options).await?;
+    baton
+        .apply(CatalogSpec {
+            frequencies: vec![Frequency::every("hourly", 3_600)],
+            tables: vec![table("l.long", "SELECT 1 AS x", TableOptions::default())],
+        })
+        .await?;
+    let report = baton.tick_at("2026-11-22T10:00:00Z".parse()?).await?;
+    let run_id = first_run_id(&report)?;
+    let run = baton.wait_for_run(&run_id, TIMEOUT).await?;
+    assert_eq!(run.run.state, RunState::Succeeded);
+    let job = &run.jobs[0];
+    assert_eq!(job.attempt, 1);
+    assert!(
+        job.finished_at.expect("ended")
+            >= job.started_at.expect("started") + jiff::SignedDuration::from_secs(3),
+        "the job ended before it stopped running: {job:?}"
+    );
+    assert_eq!(
+        baton.bigquery_jobs(&run_id).await?,
+        [bigquery_job_id(&run_id, &job.table, 1)],
+        "one BigQuery job"
+    );
+    let logs = std::fs::read_to_string(baton.log_dir.join("executor.log"))?;
+    assert!(logs.contains("is still running"), "no delivery handed over");
+    Ok(())
+}

@@ -1,7 +1,7 @@
 //! A BigQuery that fails on demand: a proxy in front of local-bigquery that passes every
 //! request through and, for the jobs a test names, rewrites what BigQuery says of them. It
-//! produces what no emulator can: a job that ends in `backendError`, a job that never ends,
-//! a job that bills bytes.
+//! produces what no emulator can: a job that ends in `backendError`, a job that never ends or
+//! runs for a while, a job that bills bytes.
 //!
 //! Everything else is the emulator's own answer: the job is really inserted, the tables are
 //! really written, so the services under test see a BigQuery that behaves except where told.
@@ -21,6 +21,8 @@ pub enum Fault {
     Fail { reason: String, message: String },
     /// The job is reported running for ever (until cancelled, which is recorded).
     Hang,
+    /// The job is reported running until then; after, as it is.
+    RunningUntil(std::time::Instant),
     /// The job reports this many bytes billed (the emulator bills none); all else as it is.
     Bill { bytes: i64 },
 }
@@ -122,6 +124,11 @@ async fn relay(inner: &Inner, request: Request) -> anyhow::Result<Response> {
                     job["status"] = serde_json::json!({"state": "RUNNING"});
                     Some(job)
                 }
+                Some(Fault::RunningUntil(until)) if std::time::Instant::now() < until => {
+                    job["status"] = serde_json::json!({"state": "RUNNING"});
+                    Some(job)
+                }
+                Some(Fault::RunningUntil(_)) => None,
                 Some(Fault::Bill { bytes }) => {
                     job["statistics"]["query"]["totalBytesBilled"] = bytes.to_string().into();
                     Some(job)
