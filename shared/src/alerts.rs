@@ -35,14 +35,7 @@ pub struct AlertConfig {
 
 impl AlertConfig {
     pub fn from_env(env: &Env, gcp: &Gcp) -> Result<Self, ConfigError> {
-        let sealer = env
-            .get("BATON_ENCRYPTION_KEY")
-            .map(|key| Sealer::from_base64(&key))
-            .transpose()
-            .map_err(|e| ConfigError {
-                variable: "BATON_ENCRYPTION_KEY".into(),
-                message: e.to_string(),
-            })?;
+        let sealer = Sealer::from_env(env)?;
         let database = match gcp.firestore_database.as_str() {
             "(default)" => "-default-",
             other => other,

@@ -70,6 +70,17 @@ impl Sealer {
         })
     }
 
+    /// The deployment's key from `BATON_ENCRYPTION_KEY`, if it is set.
+    pub fn from_env(env: &crate::config::Env) -> Result<Option<Self>, crate::config::ConfigError> {
+        env.get("BATON_ENCRYPTION_KEY")
+            .map(|key| Self::from_base64(&key))
+            .transpose()
+            .map_err(|e| crate::config::ConfigError {
+                variable: "BATON_ENCRYPTION_KEY".into(),
+                message: e.to_string(),
+            })
+    }
+
     /// A new random key's base64 text (for `baton` tooling and tests).
     pub fn generate_key() -> String {
         STANDARD.encode(Key::<Aes256Gcm>::generate())

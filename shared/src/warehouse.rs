@@ -304,8 +304,7 @@ impl Warehouse {
         }
     }
 
-    /// Inserts the query job under its id; if a job with that id exists already (a redelivery,
-    /// a restart), returns that job's progress instead: the same work never runs twice.
+    /// Inserts the query job under its id, or finds it there already (`insert_job`).
     pub async fn start_query(&self, job: &QueryJob<'_>) -> Result<JobProgress, WarehouseError> {
         let mut query = self.query_configuration(job.sql, job.default_dataset, &job.timestamps);
         query.maximum_bytes_billed = job.max_bytes_billed.map(|b| b.to_string());
@@ -330,25 +329,37 @@ impl Warehouse {
             query.time_partitioning = to.partitioning.map(time_partitioning);
             query.clustering = clustering(to.clustering);
         }
+        let configuration = JobConfiguration {
+            job_type: Some("QUERY".into()),
+            labels: Some(job.labels.clone()),
+            job_timeout_ms: job.timeout.map(|t| t.as_millis().to_string()),
+            query: Some(query),
+            ..Default::default()
+        };
+        self.insert_job(job.job_id, configuration).await
+    }
+
+    /// Inserts a job under the id Baton chose; if one with that id exists already (a
+    /// redelivery, a restart), returns that job's progress instead: the same work never runs
+    /// twice.
+    async fn insert_job(
+        &self,
+        job_id: &str,
+        configuration: JobConfiguration,
+    ) -> Result<JobProgress, WarehouseError> {
         let request = Job {
             job_reference: Some(JobReference {
-                job_id: Some(job.job_id.to_string()),
+                job_id: Some(job_id.to_string()),
                 location: Some(self.location.clone()),
                 project_id: Some(self.project.clone()),
             }),
-            configuration: Some(JobConfiguration {
-                job_type: Some("QUERY".into()),
-                labels: Some(job.labels.clone()),
-                job_timeout_ms: job.timeout.map(|t| t.as_millis().to_string()),
-                query: Some(query),
-                ..Default::default()
-            }),
+            configuration: Some(configuration),
             ..Default::default()
         };
         match self.client.job().insert(&self.project, request).await {
             Ok(inserted) => Ok(progress(&inserted)),
             Err(e) => match WarehouseError::from(e) {
-                WarehouseError::AlreadyExists(_) => self.job_progress(job.job_id).await,
+                WarehouseError::AlreadyExists(_) => self.job_progress(job_id).await,
                 other => Err(other),
             },
         }
@@ -369,27 +380,13 @@ impl Warehouse {
             use_avro_logical_types: (job.format == ExtractFormat::Avro).then_some(true),
             ..Default::default()
         };
-        let request = Job {
-            job_reference: Some(JobReference {
-                job_id: Some(job.job_id.to_string()),
-                location: Some(self.location.clone()),
-                project_id: Some(self.project.clone()),
-            }),
-            configuration: Some(JobConfiguration {
-                job_type: Some("EXTRACT".into()),
-                labels: Some(job.labels.clone()),
-                extract: Some(extract),
-                ..Default::default()
-            }),
+        let configuration = JobConfiguration {
+            job_type: Some("EXTRACT".into()),
+            labels: Some(job.labels.clone()),
+            extract: Some(extract),
             ..Default::default()
         };
-        match self.client.job().insert(&self.project, request).await {
-            Ok(inserted) => Ok(progress(&inserted)),
-            Err(e) => match WarehouseError::from(e) {
-                WarehouseError::AlreadyExists(_) => self.job_progress(job.job_id).await,
-                other => Err(other),
-            },
-        }
+        self.insert_job(job.job_id, configuration).await
     }
 
     fn query_configuration(

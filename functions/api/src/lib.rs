@@ -55,14 +55,7 @@ impl Config {
             gcp: Gcp::from_env(env)?,
             default_concurrency: env.parse_or("BATON_DEFAULT_CONCURRENCY", 10)?,
             price_per_tib: env.parse_or("BATON_PRICE_PER_TIB", 6.25)?,
-            sealer: env
-                .get("BATON_ENCRYPTION_KEY")
-                .map(|key| Sealer::from_base64(&key))
-                .transpose()
-                .map_err(|e| ConfigError {
-                    variable: "BATON_ENCRYPTION_KEY".into(),
-                    message: e.to_string(),
-                })?,
+            sealer: Sealer::from_env(env)?,
         })
     }
 }

@@ -9,6 +9,11 @@
 //! delivery that finds the job ended tells the planner again (the planner is idempotent), which
 //! covers an executor that died between its write and its publish. A transient failure is
 //! retried as a new attempt, after a pause that doubles each time, up to a bound.
+//!
+//! After a success, a table that asks for it is extracted to Cloud Storage (an extract job
+//! whose id follows from the query job's), its files signed for reading and a notify URL told
+//! where they are, before the job is recorded ended. A job that fails for good is reported to
+//! the deployment's Slack connection (`alerts`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -644,6 +649,8 @@ async fn extract(
             } if is_transient(&reason, &message) && number < max_attempts(app, job) => {
                 tracing::warn!(%reason, %message, extract = number, "the extract failed; trying again");
                 number += 1;
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                tokio::time::sleep(app.config.retry_backoff.min(left)).await;
             }
             JobProgress::Failed {
                 reason, message, ..

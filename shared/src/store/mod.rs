@@ -9,6 +9,8 @@
 //! schedules/{frequency}              ScheduleState
 //! backfills/{id}                     Backfill
 //! cost_rollups/{day.dim.shard.value} costs::Rollup
+//! connections/{name}                 connections::Connection
+//! alerts/{id}                        alerts::AlertDoc
 //! ```
 //!
 //! Every state change that two deliveries could race on happens in a transaction (`Txn`) or
