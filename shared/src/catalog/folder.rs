@@ -557,6 +557,28 @@ mod tests {
     }
 
     #[test]
+    fn extract_settings_need_an_extract_of_a_known_format() {
+        let text = "-- notify: https://hooks.example.com/x\n-- extract_compression: gzip\nSELECT 1";
+        let problems = parse_table_file("a.sql", "a", text, &defaults("ds")).unwrap_err();
+        let messages: Vec<_> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            messages,
+            [
+                "a.sql:2: `extract_compression` needs `extract`",
+                "a.sql:1: `notify` needs `extract`"
+            ]
+        );
+        let text = "-- extract: xlsx\nSELECT 1";
+        let problems = parse_table_file("a.sql", "a", text, &defaults("ds")).unwrap_err();
+        assert!(
+            problems[0].to_string().starts_with(
+                "a.sql:1: `xlsx` is not an extract format (csv, ndjson, avro, parquet)"
+            ),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn the_header_shapes_writes_and_guards_the_table() {
         let text = "-- write: merge\n-- key: order_id, line\n-- delete_flag: is_deleted\n\
                     -- partition_by: month(ordered_at)\n-- partition_expiration: 400d\n\
