@@ -1,9 +1,11 @@
 //! What the executor does when BigQuery fails, end to end, with a proxy in front of
-//! local-bigquery producing what the emulator cannot (a `backendError`, a job that never
-//! ends, bytes billed): transient failures retried as new attempts up to the table's bound, a
-//! failing SQL failed at once with BigQuery's message, a job past its timeout cancelled, an
-//! extract tried again or failed as its error says, a job's cost priced, attributed and rolled
-//! up per day, once however often it is delivered.
+//! local-bigquery producing what the emulator cannot (a `backendError`, a job that never ends
+//! or runs for a while, bytes billed, a refused cap): transient failures retried as new
+//! attempts up to the table's bound; a failing SQL failed at once with BigQuery's message; a
+//! cap of bytes billed, a timeout and the labels given to BigQuery; the job past its timeout
+//! cancelled; an extract tried again or failed as its error says; a job's cost priced,
+//! attributed and rolled up per day, once however often it is delivered; a job longer than a
+//! delivery attached to by the next.
 
 use std::time::Duration;
 
@@ -57,6 +59,13 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
             })
         } else if id.contains("_f_flaky_1_") || id.contains("_f_always_") {
             Some(backend_error())
+        } else if id.contains("_f_capped_") {
+            Some(Fault::Fail {
+                reason: "bytesBilledLimitExceeded".into(),
+                message: "Query exceeded limit for bytes billed: 10000000. 20971520 or higher \
+                          required."
+                    .into(),
+            })
         } else if id.contains("_f_stuck_") {
             Some(Fault::Hang)
         } else if id.contains("_f_billed_") {
@@ -90,6 +99,14 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
                     group: Some("finance".into()),
                     ..table("f.billed", "SELECT 1 AS x", TableOptions::default())
                 },
+                table(
+                    "f.capped",
+                    "SELECT 1 AS x",
+                    TableOptions {
+                        max_bytes_billed: Some(10_000_000),
+                        ..TableOptions::default()
+                    },
+                ),
                 table("f.exported", "SELECT 1 AS x", extract_csv()),
                 table("f.unexportable", "SELECT 1 AS x", extract_csv()),
                 table(
@@ -148,12 +165,39 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
     assert!((statistics.cost - 6.25).abs() < 1e-9, "{}", statistics.cost);
     assert_eq!(billed.attributed_user.as_deref(), Some("ana@example.com"));
     assert_eq!(billed.attributed_group.as_deref(), Some("finance"));
+    // Its bytes billed capped: BigQuery is given the cap and the labels, and its refusal
+    // fails the job at once.
+    let capped = job("f.capped");
+    assert_eq!((capped.state, capped.attempt), (JobState::Failed, 1));
+    assert!(
+        capped
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("bytesBilledLimitExceeded: Query exceeded limit"),
+        "{:?}",
+        capped.error
+    );
+    let sent = bigquery
+        .inserted(&bigquery_job_id(&run_id, &capped.table, 1))
+        .expect("the capped job was inserted");
+    let configuration = &sent["configuration"];
+    assert_eq!(configuration["query"]["maximumBytesBilled"], "10000000");
+    assert_eq!(configuration["labels"]["baton-table"], "f_capped");
+    assert_eq!(
+        configuration["labels"]["baton-run"],
+        baton_shared::ids::label_value(&run_id)
+    );
     // Past its timeout: cancelled in BigQuery, failed, not retried.
     let stuck = job("f.stuck");
     assert_eq!((stuck.state, stuck.attempt), (JobState::Failed, 1));
     let error = stuck.error.as_deref().unwrap_or_default();
     assert!(error.contains("timeout of 2s"), "{error}");
     let stuck_id = bigquery_job_id(&run_id, &stuck.table, 1);
+    let sent = bigquery
+        .inserted(&stuck_id)
+        .expect("the stuck job was inserted");
+    assert_eq!(sent["configuration"]["jobTimeoutMs"], "2000");
     assert!(
         bigquery.cancelled().contains(&stuck_id),
         "{stuck_id} was not cancelled: {:?}",
@@ -214,7 +258,7 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
         costs("group").await?,
         [
             ("finance".to_string(), 1, 6.25, 1 << 40),
-            ("(none)".to_string(), 6, 0.0, 0)
+            ("(none)".to_string(), 7, 0.0, 0)
         ]
     );
     assert_eq!(
@@ -223,10 +267,10 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
     );
     assert_eq!(
         costs("frequency").await?,
-        [("hourly".to_string(), 7, 6.25, 1 << 40)]
+        [("hourly".to_string(), 8, 6.25, 1 << 40)]
     );
     let tables = costs("table").await?;
-    assert_eq!(tables.len(), 7, "{tables:?}");
+    assert_eq!(tables.len(), 8, "{tables:?}");
     assert_eq!(tables[0], ("f.billed".to_string(), 1, 6.25, 1 << 40));
     Ok(())
 }

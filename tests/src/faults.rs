@@ -35,6 +35,7 @@ struct Inner {
     http: reqwest::Client,
     rule: Mutex<Option<Rule>>,
     cancelled: Mutex<Vec<String>>,
+    inserted: Mutex<Vec<serde_json::Value>>,
 }
 
 /// The proxy: point `BIGQUERY_EMULATOR_HOST` at `url`.
@@ -60,6 +61,7 @@ impl FaultyBigQuery {
             http: reqwest::Client::new(),
             rule: Mutex::new(None),
             cancelled: Mutex::new(Vec::new()),
+            inserted: Mutex::new(Vec::new()),
         });
         let app = Router::new().fallback(forward).with_state(inner.clone());
         let url = crate::serve_on_loopback(app).await?;
@@ -69,6 +71,17 @@ impl FaultyBigQuery {
     /// From now on, jobs are rewritten as `rule` says.
     pub fn rule(&self, rule: impl Fn(&str) -> Option<Fault> + Send + Sync + 'static) {
         *self.inner.rule.lock().expect("not poisoned") = Some(Arc::new(rule));
+    }
+
+    /// The job that was asked to be inserted under `job_id`, as Baton sent it.
+    pub fn inserted(&self, job_id: &str) -> Option<serde_json::Value> {
+        self.inner
+            .inserted
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .find(|job| job["jobReference"]["jobId"] == job_id)
+            .cloned()
     }
 
     /// The ids of the jobs whose cancellation was asked for.
@@ -97,6 +110,12 @@ async fn relay(inner: &Inner, request: Request) -> anyhow::Result<Response> {
         inner.cancelled.lock().expect("not poisoned").push(id);
     }
     let body = axum::body::to_bytes(request.into_body(), usize::MAX).await?;
+    if method == Method::POST
+        && path.ends_with("/jobs")
+        && let Ok(job) = serde_json::from_slice::<serde_json::Value>(&body)
+    {
+        inner.inserted.lock().expect("not poisoned").push(job);
+    }
     let upstream = inner
         .http
         .request(method, format!("{}{path_and_query}", inner.target))
