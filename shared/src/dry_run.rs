@@ -21,8 +21,8 @@ pub struct ResultColumn {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DryRunReport {
     pub bytes_processed: i64,
-    /// The bytes at the on-demand price: an upper bound of what a run costs (BigQuery bills
-    /// at least 10 MiB a table read, and a cached result nothing).
+    /// The bytes at the on-demand price: an estimate of what a run costs (BigQuery bills at
+    /// least 10 MiB per table read, and nothing for a cached result).
     pub estimated_cost: f64,
     pub columns: Vec<ResultColumn>,
     pub instants: Instants,
