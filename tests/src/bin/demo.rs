@@ -164,6 +164,31 @@ async fn follow(baton: &Baton, run_id: &str) -> anyhow::Result<bool> {
     if run.state != RunState::Succeeded {
         return Ok(false);
     }
+    // Extracts, read back through their signed URLs as another tool would.
+    for job in &jobs {
+        let Some(extract) = &job.extract else {
+            continue;
+        };
+        step(&format!(
+            "extract of {}: {} file(s), URLs valid until {}",
+            job.table,
+            extract.files.len(),
+            extract.urls_expire_at
+        ));
+        for file in &extract.files {
+            println!("  {} ({} bytes)", file.uri, file.bytes);
+            println!("  {}", file.url);
+            let text = reqwest::get(&file.url)
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .context("fetching the file through its signed URL")?
+                .text()
+                .await?;
+            for line in text.lines().take(5) {
+                println!("    {line}");
+            }
+        }
+    }
     // The table that finished last (the end of a chain), as BigQuery holds it.
     if let Some(last) = jobs.iter().max_by_key(|j| j.finished_at) {
         let table = &last.table;
