@@ -7,8 +7,8 @@ use base64::Engine;
 use serde::Serialize;
 
 use crate::config::Gcp;
-use crate::gcp::Tokens;
-use crate::http::{Retryable, error_chain};
+use crate::gcp::{RestError, Tokens};
+use crate::http::Retryable;
 use crate::messages::{ExecutorTask, PlannerEvent};
 use crate::ports::Publish;
 
@@ -18,6 +18,15 @@ pub enum BusError {
     Unavailable(String),
     #[error("Pub/Sub refused the request: {0}")]
     Permanent(String),
+}
+
+impl From<RestError> for BusError {
+    fn from(e: RestError) -> Self {
+        match e {
+            RestError::Unavailable(m) => BusError::Unavailable(m),
+            refused => BusError::Permanent(refused.to_string()),
+        }
+    }
 }
 
 impl Retryable for BusError {
@@ -82,29 +91,10 @@ impl Bus {
             .ok_or_else(|| BusError::Permanent(format!("publish answered {response}")))
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<serde_json::Value, BusError> {
-        let token = self
-            .tokens
-            .token()
-            .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
-        let response = request
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| BusError::Unavailable(error_chain(&e)))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
-        if status.is_success() {
-            Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
-        } else if status.is_server_error() || status.as_u16() == 429 {
-            Err(BusError::Unavailable(format!("{status}: {text}")))
-        } else {
-            Err(BusError::Permanent(format!("{status}: {text}")))
-        }
+    /// The answer's JSON (null when it is not JSON).
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<serde_json::Value, RestError> {
+        let body = self.tokens.call(request).await?;
+        Ok(serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
     }
 
     /// Creates a topic unless it exists.
@@ -115,8 +105,8 @@ impl Bus {
             .await
         {
             Ok(_) => Ok(()),
-            Err(BusError::Permanent(m)) if m.starts_with("409") => Ok(()),
-            Err(e) => Err(e),
+            Err(e) if e.is_conflict() => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -143,8 +133,8 @@ impl Bus {
         );
         match self.send(self.http.put(url).json(&body)).await {
             Ok(_) => Ok(()),
-            Err(BusError::Permanent(m)) if m.starts_with("409") => Ok(()),
-            Err(e) => Err(e),
+            Err(e) if e.is_conflict() => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Google credentials for the REST APIs Baton calls itself (Pub/Sub, BigQuery): Application
-//! Default Credentials in production (the metadata server on Cloud Run), none against an
-//! emulator. The token never leaves this module except in an `Authorization` header.
+//! Google credentials for the REST APIs Baton calls itself (Pub/Sub, BigQuery, Cloud
+//! Storage): Application Default Credentials in production (the metadata server on Cloud
+//! Run), none against an emulator. The token never leaves this module except in an
+//! `Authorization` header. `Tokens::call` sends a request with it and sorts its failures.
 
 use std::fmt;
 use std::sync::Arc;
@@ -30,6 +31,24 @@ impl fmt::Debug for Tokens {
 #[error("Google credentials: {0}")]
 pub struct CredentialsError(String);
 
+/// How a call to a Google REST API failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestError {
+    /// No token, no answer, or an answer another try may not get (a 429 or a 5xx).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Refused: the status and the start of the answer.
+    #[error("{status}: {message}")]
+    Refused { status: u16, message: String },
+}
+
+impl RestError {
+    /// The thing to create exists already.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, RestError::Refused { status: 409, .. })
+    }
+}
+
 impl Tokens {
     /// Application Default Credentials with the cloud-platform scope.
     pub fn application_default() -> Result<Self, CredentialsError> {
@@ -46,6 +65,36 @@ impl Tokens {
             Ok(Tokens::Anonymous)
         } else {
             Self::application_default()
+        }
+    }
+
+    /// Sends `request` with a bearer token; the answer's body, or the failure sorted.
+    pub async fn call(&self, request: reqwest::RequestBuilder) -> Result<String, RestError> {
+        let token = self
+            .token()
+            .await
+            .map_err(|e| RestError::Unavailable(e.to_string()))?;
+        let response = request
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| RestError::Unavailable(crate::http::error_chain(&e)))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| RestError::Unavailable(crate::http::error_chain(&e)))?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let message: String = body.chars().take(500).collect();
+        if status.is_server_error() || status.as_u16() == 429 {
+            Err(RestError::Unavailable(format!("{status}: {message}")))
+        } else {
+            Err(RestError::Refused {
+                status: status.as_u16(),
+                message,
+            })
         }
     }
 

@@ -10,8 +10,8 @@ use google_cloud_storage::builder::storage::SignedUrlBuilder;
 use serde::Deserialize;
 
 use crate::config::Gcp;
-use crate::gcp::Tokens;
-use crate::http::{Retryable, error_chain};
+use crate::gcp::{RestError, Tokens};
+use crate::http::Retryable;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -19,6 +19,15 @@ pub enum StorageError {
     Unavailable(String),
     #[error("Cloud Storage refused: {0}")]
     Permanent(String),
+}
+
+impl From<RestError> for StorageError {
+    fn from(e: RestError) -> Self {
+        match e {
+            RestError::Unavailable(m) => StorageError::Unavailable(m),
+            refused => StorageError::Permanent(refused.to_string()),
+        }
+    }
 }
 
 impl Retryable for StorageError {
@@ -98,33 +107,6 @@ impl Storage {
         })
     }
 
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, StorageError> {
-        let token = self
-            .tokens
-            .token()
-            .await
-            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-        let response = request
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| StorageError::Unavailable(error_chain(&e)))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let body = response.text().await.unwrap_or_default();
-        let message = format!("{status}: {}", body.chars().take(500).collect::<String>());
-        if status.is_server_error() || status.as_u16() == 429 {
-            Err(StorageError::Unavailable(message))
-        } else {
-            Err(StorageError::Permanent(message))
-        }
-    }
-
     /// The objects whose names start with `prefix`, by name.
     pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<Object>, StorageError> {
         let url = format!("{}/storage/v1/b/{bucket}/o", self.endpoint);
@@ -135,12 +117,10 @@ impl Storage {
             if let Some(token) = page.take() {
                 query.push(("pageToken", token));
             }
-            let listing: Listing = self
-                .send(self.http.get(&url).query(&query))
-                .await?
-                .json()
-                .await
-                .map_err(|e| StorageError::Unavailable(error_chain(&e)))?;
+            let body = self.tokens.call(self.http.get(&url).query(&query)).await?;
+            let listing: Listing = serde_json::from_str(&body).map_err(|e| {
+                StorageError::Permanent(format!("the object listing does not read: {e}"))
+            })?;
             objects.extend(listing.items);
             match listing.next_page_token {
                 Some(token) if !token.is_empty() => page = Some(token),
@@ -195,10 +175,10 @@ impl Storage {
             .post(&url)
             .query(&[("project", project)])
             .json(&serde_json::json!({ "name": bucket }));
-        match self.send(request).await {
+        match self.tokens.call(request).await {
             Ok(_) => Ok(()),
-            Err(StorageError::Permanent(m)) if m.starts_with("409") => Ok(()),
-            Err(e) => Err(e),
+            Err(e) if e.is_conflict() => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 }
