@@ -5,17 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::WriteMode;
-use crate::run::{Instants, JobStatistics};
+use crate::run::{Instants, on_demand_cost};
 use crate::warehouse::{Warehouse, WarehouseError, columns};
-
-/// One column of a result.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResultColumn {
-    pub name: String,
-    /// BigQuery's type, as its API spells it (`INTEGER`, `STRING`, `ARRAY<STRING>`, …).
-    #[serde(rename = "type")]
-    pub field_type: String,
-}
+use crate::writes::Column;
 
 /// What a dry run found.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,7 +16,7 @@ pub struct DryRunReport {
     /// The bytes at the on-demand price: an estimate of what a run costs (BigQuery bills at
     /// least 10 MiB per table read, and nothing for a cached result).
     pub estimated_cost: f64,
-    pub columns: Vec<ResultColumn>,
+    pub columns: Vec<Column>,
     pub instants: Instants,
 }
 
@@ -48,22 +40,10 @@ pub async fn dry_run(
     };
     let timestamps = instants.parameters(parameters);
     let found = warehouse.dry_run(sql, dataset, &timestamps).await?;
-    let cost = JobStatistics {
-        bytes_billed: found.bytes_processed,
-        ..JobStatistics::default()
-    }
-    .priced(price_per_tib)
-    .cost;
     Ok(DryRunReport {
         bytes_processed: found.bytes_processed,
-        estimated_cost: cost,
-        columns: columns(&found.schema)
-            .into_iter()
-            .map(|c| ResultColumn {
-                name: c.name,
-                field_type: c.field_type,
-            })
-            .collect(),
+        estimated_cost: on_demand_cost(found.bytes_processed, price_per_tib),
+        columns: columns(&found.schema),
         instants,
     })
 }

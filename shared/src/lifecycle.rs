@@ -635,18 +635,13 @@ mod tests {
         let mut definition = job(name, &[]).definition;
         definition.conditions = conditions;
         TableDoc {
-            schema_version: 1,
-            id: name.parse().unwrap(),
-            definition,
-            reads: vec![],
-            writes: vec![],
-            lenient: false,
-            unknowable: vec![],
             parameters: vec!["run_time".into()],
-            analyzer: 0,
-            parents: parents.iter().map(|p| p.parse().unwrap()).collect(),
-            external: vec![],
-            updated_at: now(),
+            ..TableDoc::unanalysed(
+                name.parse().unwrap(),
+                definition,
+                parents.iter().map(|p| p.parse().unwrap()).collect(),
+                now(),
+            )
         }
     }
 

@@ -178,11 +178,16 @@ pub struct JobStatistics {
 /// Bytes in a tebibyte: BigQuery's on-demand price is per TiB.
 const TIB: f64 = (1u64 << 40) as f64;
 
+/// What `bytes` cost at BigQuery's on-demand `price_per_tib`.
+pub fn on_demand_cost(bytes: i64, price_per_tib: f64) -> f64 {
+    bytes as f64 / TIB * price_per_tib
+}
+
 impl JobStatistics {
     /// The statistics with their cost at `price_per_tib` of bytes billed.
     pub fn priced(self, price_per_tib: f64) -> Self {
         Self {
-            cost: self.bytes_billed as f64 / TIB * price_per_tib,
+            cost: on_demand_cost(self.bytes_billed, price_per_tib),
             ..self
         }
     }

@@ -127,6 +127,15 @@ async fn frequency_and_schedule(app: &App, name: &str) -> Result<(Frequency, Sch
     Ok((frequency, schedule))
 }
 
+/// A stored run, or 404.
+async fn stored_run(app: &App, run_id: &str) -> Result<Run, ApiError> {
+    app.store
+        .run(run_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))
+}
+
 fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound(m) => ApiError::not_found(m),
@@ -408,12 +417,7 @@ async fn get_run(
     State(app): State<Arc<App>>,
     Path(run_id): Path<String>,
 ) -> Result<Json<RunResponse>, ApiError> {
-    let run = app
-        .store
-        .run(&run_id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))?;
+    let run = stored_run(&app, &run_id).await?;
     let mut jobs = RunPort::jobs(&app.store, &run_id)
         .await
         .map_err(store_error)?;
@@ -573,12 +577,7 @@ async fn resume_run(
             Ok((StatusCode::ACCEPTED, Json(RunChange { run, changed: true })))
         }
         Err(reason) => {
-            let run = app
-                .store
-                .run(&run_id)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))?;
+            let run = stored_run(&app, &run_id).await?;
             if run.state == RunState::Running && run.resumes > 0 {
                 app.announce(PlannerEvent::RunResumed {
                     run_id: run.id.clone(),
@@ -604,12 +603,7 @@ async fn cancel_run(
     State(app): State<Arc<App>>,
     Path(run_id): Path<String>,
 ) -> Result<(StatusCode, Json<RunChange>), ApiError> {
-    let before = app
-        .store
-        .run(&run_id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))?;
+    let before = stored_run(&app, &run_id).await?;
     let run = app
         .store
         .cancel(&run_id, Timestamp::now())

@@ -131,23 +131,15 @@ fn memory(case: &Case) -> MemoryRuns {
         let id = table_id(i);
         memory.tables.insert(
             id.clone(),
-            TableDoc {
-                schema_version: 1,
-                definition: Table {
+            TableDoc::unanalysed(
+                id.clone(),
+                Table {
                     frequency: Some("f".into()),
                     ..Table::query(&id, "SELECT 1")
                 },
-                id,
-                reads: vec![],
-                writes: vec![],
-                lenient: false,
-                unknowable: vec![],
-                parameters: vec![],
-                analyzer: 1,
-                parents: parents.iter().map(|&p| table_id(p)).collect(),
-                external: vec![],
-                updated_at: now,
-            },
+                parents.iter().map(|&p| table_id(p)).collect(),
+                now,
+            ),
         );
     }
     let run = Run::new(

@@ -838,20 +838,12 @@ mod tests {
 
     fn doc(id: &str, parents: &[&str]) -> TableDoc {
         let id: TableId = id.parse().unwrap();
-        TableDoc {
-            schema_version: 1,
-            definition: crate::catalog::Table::query(&id, "SELECT 1"),
-            id,
-            reads: vec![],
-            writes: vec![],
-            lenient: false,
-            unknowable: vec![],
-            parameters: vec![],
-            analyzer: 1,
-            parents: parents.iter().map(|p| p.parse().unwrap()).collect(),
-            external: vec![],
-            updated_at: "2026-01-01T00:00:00Z".parse().unwrap(),
-        }
+        TableDoc::unanalysed(
+            id.clone(),
+            crate::catalog::Table::query(&id, "SELECT 1"),
+            parents.iter().map(|p| p.parse().unwrap()).collect(),
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+        )
     }
 
     #[test]

@@ -112,18 +112,13 @@ fn bench_plan(tables: usize, rounds: usize) -> anyhow::Result<()> {
         .map(|(me, parents)| {
             let sql = trivial_sql(parents);
             TableDoc {
-                schema_version: 1,
-                id: me.clone(),
                 reads: parents.iter().map(|p| format!("acme.{p}")).collect(),
-                definition: table(me, sql),
-                writes: Vec::new(),
-                lenient: false,
-                unknowable: Vec::new(),
-                parameters: Vec::new(),
-                analyzer: 0,
-                parents: parents.clone(),
-                external: Vec::new(),
-                updated_at: Timestamp::now(),
+                ..TableDoc::unanalysed(
+                    me.clone(),
+                    table(me, sql),
+                    parents.clone(),
+                    Timestamp::now(),
+                )
             }
         })
         .collect();
