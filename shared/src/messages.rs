@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::TableId;
+use crate::run::Job;
 
 /// What the planner is told.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +27,15 @@ pub enum PlannerEvent {
 }
 
 impl PlannerEvent {
+    /// `job`'s current attempt ended.
+    pub fn job_finished(job: &Job) -> Self {
+        PlannerEvent::JobFinished {
+            run_id: job.run_id.clone(),
+            table: job.table.clone(),
+            attempt: job.attempt,
+        }
+    }
+
     pub fn run_id(&self) -> &str {
         match self {
             PlannerEvent::RunCreated { run_id }
@@ -68,6 +78,24 @@ pub enum ExecutorTask {
 }
 
 impl ExecutorTask {
+    /// Run `job`'s current attempt.
+    pub fn run_query(job: &Job) -> Self {
+        ExecutorTask::RunQuery {
+            run_id: job.run_id.clone(),
+            table: job.table.clone(),
+            attempt: job.attempt,
+        }
+    }
+
+    /// Stop `job`'s current attempt's BigQuery job.
+    pub fn cancel(job: &Job) -> Self {
+        ExecutorTask::Cancel {
+            run_id: job.run_id.clone(),
+            table: job.table.clone(),
+            attempt: job.attempt,
+        }
+    }
+
     pub fn parts(&self) -> (&str, &TableId, u32) {
         match self {
             ExecutorTask::RunQuery {

@@ -420,12 +420,9 @@ async fn wait_for_retry_time(app: &App, job: &Job) {
 }
 
 async fn send_attempt(app: &App, job: &Job) -> Result<(), ExecutorError> {
-    let task = ExecutorTask::RunQuery {
-        run_id: job.run_id.clone(),
-        table: job.table.clone(),
-        attempt: job.attempt,
-    };
-    app.topics.to_executor(&task).await?;
+    app.topics
+        .to_executor(&ExecutorTask::run_query(job))
+        .await?;
     Ok(())
 }
 
@@ -777,11 +774,8 @@ async fn wait(
 
 /// Tells the planner the attempt ended.
 async fn report(app: &App, job: &Job) -> Result<(), ExecutorError> {
-    let event = PlannerEvent::JobFinished {
-        run_id: job.run_id.clone(),
-        table: job.table.clone(),
-        attempt: job.attempt,
-    };
-    app.topics.to_planner(&event).await?;
+    app.topics
+        .to_planner(&PlannerEvent::job_finished(job))
+        .await?;
     Ok(())
 }

@@ -331,12 +331,7 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
     }
 
     async fn send(&self, job: &Job) -> Result<(), PlannerError> {
-        let task = ExecutorTask::RunQuery {
-            run_id: job.run_id.clone(),
-            table: job.table.clone(),
-            attempt: job.attempt,
-        };
-        self.bus.to_executor(&task).await?;
+        self.bus.to_executor(&ExecutorTask::run_query(job)).await?;
         Ok(())
     }
 
@@ -447,12 +442,7 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
                     self.runs.cancel_job(run_id, &job.table, now).await?;
                 }
                 JobState::Running => {
-                    let task = ExecutorTask::Cancel {
-                        run_id: run_id.to_string(),
-                        table: job.table.clone(),
-                        attempt: job.attempt,
-                    };
-                    self.bus.to_executor(&task).await?;
+                    self.bus.to_executor(&ExecutorTask::cancel(&job)).await?;
                 }
                 _ => {}
             }

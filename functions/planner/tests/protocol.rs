@@ -182,13 +182,9 @@ async fn execute(
         return Ok(());
     };
     if job.attempt > *attempt && job.state == JobState::Queued && job.dispatched {
-        bus.to_executor(&ExecutorTask::RunQuery {
-            run_id: run_id.clone(),
-            table: table.clone(),
-            attempt: job.attempt,
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        bus.to_executor(&ExecutorTask::run_query(&job))
+            .await
+            .map_err(|e| e.to_string())?;
         return Ok(());
     }
     if job.attempt != *attempt {
@@ -218,13 +214,9 @@ async fn execute(
         JobState::Running => job,
         JobState::Pending | JobState::Queued => return Ok(()),
         _ => {
-            bus.to_planner(&PlannerEvent::JobFinished {
-                run_id: run_id.clone(),
-                table: table.clone(),
-                attempt: job.attempt,
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+            bus.to_planner(&PlannerEvent::job_finished(&job))
+                .await
+                .map_err(|e| e.to_string())?;
             return Ok(());
         }
     };
@@ -275,13 +267,9 @@ async fn execute(
         .await
         .map_err(e)?
         .unwrap();
-    bus.to_planner(&PlannerEvent::JobFinished {
-        run_id: run_id.clone(),
-        table: table.clone(),
-        attempt: done.attempt,
-    })
-    .await
-    .map_err(|e| e.to_string())
+    bus.to_planner(&PlannerEvent::job_finished(&done))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn check_invariants(runs: &MemoryRuns, concurrency: u32) {
