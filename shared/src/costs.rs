@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::TableId;
-use crate::run::{Job, JobStatistics};
+use crate::run::Job;
 
 /// `cost_rollups/{day}.{dimension}.{shard}.{value}`.
 pub const COLLECTION: &str = "cost_rollups";
@@ -80,10 +80,10 @@ impl RollupKey {
 }
 
 /// A roll-up document: its key and the sums of the jobs added to it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Rollup {
     pub day: String,
-    pub dimension: Option<Dimension>,
+    pub dimension: Dimension,
     pub value: String,
     #[serde(default)]
     pub shard: u32,
@@ -165,18 +165,6 @@ pub fn totals(rollups: impl IntoIterator<Item = Rollup>) -> Vec<CostRow> {
     rows
 }
 
-/// The figures a job adds: its statistics, as one job.
-pub fn figures(statistics: &JobStatistics) -> Rollup {
-    Rollup {
-        jobs: 1,
-        cost: statistics.cost,
-        bytes_billed: statistics.bytes_billed,
-        bytes_processed: statistics.bytes_processed,
-        slot_ms: statistics.slot_ms,
-        ..Rollup::default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,13 +172,14 @@ mod tests {
     fn rollup(day: &str, value: &str, shard: u32, cost: f64) -> Rollup {
         Rollup {
             day: day.into(),
-            dimension: Some(Dimension::Group),
+            dimension: Dimension::Group,
             value: value.into(),
             shard,
             jobs: 1,
             cost,
             bytes_billed: 10,
-            ..Rollup::default()
+            bytes_processed: 0,
+            slot_ms: 0,
         }
     }
 
