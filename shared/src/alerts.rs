@@ -125,8 +125,8 @@ fn truncate(text: &str, chars: usize) -> String {
 impl Alerts {
     pub fn new(store: Store, config: AlertConfig) -> Self {
         let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(std::time::Duration::from_secs(30))
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(10))
             .build()
             .expect("a reqwest client builds");
         Self {

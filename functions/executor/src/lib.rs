@@ -264,14 +264,11 @@ pub async fn run(
         _ => {
             // Ended already: the planner may not have heard, nor the alert channel (a
             // delivery that died after its write); the alert's claim keeps it to one.
-            if job.state == JobState::Failed {
-                app.alerts.job_failed(&job).await;
-            }
-            return report(app, &job).await;
+            return report_and_alert(app, &job).await;
         }
     };
     if job.state != JobState::Running {
-        return report(app, &job).await;
+        return report_and_alert(app, &job).await;
     }
     let job_id = job
         .bigquery_job_id
@@ -376,10 +373,7 @@ pub async fn run(
         .finish(run_id, table, attempt, &outcome, Timestamp::now())
         .await?
         .ok_or_else(|| ExecutorError::no_job(run_id, table))?;
-    if finished.state == JobState::Failed {
-        app.alerts.job_failed(&finished).await;
-    }
-    report(app, &finished).await
+    report_and_alert(app, &finished).await
 }
 
 /// Stops an attempt's BigQuery job (its run was cancelled). The delivery that runs the job
@@ -770,6 +764,16 @@ async fn wait(
         progress = app.warehouse.job_progress(job_id).await?;
     }
     Ok(progress)
+}
+
+/// Tells the planner the attempt ended, then, if it failed, the alert channel: a slow webhook
+/// does not hold up the run.
+async fn report_and_alert(app: &App, job: &Job) -> Result<(), ExecutorError> {
+    report(app, job).await?;
+    if job.state == JobState::Failed {
+        app.alerts.job_failed(job).await;
+    }
+    Ok(())
 }
 
 /// Tells the planner the attempt ended.

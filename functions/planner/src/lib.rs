@@ -473,11 +473,6 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
                 run = closed;
             }
         }
-        if run.state == RunState::Failed
-            && let Some(alerts) = &self.alerts
-        {
-            alerts.run_failed(&run).await;
-        }
         if run.state.is_terminal()
             && let Some(frequency) = &run.frequency
         {
@@ -489,6 +484,12 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
             {
                 self.announce(&next).await?;
             }
+        }
+        // Last, so that a slow webhook holds up neither the frequency nor a backfill.
+        if run.state == RunState::Failed
+            && let Some(alerts) = &self.alerts
+        {
+            alerts.run_failed(&run).await;
         }
         Ok(())
     }
