@@ -220,6 +220,7 @@ impl Alerts {
         let retries = Retries {
             attempts: 3,
             backoff: std::time::Duration::from_secs(1),
+            until: None,
         };
         let delivery = post_json(&self.http, &url, &body, retries).await;
         match &delivery.error {

@@ -70,14 +70,13 @@ async fn shutdown_signal(stop_on_stdin_eof: bool) {
     tracing::info!("stopping");
 }
 
-/// An error and its causes, `outer: inner: innermost`: reqwest's errors, for one, say only
-/// "error sending request" without their sources.
-/// How to POST to a URL a user gave: how many tries, and the pause before the second,
-/// doubling after each (at most a minute).
+/// How to POST to a URL a user gave: how many tries, the pause before the second, doubling
+/// after each (at most a minute), and when to give up whatever is left.
 #[derive(Debug, Clone, Copy)]
 pub struct Retries {
     pub attempts: u32,
     pub backoff: std::time::Duration,
+    pub until: Option<tokio::time::Instant>,
 }
 
 /// POSTs `body` as JSON to `url`, trying again after no answer, a 429 or a 5xx, and records
@@ -93,7 +92,11 @@ pub async fn post_json(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let (status, response, error) = match http.post(url).json(body).send().await {
+        let mut request = http.post(url).json(body);
+        if let Some(until) = retries.until {
+            request = request.timeout(until.saturating_duration_since(tokio::time::Instant::now()));
+        }
+        let (status, response, error) = match request.send().await {
             Ok(answer) => {
                 let status = answer.status();
                 let text = answer.text().await.unwrap_or_default();
@@ -104,7 +107,10 @@ pub async fn post_json(
             Err(e) => (None, String::new(), Some(request_failure(&e))),
         };
         let again = status.is_none_or(|s| s.is_server_error() || s.as_u16() == 429);
-        if error.is_none() || !again || attempts >= retries.attempts.max(1) {
+        let no_time = retries
+            .until
+            .is_some_and(|until| tokio::time::Instant::now() + pause >= until);
+        if error.is_none() || !again || attempts >= retries.attempts.max(1) || no_time {
             return crate::run::NotifyRecord {
                 status: status.map(|s| s.as_u16()),
                 response,
@@ -138,6 +144,8 @@ pub fn host_of(url: &str) -> String {
         .unwrap_or_default()
 }
 
+/// An error and its causes, `outer: inner: innermost`: reqwest's errors, for one, say only
+/// "error sending request" without their sources.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

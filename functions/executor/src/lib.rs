@@ -692,7 +692,7 @@ async fn extract(
                 "format": spec.format,
                 "expires_at": urls_expire_at,
             });
-            Some(notify(app, url, &body).await)
+            Some(notify(app, url, &body, deadline).await)
         }
     };
     Ok(Ok(ExtractRecord {
@@ -704,11 +704,18 @@ async fn extract(
     }))
 }
 
-/// POSTs where the files are to the notify URL; only its host is logged.
-async fn notify(app: &App, url: &str, body: &serde_json::Value) -> NotifyRecord {
+/// POSTs where the files are to the notify URL, giving up at the delivery's deadline (past
+/// it, Pub/Sub would deliver again and the URL be told twice); only its host is logged.
+async fn notify(
+    app: &App,
+    url: &str,
+    body: &serde_json::Value,
+    deadline: tokio::time::Instant,
+) -> NotifyRecord {
     let retries = Retries {
         attempts: app.config.notify_attempts,
         backoff: app.config.notify_backoff,
+        until: Some(deadline),
     };
     let record = post_json(&app.http, url, body, retries).await;
     let host = host_of(url);
