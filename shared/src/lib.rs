@@ -9,7 +9,7 @@
 //! BigQuery (`warehouse`), Cloud Storage (`storage`), Google credentials (`gcp`). What uses
 //! them: a table's dry run (`dry_run`), alerts to Slack (`alerts`). And what every service
 //! needs: configuration (`config`), sealed secrets (`secrets`), logs (`telemetry`), HTTP
-//! helpers (`http`), per-key turns (`serial`).
+//! helpers (`http`), verification of callers' OIDC tokens (`oidc`), per-key turns (`serial`).
 
 pub mod catalog;
 pub mod connections;
@@ -33,6 +33,7 @@ pub mod bus;
 pub mod config;
 pub mod gcp;
 pub mod http;
+pub mod oidc;
 pub mod secrets;
 pub mod serial;
 pub mod storage;

@@ -88,8 +88,8 @@ fn run_of(report: &serde_json::Value, frequency: &str) -> (String, String) {
 async fn a_diamond_builds_each_table_once_though_every_message_is_duplicated() -> anyhow::Result<()>
 {
     let stack = Stack::load()?;
-    let baton = Baton::start_with(&stack, "diamond", Options::default().relays()).await?;
-    let relays = baton.relays.clone().expect("started with relays");
+    let baton = Baton::start_with(&stack, "diamond", Options::default()).await?;
+    let relays = baton.relays.clone();
     relays.planner.duplicate(true);
     relays.executor.duplicate(true);
     baton
@@ -389,8 +389,8 @@ async fn a_failure_skips_only_its_descendants_and_resume_completes_the_run() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticks_create_each_run_once_one_open_at_a_time_and_record_gaps() -> anyhow::Result<()> {
     let stack = Stack::load()?;
-    let baton = Baton::start_with(&stack, "ticks", Options::default().relays()).await?;
-    let relays = baton.relays.clone().expect("started with relays");
+    let baton = Baton::start_with(&stack, "ticks", Options::default()).await?;
+    let relays = baton.relays.clone();
     let mut weekend = table("t.weekend", "hourly", "SELECT 2 AS x");
     weekend.conditions = vec![Condition {
         weekdays: vec![6, 7],
@@ -597,8 +597,8 @@ async fn manual_runs_take_a_frequency_a_table_or_a_table_and_downstream() -> any
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_run_starts_nothing_more() -> anyhow::Result<()> {
     let stack = Stack::load()?;
-    let baton = Baton::start_with(&stack, "cancel", Options::default().relays()).await?;
-    let relays = baton.relays.clone().expect("started with relays");
+    let baton = Baton::start_with(&stack, "cancel", Options::default()).await?;
+    let relays = baton.relays.clone();
     baton
         .apply(CatalogSpec {
             frequencies: vec![every("daily", 86_400, Some(2))],

@@ -8,6 +8,7 @@
 
 pub mod corpus;
 pub mod faults;
+pub mod oidc;
 pub mod relay;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,7 @@ use baton_shared::storage::Storage;
 use baton_shared::store::{Store, Usage};
 use baton_shared::warehouse::Warehouse;
 
+use crate::oidc::{Caller, Issuer};
 use crate::relay::Relay;
 
 /// Serves `app` on a free loopback port in the background; returns its base URL
@@ -197,8 +199,6 @@ pub struct Urls {
 pub struct Options {
     /// Extra environment variables for every service.
     pub env: Vec<(String, String)>,
-    /// Put a `Relay` between each push subscription and its service.
-    pub relays: bool,
 }
 
 impl Options {
@@ -206,14 +206,10 @@ impl Options {
         self.env.push((name.to_string(), value.to_string()));
         self
     }
-
-    pub fn relays(mut self) -> Self {
-        self.relays = true;
-        self
-    }
 }
 
-/// The relays in front of the services that receive pushes (with `Options::relays`).
+/// The relays in front of the services that receive pushes: they sign each push as Pub/Sub
+/// would, and duplicate or hold messages when a test asks.
 #[derive(Debug, Clone)]
 pub struct Relays {
     pub planner: Relay,
@@ -225,8 +221,9 @@ pub struct Relays {
 pub struct Baton {
     pub project: String,
     pub urls: Urls,
-    /// Present when started with `Options::relays`.
-    pub relays: Option<Relays>,
+    pub relays: Relays,
+    /// The OIDC issuer whose tokens the services accept (Google's stand-in).
+    pub issuer: Issuer,
     pub client: Client,
     pub store: Store,
     pub warehouse: Warehouse,
@@ -302,13 +299,25 @@ impl Baton {
         // Extracts go to the project's own bucket.
         let bucket = format!("{project}-extracts");
         env.push(("BATON_EXTRACT_BUCKET".into(), bucket.clone()));
-        env.extend(options.env.iter().cloned());
         let storage = Storage::new(&stack.gcp(&project)?, None)?;
         storage.ensure_bucket(&project, &bucket).await?;
 
+        // Every service but the API verifies its callers' tokens, as in production: the tick
+        // Cloud Scheduler's, the others the Pub/Sub push identity's.
+        let issuer = Issuer::start(stack).await?;
         let mut services = Vec::new();
         for name in ["api", "tick", "planner", "executor", "importer"] {
-            services.push(spawn_service(name, &env, &log_dir)?);
+            let mut service_env = env.clone();
+            if name != "api" {
+                let caller = Self::caller_of(&project, name);
+                service_env.extend([
+                    ("BATON_AUTH_AUDIENCE".to_string(), caller.audience),
+                    ("BATON_AUTH_CALLERS".to_string(), caller.email),
+                    ("BATON_AUTH_JWKS_URL".to_string(), issuer.jwks_url.clone()),
+                ]);
+            }
+            service_env.extend(options.env.iter().cloned());
+            services.push(spawn_service(name, &service_env, &log_dir)?);
         }
         let url = |name: &str| {
             services
@@ -325,44 +334,40 @@ impl Baton {
             importer: url("importer"),
         };
 
-        let relays = if options.relays {
-            Some(Relays {
-                planner: Relay::start(&urls.planner).await?,
-                executor: Relay::start(&urls.executor).await?,
-                importer: Relay::start(&urls.importer).await?,
-            })
-        } else {
-            None
-        };
-        let endpoint = |url: &str, relay: Option<&Relay>| {
-            relay.map_or_else(|| format!("{url}/pubsub"), |r| r.endpoint.clone())
+        let relays = Relays {
+            planner: Relay::start(
+                &urls.planner,
+                issuer.clone(),
+                Self::caller_of(&project, "planner"),
+            )
+            .await?,
+            executor: Relay::start(
+                &urls.executor,
+                issuer.clone(),
+                Self::caller_of(&project, "executor"),
+            )
+            .await?,
+            importer: Relay::start(
+                &urls.importer,
+                issuer.clone(),
+                Self::caller_of(&project, "importer"),
+            )
+            .await?,
         };
 
         let gcp = Gcp::from_env(&Env::from_map(env.iter().cloned().collect()))?;
         let bus = Bus::new(&gcp)?;
         bus.ensure_topic("baton-dead-letter").await?;
         for (topic, endpoint, ack) in [
-            (
-                &gcp.topics.planner,
-                endpoint(&urls.planner, relays.as_ref().map(|r| &r.planner)),
-                60,
-            ),
-            (
-                &gcp.topics.executor,
-                endpoint(&urls.executor, relays.as_ref().map(|r| &r.executor)),
-                600,
-            ),
-            (
-                &gcp.topics.importer,
-                endpoint(&urls.importer, relays.as_ref().map(|r| &r.importer)),
-                600,
-            ),
+            (&gcp.topics.planner, &relays.planner.endpoint, 60),
+            (&gcp.topics.executor, &relays.executor.endpoint, 600),
+            (&gcp.topics.importer, &relays.importer.endpoint, 600),
         ] {
             bus.ensure_topic(topic).await?;
             bus.ensure_push_subscription(&PushSubscription {
                 name: &format!("{topic}-push"),
                 topic,
-                endpoint: &endpoint,
+                endpoint,
                 ack_deadline_seconds: ack,
                 dead_letter: Some(("baton-dead-letter", 20)),
             })
@@ -376,6 +381,7 @@ impl Baton {
             project,
             urls,
             relays,
+            issuer,
             store,
             warehouse,
             gcp,
@@ -383,6 +389,25 @@ impl Baton {
             http: reqwest::Client::new(),
             services,
         })
+    }
+
+    /// Who calls `service` in production, and the audience its tokens name: Cloud Scheduler
+    /// calls the tick, Pub/Sub pushes to the others.
+    pub fn caller_of(project: &str, service: &str) -> Caller {
+        let email = if service == "tick" {
+            oidc::scheduler_identity(project)
+        } else {
+            oidc::push_identity(project)
+        };
+        Caller {
+            email,
+            audience: oidc::audience(service),
+        }
+    }
+
+    /// A valid `Authorization` value for calling `service` as its production caller does.
+    pub fn bearer(&self, service: &str) -> String {
+        self.issuer.bearer(&Self::caller_of(&self.project, service))
     }
 
     /// The `baton` command, pointed at this Baton's API.
@@ -403,7 +428,10 @@ impl Baton {
     }
 
     async fn tick_request(&self, at: Option<jiff::Timestamp>) -> anyhow::Result<serde_json::Value> {
-        let mut request = self.http.post(format!("{}/tick", self.urls.tick));
+        let mut request = self
+            .http
+            .post(format!("{}/tick", self.urls.tick))
+            .header("authorization", self.bearer("tick"));
         if let Some(at) = at {
             request = request.query(&[("at", at.to_string())]);
         }
@@ -429,11 +457,32 @@ impl Baton {
     }
 
     /// Delivers `payload` to a service's `/pubsub` endpoint as a Pub/Sub push would (a
-    /// redelivery, say), and returns the status it answered.
+    /// redelivery, say), with the push identity's token, and returns the status it answered.
     pub async fn push(
         &self,
         service_url: &str,
         payload: &impl serde::Serialize,
+    ) -> anyhow::Result<reqwest::StatusCode> {
+        let service = [
+            (&self.urls.planner, "planner"),
+            (&self.urls.executor, "executor"),
+            (&self.urls.importer, "importer"),
+        ]
+        .into_iter()
+        .find(|(url, _)| url.as_str() == service_url)
+        .map(|(_, name)| name)
+        .ok_or_else(|| anyhow!("{service_url} is not a service that takes pushes"))?;
+        self.push_with(service_url, payload, Some(&self.bearer(service)))
+            .await
+    }
+
+    /// Delivers `payload` to a service's `/pubsub` with `authorization` as the header's value
+    /// (none: no header), and returns the status it answered.
+    pub async fn push_with(
+        &self,
+        service_url: &str,
+        payload: &impl serde::Serialize,
+        authorization: Option<&str>,
     ) -> anyhow::Result<reqwest::StatusCode> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let data = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(payload)?);
@@ -441,12 +490,14 @@ impl Baton {
             "message": {"data": data, "messageId": format!("harness-{n}"), "attributes": {}},
             "subscription": "projects/harness/subscriptions/direct",
         });
-        let response = self
+        let mut request = self
             .http
             .post(format!("{service_url}/pubsub"))
-            .json(&envelope)
-            .send()
-            .await?;
+            .json(&envelope);
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let response = request.send().await?;
         Ok(response.status())
     }
 

@@ -7,6 +7,11 @@
 //! It is not a fake of Pub/Sub: the messages come from the emulator and go to the real
 //! service; the relay only does to them what Pub/Sub is allowed to do. A held message is
 //! acknowledged to the emulator and kept by the relay until `release`.
+//!
+//! It also does what the emulator cannot: every delivery carries an OIDC token of the push
+//! identity for the service's audience, signed by the harness's issuer, as Pub/Sub's push
+//! with an `oidc_token` does. So every Baton of the harness has a relay in front of each
+//! service that receives pushes, and the services verify every push.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,6 +24,8 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use base64::Engine;
 
+use crate::oidc::{Caller, Issuer};
+
 /// Which messages to hold, by their decoded JSON payload.
 pub type Filter = Arc<dyn Fn(&serde_json::Value) -> bool + Send + Sync>;
 
@@ -30,6 +37,8 @@ struct Holding {
 
 struct Inner {
     target: String,
+    issuer: Issuer,
+    caller: Caller,
     http: reqwest::Client,
     duplicate: AtomicBool,
     holding: Mutex<Holding>,
@@ -55,10 +64,13 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
-    /// Starts a relay on a loopback port for the service at `target` (its base URL).
-    pub async fn start(target: &str) -> anyhow::Result<Self> {
+    /// Starts a relay on a loopback port for the service at `target` (its base URL), which
+    /// delivers as `caller` with tokens from `issuer`.
+    pub async fn start(target: &str, issuer: Issuer, caller: Caller) -> anyhow::Result<Self> {
         let inner = Arc::new(Inner {
             target: format!("{target}/pubsub"),
+            issuer,
+            caller,
             http: reqwest::Client::new(),
             duplicate: AtomicBool::new(false),
             holding: Mutex::new(Holding::default()),
@@ -162,6 +174,7 @@ async fn deliver(inner: &Inner, body: Bytes) -> StatusCode {
             .http
             .post(&inner.target)
             .header("content-type", "application/json")
+            .header("authorization", inner.issuer.bearer(&inner.caller))
             .body(body.clone())
             .send()
     });

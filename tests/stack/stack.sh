@@ -119,6 +119,30 @@ PY
   mv "$signing_key.tmp" "$signing_key"
 }
 
+# Keys of the stack's own OIDC issuer, which stands in for Google's: the harness serves their
+# public halves as a JWKS on loopback and signs the tokens that Pub/Sub and Cloud Scheduler
+# would send, so that the services verify every call as in production. Three: the issuer's
+# key, the one it rotates to, and a stranger's.
+oidc_dir=$cache_dir/oidc
+make_oidc_keys() {
+  local kid
+  mkdir -p "$oidc_dir"
+  for kid in a b c; do
+    [ -s "$oidc_dir/$kid.jwk.json" ] && continue
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$oidc_dir/$kid.pem" 2>/dev/null ||
+      die "openssl could not make a key"
+    openssl rsa -in "$oidc_dir/$kid.pem" -noout -modulus 2>/dev/null | python3 -c '
+import base64, json, sys
+kid = sys.argv[1]
+modulus = bytes.fromhex(sys.stdin.read().strip().split("=", 1)[1])
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+json.dump({"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
+           "n": b64(modulus), "e": b64((65537).to_bytes(3, "big"))}, sys.stdout)
+' "$kid" >"$oidc_dir/$kid.jwk.json.tmp"
+    mv "$oidc_dir/$kid.jwk.json.tmp" "$oidc_dir/$kid.jwk.json"
+  done
+}
+
 fake_gcs_bin() {
   local site
   site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
@@ -139,6 +163,7 @@ cmd_install() {
   install_venv
   install_duckdb_extensions
   make_signing_key
+  make_oidc_keys
   chmod +x "$(fake_gcs_bin)"
 }
 
@@ -265,6 +290,7 @@ BIGQUERY_EMULATOR_HOST=http://127.0.0.1:$p_bq
 BATON_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$p_pg/postgres
 BATON_TEST_MYSQL_URL=mysql://root@127.0.0.1:$p_my/mysql
 BATON_SIGNING_KEY_FILE=$signing_key
+BATON_TEST_OIDC_KEYS=$oidc_dir
 EOF
   mv "$env_file.tmp" "$env_file"
 }

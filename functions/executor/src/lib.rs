@@ -36,6 +36,7 @@ use baton_shared::http::{
 use baton_shared::ids::{bigquery_job_id, label_value};
 use baton_shared::lifecycle::Outcome;
 use baton_shared::messages::{ExecutorTask, PlannerEvent};
+use baton_shared::oidc::Callers;
 use baton_shared::ports::{Publish, RunPort};
 use baton_shared::run::{ExtractFile, ExtractRecord, Instants, Job, JobStatistics, NotifyRecord};
 use baton_shared::secrets::Redacted;
@@ -75,6 +76,8 @@ pub struct Config {
     /// doubling after each (`BATON_NOTIFY_BACKOFF_MS`).
     pub notify_attempts: u32,
     pub notify_backoff: Duration,
+    /// Who may call: the Pub/Sub push identity.
+    pub callers: Callers,
 }
 
 impl Config {
@@ -103,6 +106,7 @@ impl Config {
                 .transpose()?,
             notify_attempts: env.parse_or("BATON_NOTIFY_ATTEMPTS", 5)?,
             notify_backoff: Duration::from_millis(env.parse_or("BATON_NOTIFY_BACKOFF_MS", 1000)?),
+            callers: Callers::from_env(env)?,
         })
     }
 }

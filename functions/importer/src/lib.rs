@@ -6,7 +6,25 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 
+use baton_shared::config::{ConfigError, Env, Listen};
 use baton_shared::http::healthz;
+use baton_shared::oidc::Callers;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Listen,
+    /// Who may call: the Pub/Sub push identity.
+    pub callers: Callers,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            listen: Listen::from_env(env)?,
+            callers: Callers::from_env(env)?,
+        })
+    }
+}
 
 pub fn router() -> Router {
     Router::new()

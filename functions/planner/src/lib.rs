@@ -38,6 +38,7 @@ use baton_shared::config::{ConfigError, Env, Gcp, Listen};
 use baton_shared::http::{PushOutcome, Retryable, decode_push, healthz};
 use baton_shared::lifecycle::{LeaseOutcome, Planned, RunPlan, Settled, plan_run, summarize};
 use baton_shared::messages::{ExecutorTask, PlannerEvent};
+use baton_shared::oidc::Callers;
 use baton_shared::ports::{Publish, RunPort};
 use baton_shared::run::{Job, Run};
 use baton_shared::serial::Serial;
@@ -52,6 +53,8 @@ pub struct Config {
     /// (`BATON_PLANNING_LEASE_SECONDS`).
     pub planning_lease_seconds: i64,
     pub alerts: AlertConfig,
+    /// Who may call: the Pub/Sub push identity.
+    pub callers: Callers,
 }
 
 impl Config {
@@ -62,6 +65,7 @@ impl Config {
             alerts: AlertConfig::from_env(env, &gcp)?,
             gcp,
             planning_lease_seconds: env.parse_or("BATON_PLANNING_LEASE_SECONDS", 120)?,
+            callers: Callers::from_env(env)?,
         })
     }
 }

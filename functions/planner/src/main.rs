@@ -19,7 +19,9 @@ async fn main() -> ExitCode {
 async fn run() -> anyhow::Result<()> {
     let config = Config::from_env(&Env::process())?;
     let listen = config.listen.clone();
+    let callers = config.callers.clone();
     let app = Arc::new(App::connect(config).await?);
-    baton_shared::http::serve(router(app), &listen).await?;
+    let router = baton_shared::oidc::guard(router(app), &callers);
+    baton_shared::http::serve(router, &listen).await?;
     Ok(())
 }

@@ -22,6 +22,7 @@ use baton_shared::config::{ConfigError, Env, Gcp, Listen};
 use baton_shared::http::{ApiError, healthz};
 use baton_shared::ids::scheduled_run_id;
 use baton_shared::messages::PlannerEvent;
+use baton_shared::oidc::Callers;
 use baton_shared::ports::Publish;
 use baton_shared::run::{Run, Trigger};
 use baton_shared::state::RunState;
@@ -39,6 +40,8 @@ pub struct Config {
     /// Whether `/tick?at=…` may tick as if it were another time (`BATON_TICK_ALLOW_AT`): for
     /// tests and operators; Cloud Scheduler never sends it.
     pub allow_at: bool,
+    /// Who may call: Cloud Scheduler's identity.
+    pub callers: Callers,
 }
 
 impl Config {
@@ -51,6 +54,7 @@ impl Config {
                 env.parse_or("BATON_REANNOUNCE_SECONDS", 30)?,
             ),
             allow_at: env.parse_or("BATON_TICK_ALLOW_AT", false)?,
+            callers: Callers::from_env(env)?,
         })
     }
 }

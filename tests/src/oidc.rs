@@ -1,0 +1,159 @@
+//! The local stack's stand-in for Google's OIDC issuer. Pub/Sub's emulator sends no token and
+//! there is no Cloud Scheduler locally, so the harness signs what they would send: tokens
+//! with Google's issuer, the receiving service's URL as audience and the calling identity's
+//! email, under keys the stack made (`BATON_TEST_OIDC_KEYS`: `a`, `b`, `c`). It publishes the
+//! public halves of the keys it chooses as a JWKS on loopback, where the services fetch them
+//! as they would fetch Google's, and counts the fetches.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, anyhow};
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+use crate::Stack;
+
+/// The issuer Google writes in its tokens.
+pub const ISSUER: &str = "https://accounts.google.com";
+
+struct Inner {
+    /// The keys' public halves by key id, and which of them are published.
+    jwks: HashMap<String, serde_json::Value>,
+    published: Mutex<Vec<String>>,
+    signing: HashMap<String, EncodingKey>,
+    fetches: AtomicU64,
+}
+
+/// An OIDC issuer on loopback.
+#[derive(Clone)]
+pub struct Issuer {
+    inner: Arc<Inner>,
+    /// Where its keys are published: a service's `BATON_AUTH_JWKS_URL`.
+    pub jwks_url: String,
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("jwks_url", &self.jwks_url)
+            .finish()
+    }
+}
+
+impl Issuer {
+    /// Starts an issuer that publishes key `a` (it also holds `b`, to rotate to, and `c`,
+    /// which it never publishes).
+    pub async fn start(stack: &Stack) -> anyhow::Result<Self> {
+        let dir = PathBuf::from(stack.var("BATON_TEST_OIDC_KEYS")?);
+        let mut jwks = HashMap::new();
+        let mut signing = HashMap::new();
+        for kid in ["a", "b", "c"] {
+            let jwk_path = dir.join(format!("{kid}.jwk.json"));
+            let jwk: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(&jwk_path)
+                    .with_context(|| format!("reading {}", jwk_path.display()))?,
+            )?;
+            let pem = std::fs::read(dir.join(format!("{kid}.pem")))?;
+            jwks.insert(kid.to_string(), jwk);
+            signing.insert(kid.to_string(), EncodingKey::from_rsa_pem(&pem)?);
+        }
+        let inner = Arc::new(Inner {
+            jwks,
+            published: Mutex::new(vec!["a".to_string()]),
+            signing,
+            fetches: AtomicU64::new(0),
+        });
+        let app = Router::new()
+            .route("/certs", get(certs))
+            .with_state(inner.clone());
+        let jwks_url = format!("{}/certs", crate::serve_on_loopback(app).await?);
+        Ok(Self { inner, jwks_url })
+    }
+
+    /// Publishes key `kid` beside the others, as Google does before it signs with a new key.
+    pub fn publish(&self, kid: &str) {
+        let mut published = self.inner.published.lock().expect("not poisoned");
+        if !published.iter().any(|k| k == kid) {
+            published.push(kid.to_string());
+        }
+    }
+
+    /// How often the key set was fetched.
+    pub fn fetches(&self) -> u64 {
+        self.inner.fetches.load(Ordering::SeqCst)
+    }
+
+    /// `claims` signed with key `kid`, the key id in the header.
+    pub fn sign(&self, kid: &str, claims: &serde_json::Value) -> anyhow::Result<String> {
+        let key = self
+            .inner
+            .signing
+            .get(kid)
+            .ok_or_else(|| anyhow!("the issuer has no key {kid}"))?;
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.to_string());
+        Ok(jsonwebtoken::encode(&header, claims, key)?)
+    }
+
+    /// The claims of a token Google would sign for `email` calling `audience`, valid for an
+    /// hour from now.
+    pub fn claims(audience: &str, email: &str) -> serde_json::Value {
+        let now = jiff::Timestamp::now().as_second();
+        serde_json::json!({
+            "iss": ISSUER,
+            "aud": audience,
+            "azp": "100000000000000000000",
+            "sub": "100000000000000000000",
+            "email": email,
+            "email_verified": true,
+            "iat": now,
+            "exp": now + 3600,
+        })
+    }
+
+    /// An `Authorization` header's value for `caller`, signed with key `a`.
+    pub fn bearer(&self, caller: &Caller) -> String {
+        let token = self
+            .sign("a", &Self::claims(&caller.audience, &caller.email))
+            .expect("key a signs");
+        format!("Bearer {token}")
+    }
+}
+
+async fn certs(State(inner): State<Arc<Inner>>) -> axum::Json<serde_json::Value> {
+    inner.fetches.fetch_add(1, Ordering::SeqCst);
+    let published = inner.published.lock().expect("not poisoned").clone();
+    let keys: Vec<serde_json::Value> = published
+        .iter()
+        .filter_map(|kid| inner.jwks.get(kid).cloned())
+        .collect();
+    axum::Json(serde_json::json!({ "keys": keys }))
+}
+
+/// Who calls a service, and the audience its tokens name.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub email: String,
+    pub audience: String,
+}
+
+/// The identity Pub/Sub pushes with in a project (Terraform's `baton-push` account).
+pub fn push_identity(project: &str) -> String {
+    format!("baton-push@{project}.iam.gserviceaccount.com")
+}
+
+/// The identity Cloud Scheduler calls the tick with (Terraform's `baton-scheduler` account).
+pub fn scheduler_identity(project: &str) -> String {
+    format!("baton-scheduler@{project}.iam.gserviceaccount.com")
+}
+
+/// The URL a service is known by, which its tokens' audience must be. On Cloud Run it is the
+/// service's own URL; locally any URL does, since the services listen on ports chosen at start.
+pub fn audience(service: &str) -> String {
+    format!("https://baton-{service}.local.test")
+}
