@@ -15,6 +15,9 @@ if ! "$stack" status; then
   started=1
 fi
 
+# The Terraform tests read the google provider's schema (an npm package, cached).
+tests/terraform/check.sh schema
+
 # The end-to-end tests start the services' binaries: build them all first.
 cargo build --workspace --all-targets
 BATON_STACK_ENV="$("$stack" env)" cargo test --workspace "$@"

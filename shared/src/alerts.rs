@@ -53,6 +53,9 @@ impl AlertConfig {
     }
 }
 
+/// How long an alert's claim is kept (Terraform's TTL policy on `alerts.expire_at` deletes it).
+pub const KEEP_ALERTS: jiff::SignedDuration = jiff::SignedDuration::from_hours(30 * 24);
+
 /// `alerts/{id}`: one alert, claimed before it is sent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertDoc {
@@ -66,6 +69,10 @@ pub struct AlertDoc {
     pub text: String,
     #[serde(with = "firestore::serialize_as_timestamp")]
     pub created_at: Timestamp,
+    /// When Firestore's TTL policy deletes the claim: `KEEP_ALERTS` after it was made. A claim
+    /// only has to outlive the redeliveries of its message, which Pub/Sub keeps 7 days at most.
+    #[serde(with = "firestore::serialize_as_optional_timestamp", default)]
+    pub expire_at: Option<Timestamp>,
     /// How the POST went, once it has.
     #[serde(default)]
     pub delivery: Option<NotifyRecord>,
@@ -206,6 +213,7 @@ impl Alerts {
             connection: name.clone(),
             text,
             created_at: Timestamp::now(),
+            expire_at: Some(Timestamp::now() + KEEP_ALERTS),
             delivery: None,
         };
         match self.store.create(None, COLLECTION, id, &doc).await {

@@ -10,6 +10,7 @@ pub mod corpus;
 pub mod faults;
 pub mod oidc;
 pub mod relay;
+pub mod terraform;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};

@@ -1,0 +1,90 @@
+# Firestore holds all of Baton's configuration, state and history (native mode). The composite
+# indexes are those the services' queries need (shared/src/store/indexes.rs names them; the
+# emulator needs none, tests/e2e/terraform.rs checks that each is declared here).
+
+resource "google_firestore_database" "baton" {
+  project                 = var.project
+  name                    = var.firestore_database
+  location_id             = var.firestore_location
+  type                    = "FIRESTORE_NATIVE"
+  delete_protection_state = var.deletion_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  deletion_policy         = var.deletion_protection ? "ABANDON" : "DELETE"
+
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
+
+  depends_on = [google_project_service.apis]
+}
+
+# The planner's next jobs to dispatch: queued, not dispatched, most important first.
+resource "google_firestore_index" "waiting_jobs" {
+  project     = var.project
+  database    = google_firestore_database.baton.name
+  collection  = "jobs"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "state"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "dispatched"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "priority"
+    order      = "DESCENDING"
+  }
+  fields {
+    field_path = "table"
+    order      = "ASCENDING"
+  }
+}
+
+# The jobs one planner event dispatched, to send again after a lost publish.
+resource "google_firestore_index" "jobs_by_dispatch_cause" {
+  project     = var.project
+  database    = google_firestore_database.baton.name
+  collection  = "jobs"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "dispatch_cause"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "state"
+    order      = "ASCENDING"
+  }
+}
+
+# A dimension's costs over a range of days.
+resource "google_firestore_index" "cost_rollups" {
+  project     = var.project
+  database    = google_firestore_database.baton.name
+  collection  = "cost_rollups"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "dimension"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "day"
+    order      = "ASCENDING"
+  }
+}
+
+# Alerts' claims only need to outlive their messages' redeliveries (7 days at most): Firestore
+# deletes each at its expire_at (30 days after the claim). Runs, jobs and cost roll-ups are
+# the history people read, and are kept.
+resource "google_firestore_field" "alerts_ttl" {
+  project    = var.project
+  database   = google_firestore_database.baton.name
+  collection = "alerts"
+  field      = "expire_at"
+
+  ttl_config {}
+
+  # A TTL field needs no index of its own.
+  index_config {}
+}

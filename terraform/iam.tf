@@ -1,0 +1,144 @@
+# One identity per service, one for Pub/Sub's pushes and one for Cloud Scheduler's calls, each
+# with only the roles its calls need. The README's "Identities and roles" table lists the same
+# bindings with the calls behind them; tests/e2e/terraform.rs checks that the two agree.
+
+resource "google_service_account" "service" {
+  for_each = toset(local.service_names)
+
+  project      = var.project
+  account_id   = "${var.prefix}-${each.key}"
+  display_name = "Baton ${each.key}"
+  description  = "Runs Baton's ${each.key} service on Cloud Run."
+}
+
+resource "google_service_account" "push" {
+  project      = var.project
+  account_id   = "${var.prefix}-push"
+  display_name = "Baton Pub/Sub push"
+  description  = "The identity of Pub/Sub's pushes to Baton's services: their OIDC tokens name it."
+}
+
+resource "google_service_account" "scheduler" {
+  project      = var.project
+  account_id   = "${var.prefix}-scheduler"
+  display_name = "Baton Cloud Scheduler"
+  description  = "The identity of Cloud Scheduler's calls to Baton's tick: their OIDC tokens name it."
+}
+
+locals {
+  # Pub/Sub's own service agent: it mints the push identity's tokens and moves dead letters.
+  pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+  # Project-wide roles, by service. BigQuery's are granted on the BigQuery project.
+  firestore_roles = {
+    tick     = ["roles/datastore.user"]
+    planner  = ["roles/datastore.user"]
+    executor = ["roles/datastore.user"]
+    api      = ["roles/datastore.user"]
+  }
+  bigquery_roles = {
+    executor = ["roles/bigquery.jobUser", "roles/bigquery.dataEditor"]
+    api      = ["roles/bigquery.jobUser", "roles/bigquery.dataViewer"]
+  }
+  firestore_grants = merge([for service, roles in local.firestore_roles : { for role in roles : "${service} ${role}" => { service = service, role = role } }]...)
+  bigquery_grants  = merge([for service, roles in local.bigquery_roles : { for role in roles : "${service} ${role}" => { service = service, role = role } }]...)
+}
+
+resource "google_project_iam_member" "firestore" {
+  for_each = local.firestore_grants
+
+  project = var.project
+  role    = each.value.role
+  member  = google_service_account.service[each.value.service].member
+}
+
+resource "google_project_iam_member" "bigquery" {
+  for_each = local.bigquery_grants
+
+  project = local.bigquery_project
+  role    = each.value.role
+  member  = google_service_account.service[each.value.service].member
+}
+
+# Who publishes to which topic.
+resource "google_pubsub_topic_iam_member" "planner_publishers" {
+  for_each = toset(["tick", "planner", "executor", "api"])
+
+  project = var.project
+  topic   = google_pubsub_topic.planner.name
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.service[each.key].member
+}
+
+resource "google_pubsub_topic_iam_member" "executor_publishers" {
+  for_each = toset(["planner", "executor"])
+
+  project = var.project
+  topic   = google_pubsub_topic.executor.name
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.service[each.key].member
+}
+
+# The executor writes extracts (BigQuery writes them as the job's identity), lists and signs them.
+resource "google_storage_bucket_iam_member" "extracts" {
+  bucket = google_storage_bucket.extracts.name
+  role   = "roles/storage.objectAdmin"
+  member = google_service_account.service["executor"].member
+}
+
+# Extracts' URLs are signed by the executor's own identity through IAM signBlob.
+resource "google_service_account_iam_member" "executor_signs_urls" {
+  service_account_id = google_service_account.service["executor"].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = google_service_account.service["executor"].member
+}
+
+# The services that open or seal connections read the encryption key.
+resource "google_secret_manager_secret_iam_member" "encryption_key" {
+  for_each = toset(["planner", "executor", "api"])
+
+  project   = var.project
+  secret_id = google_secret_manager_secret.encryption_key.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.service[each.key].member
+}
+
+# Pub/Sub mints the push identity's OIDC tokens.
+resource "google_service_account_iam_member" "pubsub_mints_push_tokens" {
+  service_account_id = google_service_account.push.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_agent
+
+  depends_on = [google_project_service.apis]
+}
+
+# Pub/Sub moves a message that failed too often to the dead-letter topic: it must publish
+# there and acknowledge on the subscription it came from.
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  project = var.project
+  topic   = google_pubsub_topic.dead_letter.name
+  role    = "roles/pubsub.publisher"
+  member  = local.pubsub_agent
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
+  for_each = google_pubsub_subscription.push
+
+  project      = var.project
+  subscription = each.value.name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
+}
+
+# People (or groups) who may call the API; the other services answer only Google's tokens.
+resource "google_cloud_run_v2_service_iam_member" "api_invokers" {
+  for_each = toset(var.api_invokers)
+
+  project  = var.project
+  location = var.region
+  name     = google_cloud_run_v2_service.service["api"].name
+  role     = "roles/run.invoker"
+  member   = each.value
+}

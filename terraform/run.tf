@@ -1,0 +1,152 @@
+# The five services, one Cloud Run service each, from one image per service. None runs while
+# nothing is due (min 0 instances, CPU only during requests).
+#
+# The tick, planner, executor and importer verify every caller's Google-signed OIDC token
+# themselves (signature, issuer, expiry, audience, caller), so Cloud Run's own invoker check is
+# off for them: when Cloud Run checks a token itself it removes the token's signature before
+# the container sees it, and the services would refuse every call. Their ingress is internal:
+# only Google's own callers (Pub/Sub, Cloud Scheduler) in the project reach them at all. The
+# API has no authentication of its own yet, so Cloud Run IAM guards it (api_invokers).
+
+locals {
+  # What every service but the importer reads.
+  common_env = {
+    BATON_PROJECT            = var.project
+    BATON_FIRESTORE_DATABASE = google_firestore_database.baton.name
+    BATON_BIGQUERY_PROJECT   = local.bigquery_project
+    BATON_BIGQUERY_LOCATION  = var.bigquery_location
+    BATON_TOPIC_PLANNER      = google_pubsub_topic.planner.name
+    BATON_TOPIC_EXECUTOR     = google_pubsub_topic.executor.name
+    BATON_TOPIC_IMPORTER     = google_pubsub_topic.importer.name
+  }
+
+  push_callers = {
+    BATON_AUTH_CALLERS = google_service_account.push.email
+  }
+
+  services = {
+    tick = {
+      timeout = "60s"
+      memory  = "256Mi"
+      env = merge(local.common_env, {
+        BATON_AUTH_AUDIENCE       = local.url["tick"]
+        BATON_AUTH_CALLERS        = google_service_account.scheduler.email
+        BATON_DEFAULT_CONCURRENCY = tostring(var.default_concurrency)
+      })
+      secret_env = {}
+    }
+    planner = {
+      timeout = "60s"
+      memory  = "256Mi"
+      env = merge(local.common_env, local.push_callers, {
+        BATON_AUTH_AUDIENCE = local.url["planner"]
+      })
+      secret_env = { BATON_ENCRYPTION_KEY = google_secret_manager_secret.encryption_key.secret_id }
+    }
+    executor = {
+      # Within one delivery the executor waits for a BigQuery job up to 540 s, below the
+      # subscription's 600 s ack deadline; a longer job is picked up by the next delivery.
+      timeout = "600s"
+      memory  = "512Mi"
+      env = merge(local.common_env, local.push_callers, {
+        BATON_AUTH_AUDIENCE         = local.url["executor"]
+        BATON_EXECUTOR_WAIT_SECONDS = "540"
+        BATON_EXTRACT_BUCKET        = google_storage_bucket.extracts.name
+        BATON_PRICE_PER_TIB         = tostring(var.price_per_tib)
+      })
+      secret_env = { BATON_ENCRYPTION_KEY = google_secret_manager_secret.encryption_key.secret_id }
+    }
+    importer = {
+      timeout = "600s"
+      memory  = "256Mi"
+      env = merge(local.push_callers, {
+        BATON_AUTH_AUDIENCE = local.url["importer"]
+      })
+      secret_env = {}
+    }
+    api = {
+      timeout = "300s"
+      memory  = "256Mi"
+      env = merge(local.common_env, {
+        BATON_DEFAULT_CONCURRENCY = tostring(var.default_concurrency)
+        BATON_PRICE_PER_TIB       = tostring(var.price_per_tib)
+      })
+      secret_env = { BATON_ENCRYPTION_KEY = google_secret_manager_secret.encryption_key.secret_id }
+    }
+  }
+}
+
+resource "google_cloud_run_v2_service" "service" {
+  for_each = local.services
+
+  project             = var.project
+  location            = var.region
+  name                = "${var.prefix}-${each.key}"
+  description         = "Baton's ${each.key}."
+  deletion_protection = var.deletion_protection
+
+  ingress              = each.key == "api" ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  invoker_iam_disabled = each.key != "api"
+
+  template {
+    service_account                  = google_service_account.service[each.key].email
+    timeout                          = each.value.timeout
+    max_instance_request_concurrency = 80
+
+    scaling {
+      min_instance_count = 0
+      max_instance_count = var.max_instances
+    }
+
+    containers {
+      image = "${var.image_repository}/baton-${each.key}:${var.image_tag}"
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = each.value.memory
+        }
+        cpu_idle          = true
+        startup_cpu_boost = true
+      }
+
+      dynamic "env" {
+        for_each = each.value.env
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      dynamic "env" {
+        for_each = each.value.secret_env
+        content {
+          name = env.key
+          value_source {
+            secret_key_ref {
+              secret  = env.value
+              version = "latest"
+            }
+          }
+        }
+      }
+
+      startup_probe {
+        initial_delay_seconds = 0
+        period_seconds        = 1
+        failure_threshold     = 10
+        timeout_seconds       = 1
+
+        http_get {
+          path = "/healthz"
+        }
+      }
+    }
+  }
+
+  depends_on = [
+    google_project_service.apis,
+    google_secret_manager_secret_version.encryption_key,
+    google_secret_manager_secret_iam_member.encryption_key,
+  ]
+}
