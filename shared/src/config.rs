@@ -17,8 +17,11 @@ pub struct ConfigError {
 type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Reads variables from the process, or from a map in tests. An empty value counts as unset.
+/// It remembers which variables were asked for (`asked`), so that a test can hold a service's
+/// configuration against what Terraform sets.
 pub struct Env {
     lookup: Lookup,
+    asked: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl fmt::Debug for Env {
@@ -31,17 +34,28 @@ impl Env {
     pub fn process() -> Self {
         Self {
             lookup: Box::new(|name| std::env::var(name).ok()),
+            asked: Default::default(),
         }
     }
 
     pub fn from_map(map: HashMap<String, String>) -> Self {
         Self {
             lookup: Box::new(move |name| map.get(name).cloned()),
+            asked: Default::default(),
         }
     }
 
     pub fn get(&self, name: &str) -> Option<String> {
+        self.asked
+            .lock()
+            .expect("not poisoned")
+            .insert(name.to_string());
         (self.lookup)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// Every variable asked for so far.
+    pub fn asked(&self) -> std::collections::BTreeSet<String> {
+        self.asked.lock().expect("not poisoned").clone()
     }
 
     pub fn required(&self, name: &str) -> Result<String, ConfigError> {
@@ -96,6 +110,26 @@ pub struct Topics {
     pub planner: String,
     pub executor: String,
     pub importer: String,
+}
+
+impl Topics {
+    /// Each service that receives pushes, the variable naming its topic, and the default
+    /// name. Terraform's push subscriptions follow this list (`tests/e2e/terraform.rs`).
+    pub const RECEIVERS: [(&'static str, &'static str, &'static str); 3] = [
+        ("planner", "BATON_TOPIC_PLANNER", "baton-planner"),
+        ("executor", "BATON_TOPIC_EXECUTOR", "baton-executor"),
+        ("importer", "BATON_TOPIC_IMPORTER", "baton-importer"),
+    ];
+
+    fn from_env(env: &Env) -> Self {
+        let [planner, executor, importer] =
+            Self::RECEIVERS.map(|(_, variable, default)| env.or(variable, default));
+        Self {
+            planner,
+            executor,
+            importer,
+        }
+    }
 }
 
 /// Google Cloud: the project, Firestore, Pub/Sub and BigQuery, each on its emulator when its
@@ -164,11 +198,7 @@ impl Gcp {
                 .as_deref()
                 .map_or_else(|| "https://storage.googleapis.com".into(), with_scheme),
             storage_emulated: storage_emulator.is_some(),
-            topics: Topics {
-                planner: env.or("BATON_TOPIC_PLANNER", "baton-planner"),
-                executor: env.or("BATON_TOPIC_EXECUTOR", "baton-executor"),
-                importer: env.or("BATON_TOPIC_IMPORTER", "baton-importer"),
-            },
+            topics: Topics::from_env(env),
             project,
         })
     }

@@ -57,10 +57,21 @@ impl fmt::Display for ApiFailure {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// Sent as `Authorization: Bearer …` when set (never shown by `Debug`).
+    token: Option<String>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 impl Client {
@@ -71,7 +82,15 @@ impl Client {
                 .timeout(Duration::from_secs(300))
                 .build()
                 .expect("a reqwest client builds"),
+            token: None,
         }
+    }
+
+    /// Sends `token` as a bearer token with every call: an identity token where Cloud Run's IAM
+    /// guards the API (`gcloud auth print-identity-token`).
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.trim().is_empty());
+        self
     }
 
     async fn call<T: DeserializeOwned>(
@@ -82,6 +101,10 @@ impl Client {
         let unreachable = |source| ClientError::Unreachable {
             url: url.to_string(),
             source,
+        };
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token.trim()),
+            None => request,
         };
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();

@@ -27,6 +27,10 @@ struct Cli {
         global = true
     )]
     api: String,
+    /// A bearer token for the API: where Cloud Run's IAM guards it, an identity token
+    /// (`BATON_TOKEN=$(gcloud auth print-identity-token) baton …`).
+    #[arg(long, env = "BATON_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -175,7 +179,7 @@ async fn main() -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&cli.api);
+    let client = Client::new(&cli.api).with_token(cli.token);
     match cli.command {
         Command::Apply {
             dir,

@@ -21,6 +21,7 @@
 //! query that finds nothing costs one read, a transaction's writes count when it commits.
 
 mod catalog;
+pub mod indexes;
 mod runs;
 
 pub use runs::Admitted;

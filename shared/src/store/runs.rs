@@ -113,6 +113,7 @@ impl Store {
     }
 
     /// The cost of each day from `from` to `to` (`YYYY-MM-DD`, both included) by `dimension`.
+    /// Served by `indexes::COST_ROLLUPS`.
     pub async fn costs(
         &self,
         dimension: Dimension,
@@ -350,6 +351,7 @@ impl RunPort for Store {
         self.list(Some(&parent), JOBS).await
     }
 
+    /// Served by `indexes::WAITING_JOBS`.
     async fn waiting_jobs(&self, run_id: &str, limit: u32) -> Result<Vec<Job>, StoreError> {
         let parent = self.run_path(run_id)?;
         Ok(self
@@ -372,6 +374,7 @@ impl RunPort for Store {
             .map(counted)?)
     }
 
+    /// Served by `indexes::JOBS_BY_DISPATCH_CAUSE`.
     async fn dispatched_by(&self, run_id: &str, cause: &str) -> Result<Vec<Job>, StoreError> {
         let parent = self.run_path(run_id)?;
         let cause = cause.to_string();

@@ -3,4 +3,5 @@
 //! against what the code needs of them (`contracts`).
 
 pub mod check;
+pub mod module;
 pub mod schema;
