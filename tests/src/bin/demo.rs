@@ -50,6 +50,10 @@ async fn demo() -> anyhow::Result<bool> {
     ] {
         println!("  {name:<9} {url}");
     }
+    println!(
+        "  every service but the api verifies callers' OIDC tokens against keys at {}",
+        baton.issuer.jwks_url
+    );
 
     step(&format!("baton apply {}", catalog.display()));
     let output = baton.cli().arg("apply").arg(&catalog).output()?;
@@ -59,7 +63,7 @@ async fn demo() -> anyhow::Result<bool> {
         bail!("baton apply failed");
     }
 
-    step("POST /tick, as Cloud Scheduler does every minute");
+    step("POST /tick with an OIDC token, as Cloud Scheduler does every minute");
     let report = baton.tick().await?;
     let mut run_ids = Vec::new();
     for run in report["runs"].as_array().into_iter().flatten() {
