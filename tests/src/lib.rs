@@ -335,28 +335,16 @@ impl Baton {
             importer: url("importer"),
         };
 
+        let relay = |service: &'static str| Relay::start(&urls, service, &issuer, &project);
         let relays = Relays {
-            planner: Relay::start(
-                &urls.planner,
-                issuer.clone(),
-                Self::caller_of(&project, "planner"),
-            )
-            .await?,
-            executor: Relay::start(
-                &urls.executor,
-                issuer.clone(),
-                Self::caller_of(&project, "executor"),
-            )
-            .await?,
-            importer: Relay::start(
-                &urls.importer,
-                issuer.clone(),
-                Self::caller_of(&project, "importer"),
-            )
-            .await?,
+            planner: relay("planner").await?,
+            executor: relay("executor").await?,
+            importer: relay("importer").await?,
         };
 
-        let gcp = Gcp::from_env(&Env::from_map(env.iter().cloned().collect()))?;
+        let gcp = Gcp::from_env(&Env::from_map(
+            env.iter().chain(&options.env).cloned().collect(),
+        ))?;
         let bus = Bus::new(&gcp)?;
         bus.ensure_topic("baton-dead-letter").await?;
         for (topic, endpoint, ack) in [

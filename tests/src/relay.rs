@@ -64,13 +64,24 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
-    /// Starts a relay on a loopback port for the service at `target` (its base URL), which
-    /// delivers as `caller` with tokens from `issuer`.
-    pub async fn start(target: &str, issuer: Issuer, caller: Caller) -> anyhow::Result<Self> {
+    /// Starts a relay on a loopback port for `service` (one of `urls`), which delivers as
+    /// the service's production caller with tokens from `issuer`.
+    pub async fn start(
+        urls: &crate::Urls,
+        service: &str,
+        issuer: &Issuer,
+        project: &str,
+    ) -> anyhow::Result<Self> {
+        let target = match service {
+            "planner" => &urls.planner,
+            "executor" => &urls.executor,
+            "importer" => &urls.importer,
+            other => anyhow::bail!("{other} takes no pushes"),
+        };
         let inner = Arc::new(Inner {
             target: format!("{target}/pubsub"),
-            issuer,
-            caller,
+            issuer: issuer.clone(),
+            caller: crate::Baton::caller_of(project, service),
             http: reqwest::Client::new(),
             duplicate: AtomicBool::new(false),
             holding: Mutex::new(Holding::default()),

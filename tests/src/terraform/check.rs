@@ -169,16 +169,15 @@ impl Checker<'_> {
                 }
                 Structure::Block(block) => {
                     let ident = block.ident.as_str();
-                    if top && resource && META_BLOCKS.contains(&ident) {
-                        continue;
-                    }
-                    if top && ident == "lifecycle" {
+                    // Terraform's own blocks; a data source takes only `lifecycle`.
+                    if top && (ident == "lifecycle" || resource && META_BLOCKS.contains(&ident)) {
                         continue;
                     }
                     if ident == "dynamic" {
                         if let Some(name) = self.dynamic(schema, block, at) {
-                            // A dynamic block may stand for any number of blocks.
-                            *present.entry(name).or_default() += 0;
+                            // A dynamic block stands for any number of blocks, so it makes a
+                            // required block present, and never repeats a single one.
+                            present.entry(name).or_default();
                         }
                         continue;
                     }

@@ -1,14 +1,15 @@
 //! A reading of `terraform/` for the contract tests: its locals, its resources by type and
-//! name, and expressions as normalized text (`local.url["tick"]` and `local.url.tick` read
-//! alike, spaces and comments gone) or, where the module writes them so, as objects whose
-//! entries can be listed through `merge(…)` and `local.…` references.
+//! name, and expressions as text to compare references by (`local.url["tick"]` and
+//! `local.url.tick` read alike, every space gone, inside strings too) or, where the module
+//! writes them so, as objects whose entries can be listed through `merge(…)` and `local.…`
+//! references.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
 use hcl_edit::expr::{Expression, ObjectKey};
-use hcl_edit::structure::{Body, Structure};
+use hcl_edit::structure::Body;
 
 /// Every `.tf` file of a folder, parsed.
 #[derive(Debug)]
@@ -123,7 +124,7 @@ fn key_text(key: &ObjectKey) -> anyhow::Result<String> {
     }
 }
 
-/// An expression as text with spaces and comments gone and `x["key"]` written `x.key`.
+/// An expression as text with every space gone and `x["key"]` written `x.key`.
 pub fn text(expr: &Expression) -> String {
     normalize(&expr.to_string())
 }
@@ -190,12 +191,4 @@ pub fn literal(expr: &Expression) -> Option<&str> {
         Expression::String(s) => Some(s.as_str()),
         _ => None,
     }
-}
-
-/// Whether `body` has an attribute or block called `name`.
-pub fn has(body: &Body, name: &str) -> bool {
-    body.iter().any(|s| match s {
-        Structure::Attribute(a) => a.key.as_str() == name,
-        Structure::Block(b) => b.ident.as_str() == name,
-    })
 }
