@@ -41,7 +41,8 @@ locals {
       timeout = "60s"
       memory  = "256Mi"
       env = merge(local.common_env, local.push_callers, {
-        BATON_AUTH_AUDIENCE = local.url["planner"]
+        BATON_AUTH_AUDIENCE       = local.url["planner"]
+        BATON_DEFAULT_CONCURRENCY = tostring(var.default_concurrency)
       })
       secret_env = { BATON_ENCRYPTION_KEY = google_secret_manager_secret.encryption_key.secret_id }
     }

@@ -380,6 +380,7 @@ impl RunPort for MemoryRuns {
     async fn advance_backfill(
         &self,
         _frequency: &str,
+        _default_concurrency: u32,
         _now: Timestamp,
     ) -> Result<Option<Run>, StoreError> {
         self.enter().await.map(|_| None)

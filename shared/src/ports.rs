@@ -121,11 +121,13 @@ pub trait RunPort: Send + Sync {
         frequency: &str,
         run_id: &str,
     ) -> impl Future<Output = Answer<()>> + Send;
-    /// Creates the next run of the frequency's backfill when nothing of the frequency is open;
-    /// returns it for announcing.
+    /// Creates the next run of the frequency's backfill when nothing of the frequency is open,
+    /// capped by the frequency's concurrency or else `default_concurrency`; returns it for
+    /// announcing.
     fn advance_backfill(
         &self,
         frequency: &str,
+        default_concurrency: u32,
         now: Timestamp,
     ) -> impl Future<Output = Answer<Option<Run>>> + Send;
 

@@ -16,6 +16,10 @@ use crate::state::{IllegalTransition, JobState, RunState};
 pub const RUN_SCHEMA_VERSION: u32 = 1;
 pub const JOB_SCHEMA_VERSION: u32 = 1;
 
+/// A run's cap on jobs at once when its frequency sets none and `BATON_DEFAULT_CONCURRENCY`
+/// says nothing either.
+pub const DEFAULT_CONCURRENCY: u32 = 10;
+
 /// What started a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -88,7 +88,7 @@ fn run_of(report: &serde_json::Value, frequency: &str) -> (String, String) {
 async fn a_diamond_builds_each_table_once_though_every_message_is_duplicated() -> anyhow::Result<()>
 {
     let stack = Stack::load()?;
-    let baton = Baton::start_with(&stack, "diamond", Options::default()).await?;
+    let baton = Baton::start(&stack, "diamond").await?;
     let relays = baton.relays.clone();
     relays.planner.duplicate(true);
     relays.executor.duplicate(true);
@@ -389,7 +389,7 @@ async fn a_failure_skips_only_its_descendants_and_resume_completes_the_run() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticks_create_each_run_once_one_open_at_a_time_and_record_gaps() -> anyhow::Result<()> {
     let stack = Stack::load()?;
-    let baton = Baton::start_with(&stack, "ticks", Options::default()).await?;
+    let baton = Baton::start(&stack, "ticks").await?;
     let relays = baton.relays.clone();
     let mut weekend = table("t.weekend", "hourly", "SELECT 2 AS x");
     weekend.conditions = vec![Condition {
@@ -597,7 +597,7 @@ async fn manual_runs_take_a_frequency_a_table_or_a_table_and_downstream() -> any
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_run_starts_nothing_more() -> anyhow::Result<()> {
     let stack = Stack::load()?;
-    let baton = Baton::start_with(&stack, "cancel", Options::default()).await?;
+    let baton = Baton::start(&stack, "cancel").await?;
     let relays = baton.relays.clone();
     baton
         .apply(CatalogSpec {
@@ -659,7 +659,13 @@ async fn a_cancelled_run_starts_nothing_more() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backfill_runs_its_instants_in_order_with_their_parameters() -> anyhow::Result<()> {
     let stack = Stack::load()?;
-    let baton = Baton::start(&stack, "backfill").await?;
+    // A backfill's runs take the configured default cap, as scheduled runs do.
+    let baton = Baton::start_with(
+        &stack,
+        "backfill",
+        Options::default().env("BATON_DEFAULT_CONCURRENCY", "3"),
+    )
+    .await?;
     let mut log = table(
         "bf.log",
         "hourly",
@@ -707,6 +713,7 @@ async fn a_backfill_runs_its_instants_in_order_with_their_parameters() -> anyhow
         let run = baton.client.run(run_id).await?;
         assert_eq!(run.run.state, RunState::Succeeded);
         assert_eq!(run.run.trigger, Trigger::Backfill);
+        assert_eq!(run.run.concurrency, 3, "{run_id}'s cap");
         assert_eq!(run.run.instant, *instant);
         if let Some(end) = previous_end {
             assert!(

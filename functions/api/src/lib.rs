@@ -53,7 +53,10 @@ impl Config {
         Ok(Self {
             listen: Listen::from_env(env)?,
             gcp: Gcp::from_env(env)?,
-            default_concurrency: env.parse_or("BATON_DEFAULT_CONCURRENCY", 10)?,
+            default_concurrency: env.parse_or(
+                "BATON_DEFAULT_CONCURRENCY",
+                baton_shared::run::DEFAULT_CONCURRENCY,
+            )?,
             price_per_tib: env.parse_or("BATON_PRICE_PER_TIB", 6.25)?,
             sealer: Sealer::from_env(env)?,
         })
@@ -676,7 +679,7 @@ async fn start_backfill(
     }
     if let Some(run) = app
         .store
-        .advance_backfill(name, now)
+        .advance_backfill(name, app.config.default_concurrency, now)
         .await
         .map_err(store_error)?
     {

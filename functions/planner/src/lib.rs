@@ -55,6 +55,8 @@ pub struct Config {
     pub alerts: AlertConfig,
     /// Who may call: the Pub/Sub push identity.
     pub callers: Callers,
+    /// The cap of a backfill's runs whose frequency sets none (`BATON_DEFAULT_CONCURRENCY`).
+    pub default_concurrency: u32,
 }
 
 impl Config {
@@ -66,6 +68,10 @@ impl Config {
             gcp,
             planning_lease_seconds: env.parse_or("BATON_PLANNING_LEASE_SECONDS", 120)?,
             callers: Callers::from_env(env)?,
+            default_concurrency: env.parse_or(
+                "BATON_DEFAULT_CONCURRENCY",
+                baton_shared::run::DEFAULT_CONCURRENCY,
+            )?,
         })
     }
 }
@@ -116,6 +122,8 @@ pub struct Planner<P, B> {
     serial: Serial,
     /// Where a failed run is reported (a deployment's Slack connection), if anywhere.
     pub alerts: Option<Alerts>,
+    /// The cap of a backfill's runs whose frequency sets none.
+    pub default_concurrency: u32,
 }
 
 /// The planner of a deployment: Firestore and Pub/Sub.
@@ -131,6 +139,7 @@ impl App {
             SignedDuration::from_secs(config.planning_lease_seconds),
         );
         planner.alerts = Some(Alerts::new(store, config.alerts));
+        planner.default_concurrency = config.default_concurrency;
         Ok(planner)
     }
 }
@@ -175,6 +184,7 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
             handlings: AtomicU64::new(0),
             serial: Serial::default(),
             alerts: None,
+            default_concurrency: baton_shared::run::DEFAULT_CONCURRENCY,
         }
     }
 
@@ -483,7 +493,7 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
             self.runs.release_schedule(frequency, run_id).await?;
             if let Some(next) = self
                 .runs
-                .advance_backfill(frequency, Timestamp::now())
+                .advance_backfill(frequency, self.default_concurrency, Timestamp::now())
                 .await?
             {
                 self.announce(&next).await?;

@@ -49,7 +49,10 @@ impl Config {
         Ok(Self {
             listen: Listen::from_env(env)?,
             gcp: Gcp::from_env(env)?,
-            default_concurrency: env.parse_or("BATON_DEFAULT_CONCURRENCY", 10)?,
+            default_concurrency: env.parse_or(
+                "BATON_DEFAULT_CONCURRENCY",
+                baton_shared::run::DEFAULT_CONCURRENCY,
+            )?,
             reannounce_after: jiff::SignedDuration::from_secs(
                 env.parse_or("BATON_REANNOUNCE_SECONDS", 30)?,
             ),

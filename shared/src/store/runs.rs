@@ -663,6 +663,7 @@ impl RunPort for Store {
     async fn advance_backfill(
         &self,
         frequency: &str,
+        default_concurrency: u32,
         now: Timestamp,
     ) -> Result<Option<Run>, StoreError> {
         retry_contention(TRIES, || async {
@@ -683,7 +684,7 @@ impl RunPort for Store {
                 Some(run_id) => tx.get::<Run>(None, RUNS, run_id).await?,
                 None => None,
             };
-            let concurrency = definition.concurrency.unwrap_or(10);
+            let concurrency = definition.concurrency.unwrap_or(default_concurrency);
             match backfill_step(&state, &backfill, last.as_ref(), &definition, concurrency, now) {
                 None => {
                     tx.rollback().await;
