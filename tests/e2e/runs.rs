@@ -383,6 +383,15 @@ async fn a_failure_skips_only_its_descendants_and_resume_completes_the_run() -> 
         Err(ClientError::Api(failure)) => assert_eq!(failure.status, 409),
         other => panic!("resuming a succeeded run answered {other:?}"),
     }
+    // A resume event it can never apply (no such resume happened, and none can now) is
+    // acknowledged, not redelivered until the dead-letter limit, and changes nothing.
+    let never = PlannerEvent::RunResumed {
+        run_id: run_id.clone(),
+        resume: 2,
+    };
+    let status = baton.push(&baton.urls.planner, &never).await?;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
+    assert_eq!(baton.client.run(&run_id).await?.run, done.run);
     Ok(())
 }
 

@@ -424,10 +424,17 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
     async fn resume(&self, run_id: &str, resume: u32, cause: &str) -> Result<(), PlannerError> {
         match self.runs.run(run_id).await? {
             None => return Err(PlannerError::Stale(format!("no run {run_id}"))),
-            Some(run) if run.resumes < resume => {
+            Some(run) if run.resumes < resume && run.state == RunState::Failed => {
                 // The API's transaction is not visible yet: try again.
                 return Err(PlannerError::Busy(format!(
                     "run {run_id} is not resumed yet"
+                )));
+            }
+            Some(run) if run.resumes < resume => {
+                // Only a failed run is resumed: this resume never happened and never will.
+                return Err(PlannerError::Stale(format!(
+                    "run {run_id} is {} and was resumed {} time(s): resume {resume} cannot apply",
+                    run.state, run.resumes
                 )));
             }
             Some(_) => {}
