@@ -80,6 +80,28 @@ pub(crate) fn read_path(
                 continue;
             }
         }
+        // `foo.bar.25ab`: BigQuery lets a path's later parts begin with a digit, and the
+        // tokenizer reads such a dot and digits as a number (`.25`), with the rest of the part
+        // as a word touching it (`ab`).
+        while i < end
+            && adjacent(&toks[i - 1], &toks[i])
+            && let Token::Number(n, _) = &toks[i].token
+            && let Some(digits) = n.strip_prefix('.')
+            && !digits.is_empty()
+            && digits.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            let mut part = digits.to_string();
+            i += 1;
+            if i < end
+                && adjacent(&toks[i - 1], &toks[i])
+                && let Token::Word(w) = &toks[i].token
+                && w.quote_style.is_none()
+            {
+                part.push_str(&w.value);
+                i += 1;
+            }
+            parts.push(part);
+        }
         // `events_*`: a star touching the last part makes a wildcard table.
         if i < end && toks[i].token == Token::Mul && adjacent(&toks[i - 1], &toks[i]) {
             if let Some(last) = parts.last_mut() {

@@ -1,0 +1,2 @@
+-- reads: foo.bar.25ab
+SELECT * FROM foo.bar.25ab
