@@ -21,6 +21,21 @@ type Result<T> = std::result::Result<T, IllegalTransition>;
 // ---------------------------------------------------------------------------------------------
 // Admission: the tick, a manual run, a backfill
 
+/// Why a scheduled run for `run.instant` comes too late: its frequency has handled a later
+/// instant already, and a gap recorded this one as missed (a tick delayed, or one asked to
+/// tick as if at an earlier time). None when it is not late. Manual and backfill runs choose
+/// their instants and are never late.
+pub fn too_late(run: &Run, state: Option<&ScheduleState>) -> Option<String> {
+    let last = state?.last_instant?;
+    (run.trigger == Trigger::Schedule && last > run.instant).then(|| {
+        format!(
+            "{} is older than the latest instant handled, {last}: a run of that instant was \
+             recorded missed or ran already",
+            run.instant
+        )
+    })
+}
+
 /// A new run and its frequency's schedule state, after the one-open-run rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Admission {
@@ -616,6 +631,33 @@ mod tests {
             2,
             now(),
         )
+    }
+
+    #[test]
+    fn a_scheduled_instant_older_than_the_latest_handled_is_too_late() {
+        let state = |last: &str| ScheduleState {
+            frequency: "daily".into(),
+            last_instant: Some(t(last)),
+            ..ScheduleState::default()
+        };
+        let scheduled = run("daily-20261122T020000Z");
+        assert_eq!(too_late(&scheduled, None), None);
+        assert_eq!(
+            too_late(&scheduled, Some(&state("2026-11-22T02:00:00Z"))),
+            None
+        );
+        assert_eq!(
+            too_late(&scheduled, Some(&state("2026-11-21T02:00:00Z"))),
+            None
+        );
+        let reason = too_late(&scheduled, Some(&state("2026-11-23T02:00:00Z"))).unwrap();
+        assert!(reason.contains("2026-11-23T02:00:00Z"), "{reason}");
+        let mut manual = scheduled.clone();
+        manual.trigger = Trigger::Manual;
+        assert_eq!(
+            too_late(&manual, Some(&state("2026-11-23T02:00:00Z"))),
+            None
+        );
     }
 
     fn job(name: &str, parents: &[&str]) -> Job {

@@ -481,6 +481,12 @@ async fn ticks_create_each_run_once_one_open_at_a_time_and_record_gaps() -> anyh
     // A late tick for an instant already handled creates nothing.
     let report = baton.tick_at(first).await?;
     assert_eq!(run_of(&report, "hourly"), (run_1.clone(), "exists".into()));
+    // Nor does one for an instant the gap recorded as missed.
+    let report = baton.tick_at(at("2026-11-16T13:30:00Z")).await?;
+    let (late, outcome) = run_of(&report, "hourly");
+    assert_eq!(outcome, "late", "{report}");
+    assert_eq!(late, scheduled_run_id("hourly", at("2026-11-16T13:00:00Z")));
+    assert!(!report["runs"][0]["announced"].as_bool().unwrap_or(true));
     let runs = baton.client.runs(20).await?.runs;
     let mut ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
     ids.sort();

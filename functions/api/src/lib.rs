@@ -540,7 +540,9 @@ async fn start_run(
                 }),
             ))
         }
-        Admitted::Busy(reason) => Err(ApiError::new(StatusCode::CONFLICT, "conflict", reason)),
+        Admitted::Busy(reason) | Admitted::Late(reason) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "conflict", reason))
+        }
         Admitted::Skipped(run) => Ok((
             StatusCode::OK,
             Json(RunChange {

@@ -98,8 +98,9 @@ pub struct TickOutcome {
     pub frequency: String,
     pub instant: Option<Timestamp>,
     pub run_id: Option<String>,
-    /// `created`, `skipped` (another run of the frequency is open), `exists`, `inactive`,
-    /// or `invalid` (a schedule that cannot be read).
+    /// `created`, `skipped` (another run of the frequency is open), `exists`, `late` (the
+    /// frequency handled a later instant already: nothing is created), `inactive`, or `invalid`
+    /// (a schedule that cannot be read).
     pub outcome: &'static str,
     /// Whether the planner was told about the run by this tick.
     pub announced: bool,
@@ -209,6 +210,12 @@ async fn tick_frequency(
             outcome.outcome = "exists";
             existing.state == RunState::Created
                 && existing.created_at + app.config.reannounce_after <= now
+        }
+        Admitted::Late(reason) => {
+            tracing::warn!(run_id = %run_id, %reason, "late tick: no run");
+            outcome.outcome = "late";
+            outcome.reason = Some(reason);
+            false
         }
         Admitted::Busy(reason) => anyhow::bail!("refused unexpectedly: {reason}"),
     };

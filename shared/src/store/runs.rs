@@ -41,6 +41,9 @@ pub enum Admitted {
     /// Not created: another run of the frequency is open (a manual request is refused, not
     /// recorded).
     Busy(String),
+    /// Not created: a scheduled run older than the frequency's latest handled instant
+    /// (`lifecycle::too_late`).
+    Late(String),
 }
 
 impl Store {
@@ -168,6 +171,10 @@ impl Store {
                 return Ok(Admitted::Exists(existing));
             }
             let state: Option<ScheduleState> = tx.get(None, SCHEDULES, &frequency).await?;
+            if let Some(reason) = lifecycle::too_late(run, state.as_ref()) {
+                tx.rollback().await;
+                return Ok(Admitted::Late(reason));
+            }
             let open = match state.as_ref().and_then(|s| s.open_run.clone()) {
                 Some(id) => tx.get::<Run>(None, RUNS, &id).await?,
                 None => None,
