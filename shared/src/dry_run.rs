@@ -23,7 +23,8 @@ pub struct DryRunReport {
 /// Dry-runs `sql`, the SQL of a table written in `mode`, in `dataset` (its unqualified names'),
 /// with the parameters it uses (`run_time`, `window_start`, `window_end`) set to `instants`.
 /// The modes that write through a statement of Baton's own check their SQL as the one query
-/// they need. Invalid SQL is a `Permanent` error with BigQuery's message.
+/// they need (else an `Invalid` error). SQL BigQuery refuses is a `Permanent` error with
+/// BigQuery's message.
 pub async fn dry_run(
     warehouse: &Warehouse,
     sql: &str,
@@ -34,7 +35,7 @@ pub async fn dry_run(
     price_per_tib: f64,
 ) -> Result<DryRunReport, WarehouseError> {
     let sql = if mode.writes_by_statement() {
-        crate::sql::single_query(sql).map_err(|e| WarehouseError::Permanent(e.to_string()))?
+        crate::sql::single_query(sql).map_err(|e| WarehouseError::Invalid(e.to_string()))?
     } else {
         sql
     };

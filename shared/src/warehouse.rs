@@ -41,6 +41,10 @@ pub enum WarehouseError {
     Unavailable(String),
     #[error("BigQuery refused the request: {0}")]
     Permanent(String),
+    /// Baton's own refusal, before anything reaches BigQuery: SQL its write mode cannot
+    /// run, a result the table cannot take. Not retryable either.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl Retryable for WarehouseError {

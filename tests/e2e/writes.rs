@@ -364,7 +364,7 @@ async fn a_dry_run_names_the_result_columns_or_the_error() -> anyhow::Result<()>
         .expect_err("a script is not one query");
     let message = refused.to_string();
     assert!(
-        message.contains("line 1, column 15") && message.contains("needs one query"),
+        message.contains("line 2, column 1") && message.contains("one query is needed"),
         "{message}"
     );
     // BigQuery's own refusal, with its message.

@@ -278,7 +278,9 @@ async fn dry_run(
     )
     .await
     .map_err(|e| match e {
-        WarehouseError::Permanent(m) | WarehouseError::NotFound(m) => ApiError::bad_request(m),
+        WarehouseError::Permanent(m) | WarehouseError::NotFound(m) | WarehouseError::Invalid(m) => {
+            ApiError::bad_request(m)
+        }
         e => ApiError::unavailable(e.to_string()),
     })?;
     Ok(Json(DryRunResponse {

@@ -488,7 +488,7 @@ async fn prepare(
 ) -> Result<String, WarehouseError> {
     let definition = &job.definition;
     let query = baton_shared::sql::single_query(&definition.sql)
-        .map_err(|e| WarehouseError::Permanent(e.to_string()))?;
+        .map_err(|e| WarehouseError::Invalid(e.to_string()))?;
     let dry_run = app
         .warehouse
         .dry_run(query, job.table.dataset(), timestamps)
@@ -506,7 +506,7 @@ async fn prepare(
         }
         Some(current) => {
             let added: Vec<Column> = writes::added_columns(&columns(&current), &result)
-                .map_err(WarehouseError::Permanent)?
+                .map_err(WarehouseError::Invalid)?
                 .into_iter()
                 .cloned()
                 .collect();
@@ -528,7 +528,7 @@ async fn prepare(
         &result,
         &definition.options,
     )
-    .map_err(WarehouseError::Permanent)?;
+    .map_err(WarehouseError::Invalid)?;
     Ok(statement.expect("a mode that writes by statement has one"))
 }
 
@@ -573,7 +573,7 @@ fn timestamps(job: &Job) -> Result<Vec<(String, Option<Timestamp>)>, WarehouseEr
     let mut names: Vec<&str> = job.parameters.iter().map(String::as_str).collect();
     if job.definition.write_mode == WriteMode::OverwritePartitions {
         if job.window_start.is_none() {
-            return Err(WarehouseError::Permanent(
+            return Err(WarehouseError::Invalid(
                 "write mode overwrite_partitions replaces the run's window, and this run has \
                  none (a run of tables outside any frequency): run it with its frequency"
                     .into(),

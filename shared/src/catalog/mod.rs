@@ -728,6 +728,15 @@ impl CatalogSpec {
                     at: at.clone(),
                     message: "the SQL is empty".into(),
                 });
+            } else if table.write_mode.writes_by_statement()
+                && let Err(e) = crate::sql::single_query(&table.sql)
+            {
+                // Refused now, not when the job runs: these modes wrap the SQL in a statement
+                // of Baton's own.
+                problems.push(Problem {
+                    at: format!("{at}:{}:{}", e.line, e.column),
+                    message: format!("write mode `{}`: {}", table.write_mode.name(), e.message),
+                });
             }
             if let Some(name) = &table.frequency
                 && !frequencies.contains(name)
@@ -749,6 +758,35 @@ mod tests {
 
     fn table(dataset: &str, name: &str) -> Table {
         Table::query(&TableId::new(dataset, name).unwrap(), "SELECT 1")
+    }
+
+    #[test]
+    fn a_script_is_refused_for_the_modes_that_wrap_it_at_its_second_statement() {
+        let spec = |mode: WriteMode, sql: &str| {
+            let mut t = table("d", "t");
+            t.write_mode = mode;
+            t.sql = sql.into();
+            if mode != WriteMode::Truncate {
+                t.options.key = vec!["id".into()];
+            }
+            CatalogSpec {
+                frequencies: vec![],
+                tables: vec![t],
+            }
+            .validate(&BTreeSet::new())
+        };
+        let script = "-- write: merge\nSELECT 1 AS id;\n\nSELECT 2 AS id;\n";
+        let problems = spec(WriteMode::Merge, script);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].at, "d.t:4:1");
+        assert_eq!(
+            problems[0].message,
+            "write mode `merge`: one query is needed, not a script: a second statement begins here"
+        );
+        assert_eq!(spec(WriteMode::InsertUnique, script).len(), 1);
+        // One query with its final semicolon is fine; other modes run scripts as they are.
+        assert!(spec(WriteMode::Merge, "SELECT 1 AS id;\n").is_empty());
+        assert!(spec(WriteMode::Truncate, script).is_empty());
     }
 
     #[test]

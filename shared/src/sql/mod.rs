@@ -89,7 +89,7 @@ pub fn analyze(sql: &str, defaults: &Defaults) -> Result<Analysis, SqlError> {
 
 /// The text of `sql` as one query that can be wrapped in brackets (`USING (…)`, `FROM (…)`):
 /// without the semicolons (and the comments after them) that end it. A script of several
-/// statements is refused, at its second statement.
+/// statements is refused, at the start of its second statement.
 pub fn single_query(sql: &str) -> Result<&str, SqlError> {
     use sqlparser::tokenizer::Token;
     let tokens = lexer::Tokens::new(sql)?;
@@ -106,12 +106,15 @@ pub fn single_query(sql: &str) -> Result<&str, SqlError> {
     };
     if let Some(semicolon) = tokens.toks[..last]
         .iter()
-        .find(|t| t.token == Token::SemiColon)
+        .position(|t| t.token == Token::SemiColon)
     {
+        let second = tokens.toks[semicolon..=last]
+            .iter()
+            .find(|t| t.token != Token::SemiColon)
+            .expect("the last token is no semicolon");
         return Err(lexer::error_at(
-            semicolon,
-            "this write mode needs one query, not a script: the statement ends here and \
-             another follows",
+            second,
+            "one query is needed, not a script: a second statement begins here",
         ));
     }
     let end = tokens.toks[last].span.end;
@@ -152,9 +155,9 @@ mod single_query_tests {
 
     #[test]
     fn a_script_is_refused_where_its_second_statement_begins() {
-        let e = single_query("SELECT 1;\nSELECT 2").unwrap_err();
-        assert_eq!((e.line, e.column), (1, 9));
-        assert!(e.message.contains("one query"));
+        let e = single_query("SELECT 1;\n  SELECT 2").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 3));
+        assert!(e.message.contains("one query is needed"));
         assert!(single_query("  ; ").is_err());
     }
 }
