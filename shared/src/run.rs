@@ -150,14 +150,78 @@ impl Run {
     }
 
     /// Moves the run to `to` (stamping `finished_at` on an end), or refuses an illegal move.
+    /// Nothing is logged here: transaction bodies call this and may be tried again; the store
+    /// logs the change once it is committed (`StateChange`).
     pub fn transition(&mut self, to: RunState, now: Timestamp) -> Result<(), IllegalTransition> {
         self.state.check(to)?;
-        tracing::info!(run_id = %self.id, from = %self.state, to = %to, "run state");
         self.state = to;
         self.finished_at = to.is_terminal().then_some(now);
         Ok(())
     }
 }
+
+/// A run's or a job's change of state between two versions of its document, for the log line
+/// the store writes once the change is committed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    pub run_id: String,
+    /// The job's table and attempt; none for a run.
+    pub job: Option<(TableId, u32)>,
+    pub from: &'static str,
+    pub to: &'static str,
+    /// How long the document was in `from`, where both ends are stamped.
+    pub took: Option<jiff::SignedDuration>,
+}
+
+/// Documents whose state changes are logged.
+pub trait Transitions {
+    /// The change from `before` to `after`, if their states differ.
+    fn state_change(_before: &Self, _after: &Self) -> Option<StateChange> {
+        None
+    }
+}
+
+impl Transitions for Run {
+    fn state_change(before: &Self, after: &Self) -> Option<StateChange> {
+        let entered = |run: &Run, state: RunState| match state {
+            RunState::Created | RunState::Planning => Some(run.created_at),
+            RunState::Running => run.planned_at,
+            _ => run.finished_at,
+        };
+        (before.state != after.state).then(|| StateChange {
+            run_id: after.id.clone(),
+            job: None,
+            from: before.state.as_str(),
+            to: after.state.as_str(),
+            took: entered(before, before.state)
+                .zip(entered(after, after.state))
+                .map(|(from, to)| to.duration_since(from)),
+        })
+    }
+}
+
+impl Transitions for Job {
+    fn state_change(before: &Self, after: &Self) -> Option<StateChange> {
+        let entered = |job: &Job, state: JobState| match state {
+            JobState::Pending => None,
+            JobState::Queued => job.queued_at,
+            JobState::Running => job.started_at,
+            _ => job.finished_at,
+        };
+        (before.state != after.state || before.attempt != after.attempt).then(|| StateChange {
+            run_id: after.run_id.clone(),
+            job: Some((after.table.clone(), after.attempt)),
+            from: before.state.as_str(),
+            to: after.state.as_str(),
+            took: entered(before, before.state)
+                .zip(entered(after, after.state))
+                .map(|(from, to)| to.duration_since(from)),
+        })
+    }
+}
+
+impl Transitions for Slot {}
+impl Transitions for ScheduleState {}
 
 /// BigQuery's statistics of a finished job, as Baton records them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -408,13 +472,10 @@ impl Job {
         }
     }
 
-    /// Moves the job to `to`, stamping when it entered it, or refuses an illegal move.
+    /// Moves the job to `to`, stamping when it entered it, or refuses an illegal move. Nothing
+    /// is logged here (as for `Run::transition`).
     pub fn transition(&mut self, to: JobState, now: Timestamp) -> Result<(), IllegalTransition> {
         self.state.check(to)?;
-        tracing::info!(
-            run_id = %self.run_id, table = %self.table, attempt = self.attempt,
-            from = %self.state, to = %to, "job state"
-        );
         self.state = to;
         match to {
             JobState::Queued => self.queued_at = Some(now),
@@ -710,5 +771,53 @@ mod tests {
             JobState::Succeeded,
             "a refused move changes nothing"
         );
+    }
+
+    /// Counts the events logged while it is the subscriber.
+    struct Events(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
+        fn on_event(
+            &self,
+            _event: &tracing::Event<'_>,
+            _ctx: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_transition_logs_nothing_itself_and_its_committed_change_says_from_to_and_how_long() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let planned = PlannedJob {
+            table: "shop.totals".parse().unwrap(),
+            parents: vec![],
+            outside_parents: vec![],
+            children: vec![],
+            priority: 0,
+        };
+        let before = Job::planned(&run(), planned, table(), vec![], "acme", instant());
+        let later: Timestamp = "2026-11-22T02:00:09Z".parse().unwrap();
+        // Transaction bodies call transitions and may be tried again: they must not log.
+        let events = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry().with(Events(events.clone()));
+        let (after, run_after) = tracing::subscriber::with_default(subscriber, || {
+            let mut job = before.clone();
+            job.transition(JobState::Running, later).unwrap();
+            let mut r = run();
+            r.transition(RunState::Planning, later).unwrap();
+            (job, r)
+        });
+        assert_eq!(events.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let change = Job::state_change(&before, &after).unwrap();
+        assert_eq!((change.from, change.to), ("queued", "running"));
+        assert_eq!(change.job, Some(("shop.totals".parse().unwrap(), 1)));
+        assert_eq!(change.took, Some(jiff::SignedDuration::from_secs(9)));
+        let change = Run::state_change(&run(), &run_after).unwrap();
+        assert_eq!(
+            (change.from, change.to, change.job),
+            ("created", "planning", None)
+        );
+        assert_eq!(Job::state_change(&after, &after), None);
     }
 }

@@ -41,6 +41,7 @@ use serde::de::DeserializeOwned;
 
 use crate::config::Gcp;
 use crate::http::Retryable;
+use crate::run::{StateChange, Transitions};
 
 pub const FREQUENCIES: &str = "frequencies";
 pub const TABLES: &str = "tables";
@@ -182,6 +183,7 @@ impl Store {
             reader,
             tx,
             writes: 0,
+            changes: Vec::new(),
         })
     }
 
@@ -361,9 +363,30 @@ pub struct Txn<'a> {
     reader: FirestoreDb,
     tx: FirestoreTransaction<'a>,
     writes: usize,
+    /// The state changes this transaction writes, logged once it commits.
+    changes: Vec<StateChange>,
+}
+
+/// Logs a committed change of state: from, to, and how long the document was in `from`.
+pub fn log_change(change: &StateChange) {
+    let took_ms = change.took.map(|d| d.as_millis());
+    match &change.job {
+        Some((table, attempt)) => tracing::info!(
+            run_id = %change.run_id, table = %table, attempt, from = change.from,
+            to = change.to, took_ms, "job state"
+        ),
+        None => tracing::info!(
+            run_id = %change.run_id, from = change.from, to = change.to, took_ms, "run state"
+        ),
+    }
 }
 
 impl Txn<'_> {
+    /// Notes the change from `before` to `after` (if any) for the log once this commits.
+    pub fn note<T: Transitions>(&mut self, before: &T, after: &T) {
+        self.changes.extend(T::state_change(before, after));
+    }
+
     pub async fn get<T: DeserializeOwned + Send + 'static>(
         &self,
         parent: Option<&str>,
@@ -441,9 +464,12 @@ impl Txn<'_> {
         Ok(())
     }
 
+    /// Commits; then, and only then, logs the changes of state it wrote (a body that is
+    /// tried again after contention would otherwise log changes that never happened).
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         count_writes(self.writes);
+        self.changes.iter().for_each(log_change);
         Ok(())
     }
 

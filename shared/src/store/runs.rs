@@ -15,7 +15,9 @@ use crate::lifecycle::{
     backfill_step,
 };
 use crate::ports::RunPort;
-use crate::run::{Backfill, Job, JobStatistics, Run, RunSummary, ScheduleState, Slot, Trigger};
+use crate::run::{
+    Backfill, Job, JobStatistics, Run, RunSummary, ScheduleState, Slot, Transitions, Trigger,
+};
 use crate::schedule::Schedule;
 use crate::state::{IllegalTransition, JobState};
 
@@ -57,7 +59,7 @@ impl Store {
         change: F,
     ) -> Result<Option<(T, Option<T>)>, StoreError>
     where
-        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        T: Serialize + DeserializeOwned + Transitions + Send + Sync + 'static,
         F: Fn(&T) -> Result<Option<T>, IllegalTransition>,
     {
         retry_contention(TRIES, || async {
@@ -69,6 +71,7 @@ impl Store {
             match change(&current).map_err(illegal)? {
                 Some(new) => {
                     tx.set(parent, collection, id, &new)?;
+                    tx.note(&current, &new);
                     tx.commit().await?;
                     Ok(Some((current, Some(new))))
                 }
@@ -267,6 +270,7 @@ impl Store {
                 tx.set(None, SCHEDULES, frequency, &state)?;
             }
             tx.set(None, RUNS, run_id, &resumed)?;
+            tx.note(&run, &resumed);
             tx.commit().await?;
             Ok(Ok(resumed))
         })
@@ -601,6 +605,7 @@ impl RunPort for Store {
                 Settled::Queued(j) | Settled::Skipped(j) => j,
             };
             tx.set(Some(&parent), JOBS, &table.to_string(), written)?;
+            tx.note(&job, written);
             tx.commit().await?;
             Ok(Some(settled))
         })
@@ -758,6 +763,7 @@ impl RunPort for Store {
             match lifecycle::finish(&job, attempt, outcome, cancelled, now).map_err(illegal)? {
                 Some(done) => {
                     tx.set(Some(&parent), JOBS, &table.to_string(), &done)?;
+                    tx.note(&job, &done);
                     if let Some(statistics) = &done.statistics {
                         let frequency = run.as_ref().and_then(|r| r.frequency.as_deref());
                         add_costs(&mut tx, &done, frequency, statistics, now)?;
@@ -808,6 +814,7 @@ impl RunPort for Store {
                 tx.set(Some(&parent), SLOTS, &slot.index.to_string(), slot)?;
             }
             tx.set(Some(&parent), JOBS, &table.to_string(), &next)?;
+            tx.note(&job, &next);
             tx.commit().await?;
             Ok(Some(next))
         })
