@@ -4,13 +4,13 @@
 //! plans (`dag`), run and job states (`state`, `run`), every change of a run as a pure
 //! transition (`lifecycle`), ids (`ids`), messages (`messages`), cost roll-ups (`costs`),
 //! connections (`connections`) and the statements of the write modes (`writes`); the ports the
-//! planner is written against (`ports`) and an in-memory implementation for property tests
-//! (`memory`). The adapters, which only translate: Firestore (`store`), Pub/Sub (`bus`),
-//! BigQuery (`warehouse`), Cloud Storage (`storage`), Google credentials (`gcp`). What uses
-//! them: a table's dry run (`dry_run`), alerts to Slack (`alerts`). And what every service
-//! needs: configuration (`config`), sealed secrets (`secrets`), logs (`telemetry`), HTTP
-//! helpers (`http`), verification of callers' OIDC tokens (`oidc`), per-key turns (`serial`).
-
+//! planner is written against (`ports`), an in-memory implementation for property tests
+//! (`memory`), and the behaviour both implementations must show (`port_suite`). The adapters,
+//! which only translate: Firestore (`store`), Pub/Sub (`bus`), BigQuery (`warehouse`), Cloud
+//! Storage (`storage`), Google credentials (`gcp`). What uses them: a table's dry run
+//! (`dry_run`), alerts to Slack (`alerts`). And what every service needs: configuration
+//! (`config`), sealed secrets (`secrets`), logs (`telemetry`), HTTP helpers (`http`),
+//! verification of callers' OIDC tokens (`oidc`), per-key turns (`serial`).
 pub mod catalog;
 pub mod connections;
 pub mod costs;
@@ -20,6 +20,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod memory;
 pub mod messages;
+pub mod port_suite;
 pub mod ports;
 pub mod run;
 pub mod schedule;

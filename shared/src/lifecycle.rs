@@ -212,6 +212,16 @@ pub fn take_lease(
     Ok(LeaseOutcome::Taken(Box::new(run)))
 }
 
+/// Whether `holder` holds `run`'s planning lease: only then may it write the plan. A planner
+/// that was slow, not dead, finds another holder there once it wakes, and writes nothing.
+pub fn holds_lease(run: &Run, holder: &str) -> bool {
+    run.state == RunState::Planning
+        && run
+            .planning_lease
+            .as_ref()
+            .is_some_and(|lease| lease.holder == holder)
+}
+
 /// A run's plan, frozen from its tables' documents.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunPlan {

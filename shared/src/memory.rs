@@ -188,11 +188,24 @@ impl RunPort for MemoryRuns {
         .await
     }
 
-    async fn write_plan(&self, run_id: &str, jobs: Vec<Job>, slots: u32) -> Result<(), StoreError> {
+    async fn write_plan(
+        &self,
+        run_id: &str,
+        holder: &str,
+        jobs: Vec<Job>,
+        slots: u32,
+    ) -> Result<bool, StoreError> {
         self.with_run(run_id, |d| {
+            if !d
+                .run
+                .as_ref()
+                .is_some_and(|r| lifecycle::holds_lease(r, holder))
+            {
+                return Ok(false);
+            }
             d.jobs = jobs.into_iter().map(|j| (j.table.clone(), j)).collect();
             d.slots = (0..slots).map(Slot::free).collect();
-            Ok(())
+            Ok(true)
         })
         .await
     }

@@ -53,13 +53,16 @@ pub trait RunPort: Send + Sync {
         until: Timestamp,
         now: Timestamp,
     ) -> impl Future<Output = Answer<Option<LeaseOutcome>>> + Send;
-    /// Writes the plan's jobs (replacing any of an interrupted planning) and `slots` free slots.
+    /// Writes the plan's jobs (replacing any of an interrupted planning) and `slots` free
+    /// slots, each commit only while `holder` holds the run's planning lease
+    /// (`lifecycle::holds_lease`). False, with nothing more written, once it does not.
     fn write_plan(
         &self,
         run_id: &str,
+        holder: &str,
         jobs: Vec<Job>,
         slots: u32,
-    ) -> impl Future<Output = Answer<()>> + Send;
+    ) -> impl Future<Output = Answer<bool>> + Send;
     fn end_planning(
         &self,
         run_id: &str,

@@ -269,7 +269,16 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
                 }
             };
         let count = u32::try_from(jobs.len()).unwrap_or(u32::MAX);
-        self.runs.write_plan(run_id, jobs, run.concurrency).await?;
+        if !self
+            .runs
+            .write_plan(run_id, &holder, jobs, run.concurrency)
+            .await?
+        {
+            // Slow, not dead: another planner took the run over and plans it.
+            return Err(PlannerError::Busy(format!(
+                "lost the planning lease of run {run_id}"
+            )));
+        }
         self.end_planning(run_id, &holder, &Planned::Jobs { count, excluded })
             .await?;
         tracing::info!(jobs = count, concurrency = run.concurrency, "plan frozen");

@@ -434,6 +434,27 @@ impl Txn<'_> {
         Ok(())
     }
 
+    pub fn delete(
+        &mut self,
+        parent: Option<&str>,
+        collection: &str,
+        id: &str,
+    ) -> Result<(), StoreError> {
+        let builder = self
+            .reader
+            .fluent()
+            .delete()
+            .from(collection)
+            .document_id(id);
+        let builder = match parent {
+            Some(p) => builder.parent(p),
+            None => builder,
+        };
+        builder.add_to_transaction(&mut self.tx)?;
+        self.writes += 1;
+        Ok(())
+    }
+
     /// Adds `figures` to the numeric fields of a document, creating it with `fixed`'s fields
     /// (its key, set again each time) when it is missing. Nothing is read: adding never
     /// contends with another transaction's read.

@@ -84,6 +84,28 @@ impl Store {
         .await
     }
 
+    /// Commits what `write` adds to a transaction only while `holder` holds `run_id`'s
+    /// planning lease; false when it does not.
+    async fn under_lease(
+        &self,
+        run_id: &str,
+        holder: &str,
+        write: impl Fn(&mut Txn<'_>) -> Result<(), StoreError>,
+    ) -> Result<bool, StoreError> {
+        retry_contention(TRIES, || async {
+            let mut tx = self.begin().await?;
+            let run: Option<Run> = tx.get(None, RUNS, run_id).await?;
+            if !run.is_some_and(|r| lifecycle::holds_lease(&r, holder)) {
+                tx.rollback().await;
+                return Ok(false);
+            }
+            write(&mut tx)?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn update_job<F>(
         &self,
         run_id: &str,
@@ -487,7 +509,13 @@ impl RunPort for Store {
         Ok(done.and(outcome.into_inner().expect("not poisoned")))
     }
 
-    async fn write_plan(&self, run_id: &str, jobs: Vec<Job>, slots: u32) -> Result<(), StoreError> {
+    async fn write_plan(
+        &self,
+        run_id: &str,
+        holder: &str,
+        jobs: Vec<Job>,
+        slots: u32,
+    ) -> Result<bool, StoreError> {
         let parent = self.run_path(run_id)?;
         // An interrupted planning may have written jobs of a catalog that has changed since:
         // nothing has run yet, so the plan is rewritten whole.
@@ -498,12 +526,47 @@ impl RunPort for Store {
             .map(|j| j.table.to_string())
             .filter(|id| !planned.contains(id))
             .collect();
-        self.delete_all(Some(&parent), JOBS, &leftovers).await?;
-        let docs: Vec<(String, Job)> = jobs.into_iter().map(|j| (j.table.to_string(), j)).collect();
-        self.set_all(Some(&parent), JOBS, &docs).await?;
-        let slots: Vec<(String, Slot)> =
-            (0..slots).map(|i| (i.to_string(), Slot::free(i))).collect();
-        self.set_all(Some(&parent), SLOTS, &slots).await
+        let slots: Vec<Slot> = (0..slots).map(Slot::free).collect();
+        // Each commit reads the run and writes only under the lease (one of its writes is
+        // the read's place in the commit's budget).
+        let per_commit = super::MAX_WRITES_PER_COMMIT - 1;
+        for chunk in leftovers.chunks(per_commit) {
+            let deleted = self
+                .under_lease(run_id, holder, |tx| {
+                    chunk
+                        .iter()
+                        .try_for_each(|id| tx.delete(Some(&parent), JOBS, id))
+                })
+                .await?;
+            if !deleted {
+                return Ok(false);
+            }
+        }
+        for chunk in jobs.chunks(per_commit) {
+            let written = self
+                .under_lease(run_id, holder, |tx| {
+                    chunk.iter().try_for_each(|job| {
+                        tx.set(Some(&parent), JOBS, &job.table.to_string(), job)
+                    })
+                })
+                .await?;
+            if !written {
+                return Ok(false);
+            }
+        }
+        for chunk in slots.chunks(per_commit) {
+            let written = self
+                .under_lease(run_id, holder, |tx| {
+                    chunk.iter().try_for_each(|slot| {
+                        tx.set(Some(&parent), SLOTS, &slot.index.to_string(), slot)
+                    })
+                })
+                .await?;
+            if !written {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     async fn end_planning(

@@ -1,0 +1,24 @@
+//! The behaviour both `RunPort` implementations must show (`baton_shared::port_suite`), on
+//! Firestore: the emulator of the local stack. The same checks run on the in-memory model in
+//! the shared crate's unit tests.
+
+use baton_shared::port_suite;
+use baton_shared::store::{RUNS, Store};
+use baton_tests::{Stack, unique_project};
+
+async fn store_holding_a_fresh_run(name: &str) -> anyhow::Result<(Store, String, jiff::Timestamp)> {
+    let stack = Stack::load()?;
+    let store = Store::connect(&stack.gcp(&unique_project(name))?).await?;
+    let start: jiff::Timestamp = "2026-11-22T02:00:00Z".parse()?;
+    let run = port_suite::fresh_run("suite-run", start);
+    store.create(None, RUNS, &run.id, &run).await?;
+    Ok((store, run.id, start))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_planner_cannot_rewrite_a_plan_after_a_takeover() -> anyhow::Result<()> {
+    let (store, run_id, start) = store_holding_a_fresh_run("port-lease").await?;
+    port_suite::a_slow_planner_cannot_rewrite_a_plan_after_a_takeover(&store, &run_id, start)
+        .await
+        .map_err(anyhow::Error::msg)
+}
