@@ -10,7 +10,8 @@
 //! Storage (`storage`), Google credentials (`gcp`). What uses them: a table's dry run
 //! (`dry_run`), alerts to Slack (`alerts`). And what every service needs: configuration
 //! (`config`), sealed secrets (`secrets`), logs (`telemetry`), HTTP helpers (`http`),
-//! verification of callers' OIDC tokens (`oidc`), per-key turns (`serial`).
+//! verification of callers' OIDC tokens (`oidc`), per-key turns (`serial`), and the start-up
+//! every service's `main` calls (`service`).
 pub mod catalog;
 pub mod connections;
 pub mod costs;
@@ -37,6 +38,7 @@ pub mod http;
 pub mod oidc;
 pub mod secrets;
 pub mod serial;
+pub mod service;
 pub mod storage;
 pub mod store;
 pub mod telemetry;

@@ -30,6 +30,7 @@ use baton_shared::ports::{Publish, RunPort};
 use baton_shared::run::{Backfill, BackfillState, Instants, Run, Trigger};
 use baton_shared::schedule::Schedule;
 use baton_shared::secrets::Sealer;
+use baton_shared::service::ServiceConfig;
 use baton_shared::state::RunState;
 use baton_shared::store::Admitted;
 use baton_shared::store::{Store, StoreError};
@@ -93,6 +94,21 @@ const MAX_BACKFILL_INSTANTS: usize = 10_000;
 
 /// Catalogs of thousands of tables are tens of megabytes of SQL.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn listen(&self) -> &Listen {
+        &self.listen
+    }
+}
+
+/// The service as it runs: its clients connected, its routes.
+pub async fn start(config: Config) -> anyhow::Result<Router> {
+    Ok(router(Arc::new(App::connect(config).await?)))
+}
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()

@@ -41,6 +41,7 @@ use baton_shared::ports::{Publish, RunPort};
 use baton_shared::run::{ExtractFile, ExtractRecord, Instants, Job, JobStatistics, NotifyRecord};
 use baton_shared::secrets::Redacted;
 use baton_shared::serial::Serial;
+use baton_shared::service::ServiceConfig;
 use baton_shared::state::JobState;
 use baton_shared::storage::{Storage, StorageError};
 use baton_shared::store::{Store, StoreError};
@@ -186,6 +187,22 @@ impl Retryable for ExecutorError {
             ExecutorError::Stale(_) => false,
         }
     }
+}
+
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn listen(&self) -> &Listen {
+        &self.listen
+    }
+}
+
+/// The service as it runs: its clients connected, its routes behind the callers' check.
+pub async fn start(config: Config) -> anyhow::Result<Router> {
+    let app = Arc::new(App::connect(config.clone()).await?);
+    Ok(baton_shared::oidc::guard(router(app), &config.callers))
 }
 
 pub fn router(app: Arc<App>) -> Router {

@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use baton_shared::config::{ConfigError, Env, Listen};
 use baton_shared::http::healthz;
 use baton_shared::oidc::Callers;
+use baton_shared::service::ServiceConfig;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -24,6 +25,21 @@ impl Config {
             callers: Callers::from_env(env)?,
         })
     }
+}
+
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn listen(&self) -> &Listen {
+        &self.listen
+    }
+}
+
+/// The service as it runs: its routes behind the callers' check.
+pub async fn start(config: Config) -> anyhow::Result<Router> {
+    Ok(baton_shared::oidc::guard(router(), &config.callers))
 }
 
 pub fn router() -> Router {

@@ -42,6 +42,7 @@ use baton_shared::oidc::Callers;
 use baton_shared::ports::{Publish, RunPort};
 use baton_shared::run::{Job, Run};
 use baton_shared::serial::Serial;
+use baton_shared::service::ServiceConfig;
 use baton_shared::state::{JobState, RunState};
 use baton_shared::store::{Contended, Store, StoreError};
 
@@ -142,6 +143,22 @@ impl App {
         planner.default_concurrency = config.default_concurrency;
         Ok(planner)
     }
+}
+
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn listen(&self) -> &Listen {
+        &self.listen
+    }
+}
+
+/// The service as it runs: its clients connected, its routes behind the callers' check.
+pub async fn start(config: Config) -> anyhow::Result<Router> {
+    let app = Arc::new(App::connect(config.clone()).await?);
+    Ok(baton_shared::oidc::guard(router(app), &config.callers))
 }
 
 pub fn router(app: Arc<App>) -> Router {

@@ -25,6 +25,7 @@ use baton_shared::messages::PlannerEvent;
 use baton_shared::oidc::Callers;
 use baton_shared::ports::Publish;
 use baton_shared::run::{Run, Trigger};
+use baton_shared::service::ServiceConfig;
 use baton_shared::state::RunState;
 use baton_shared::store::{Admitted, Store};
 
@@ -77,6 +78,22 @@ impl App {
             config,
         })
     }
+}
+
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn listen(&self) -> &Listen {
+        &self.listen
+    }
+}
+
+/// The service as it runs: its clients connected, its routes behind the callers' check.
+pub async fn start(config: Config) -> anyhow::Result<Router> {
+    let app = Arc::new(App::connect(config.clone()).await?);
+    Ok(baton_shared::oidc::guard(router(app), &config.callers))
 }
 
 pub fn router(app: Arc<App>) -> Router {

@@ -1,0 +1,42 @@
+//! One start-up for every service: logs, configuration from the environment (a bad variable
+//! stops the service, named), the service's router, then serving until told to stop. Each
+//! service's `main` is one call of `main`.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use axum::Router;
+
+use crate::config::{ConfigError, Env, Listen};
+
+/// A service's configuration, read once at start.
+pub trait ServiceConfig: Sized {
+    fn from_env(env: &Env) -> Result<Self, ConfigError>;
+    /// Where the service listens.
+    fn listen(&self) -> &Listen;
+}
+
+/// Starts the service `name`: reads its configuration, builds its router with `start`
+/// (connecting its clients), and serves it. Fails with the reason logged.
+pub async fn main<C, F, Fut>(name: &'static str, start: F) -> ExitCode
+where
+    C: ServiceConfig,
+    F: FnOnce(C) -> Fut,
+    Fut: Future<Output = anyhow::Result<Router>>,
+{
+    crate::telemetry::init();
+    let served = async {
+        let config = C::from_env(&Env::process())?;
+        let listen = config.listen().clone();
+        let router = start(config).await?;
+        crate::http::serve(router, &listen).await?;
+        anyhow::Ok(())
+    };
+    match served.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the {name} service stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
