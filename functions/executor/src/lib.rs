@@ -24,6 +24,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::{get, post};
 use jiff::{SignedDuration, Timestamp};
+use secrecy::{ExposeSecret, SecretString};
 use tracing::Instrument;
 
 use baton_shared::alerts::{AlertConfig, Alerts};
@@ -39,7 +40,6 @@ use baton_shared::messages::{ExecutorTask, PlannerEvent};
 use baton_shared::oidc::Callers;
 use baton_shared::ports::{Publish, RunPort};
 use baton_shared::run::{ExtractFile, ExtractRecord, Instants, Job, JobStatistics, NotifyRecord};
-use baton_shared::secrets::Redacted;
 use baton_shared::serial::Serial;
 use baton_shared::service::ServiceConfig;
 use baton_shared::state::JobState;
@@ -72,7 +72,7 @@ pub struct Config {
     pub url_expiry: Duration,
     /// A service account key's JSON to sign URLs with, read from `BATON_SIGNING_KEY_FILE`;
     /// without one the service's own identity signs.
-    pub signing_key: Option<Redacted>,
+    pub signing_key: Option<SecretString>,
     /// Tries of a notify POST (`BATON_NOTIFY_ATTEMPTS`), the pause before the second
     /// doubling after each (`BATON_NOTIFY_BACKOFF_MS`).
     pub notify_attempts: u32,
@@ -98,7 +98,7 @@ impl Config {
                 .get("BATON_SIGNING_KEY_FILE")
                 .map(|path| {
                     std::fs::read_to_string(&path)
-                        .map(Redacted)
+                        .map(SecretString::from)
                         .map_err(|e| ConfigError {
                             variable: "BATON_SIGNING_KEY_FILE".into(),
                             message: format!("{path} cannot be read: {e}"),
@@ -138,7 +138,7 @@ impl App {
             warehouse: Warehouse::new(&config.gcp).await?,
             storage: Storage::new(
                 &config.gcp,
-                config.signing_key.as_ref().map(|k| k.0.as_str()),
+                config.signing_key.as_ref().map(|k| k.expose_secret()),
             )?,
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
