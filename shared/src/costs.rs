@@ -21,8 +21,22 @@ pub const COLLECTION: &str = "cost_rollups";
 pub const SHARDS: u32 = 16;
 
 /// What costs are rolled up by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Dimension {
     Table,
     User,
@@ -39,16 +53,11 @@ impl Dimension {
     ];
 
     pub fn name(self) -> &'static str {
-        match self {
-            Dimension::Table => "table",
-            Dimension::User => "user",
-            Dimension::Group => "group",
-            Dimension::Frequency => "frequency",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|d| d.name() == s)
+        s.parse().ok()
     }
 }
 

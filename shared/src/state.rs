@@ -12,8 +12,24 @@ use crate::catalog::TableId;
 /// `pending` waits for parents; `queued` has its parents done and waits for a slot under the
 /// run's concurrency cap, then is dispatched to the executor (still `queued` until the
 /// executor starts it); `running` has a BigQuery job; the rest are final for the attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum JobState {
     Pending,
     Queued,
@@ -32,16 +48,9 @@ impl JobState {
         !Self::OPEN.contains(&self)
     }
 
+    /// The state's name, as stored (serde's name).
     pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Pending => "pending",
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Succeeded => "succeeded",
-            JobState::Failed => "failed",
-            JobState::Skipped => "skipped",
-            JobState::Cancelled => "cancelled",
-        }
+        self.into()
     }
 
     /// The legal transitions.
@@ -80,8 +89,22 @@ impl fmt::Display for JobState {
 }
 
 /// A run's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RunState {
     /// Created by the tick or the API; the planner has not frozen its plan yet.
     Created,
@@ -104,16 +127,9 @@ impl RunState {
         )
     }
 
+    /// The state's name, as stored (serde's name).
     pub fn as_str(self) -> &'static str {
-        match self {
-            RunState::Created => "created",
-            RunState::Planning => "planning",
-            RunState::Running => "running",
-            RunState::Succeeded => "succeeded",
-            RunState::Failed => "failed",
-            RunState::Cancelled => "cancelled",
-            RunState::Skipped => "skipped",
-        }
+        self.into()
     }
 
     pub fn can_become(self, to: RunState) -> bool {
@@ -192,6 +208,32 @@ pub fn dispatch_order(waiting: &mut [(TableId, u32)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each name, as the code writes and reads it, is serde's: one truth for both.
+    fn names_are_serdes<E>()
+    where
+        E: strum::IntoEnumIterator + Into<&'static str> + std::str::FromStr + serde::Serialize,
+        E: PartialEq + std::fmt::Debug + Copy,
+    {
+        for variant in E::iter() {
+            let name: &'static str = variant.into();
+            assert_eq!(serde_json::to_value(variant).unwrap(), name);
+            assert_eq!(name.parse::<E>().ok(), Some(variant));
+        }
+    }
+
+    #[test]
+    fn the_names_code_writes_are_serdes() {
+        names_are_serdes::<JobState>();
+        names_are_serdes::<RunState>();
+        names_are_serdes::<crate::catalog::WriteMode>();
+        names_are_serdes::<crate::costs::Dimension>();
+        assert_eq!(crate::catalog::WriteMode::NAMES.len(), 5);
+        assert_eq!(
+            crate::catalog::WriteMode::InsertUnique.name(),
+            "insert_unique"
+        );
+    }
 
     const ALL: [JobState; 7] = [
         JobState::Pending,

@@ -141,8 +141,22 @@ pub enum TableKind {
 }
 
 /// How a query job's result is written into its table.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum WriteMode {
     /// Replace the table's contents (BigQuery's WRITE_TRUNCATE).
     #[default]
@@ -160,27 +174,15 @@ pub enum WriteMode {
 }
 
 impl WriteMode {
-    pub const NAMES: &[&str] = &[
-        "truncate",
-        "append",
-        "merge",
-        "insert_unique",
-        "overwrite_partitions",
-    ];
+    /// Every mode's name, as written in a header and stored.
+    pub const NAMES: &[&str] = <Self as strum::VariantNames>::VARIANTS;
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "truncate" => Some(Self::Truncate),
-            "append" => Some(Self::Append),
-            "merge" => Some(Self::Merge),
-            "insert_unique" => Some(Self::InsertUnique),
-            "overwrite_partitions" => Some(Self::OverwritePartitions),
-            _ => None,
-        }
+        s.parse().ok()
     }
 
     pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
+        self.into()
     }
 
     /// Whether the mode writes through a statement of Baton's own (`writes::statement`)
