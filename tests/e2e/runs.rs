@@ -422,7 +422,7 @@ async fn ticks_create_each_run_once_one_open_at_a_time_and_record_gaps() -> anyh
     relays.planner.hold_all();
     // 2026-11-16 is a Monday.
     let first = at("2026-11-16T10:30:00Z");
-    let ticks = (0..6).map(|_| baton.tick_at(first));
+    let ticks = (0..11).map(|_| baton.tick_at(first));
     let reports = futures::future::join_all(ticks).await;
     let mut outcomes = Vec::new();
     for report in reports {
@@ -433,7 +433,7 @@ async fn ticks_create_each_run_once_one_open_at_a_time_and_record_gaps() -> anyh
     let run_1 = scheduled_run_id("hourly", at("2026-11-16T10:00:00Z"));
     assert!(outcomes.iter().all(|(id, _)| *id == run_1), "{outcomes:?}");
     let created = outcomes.iter().filter(|(_, o)| o == "created").count();
-    assert_eq!(created, 1, "six concurrent ticks: {outcomes:?}");
+    assert_eq!(created, 1, "eleven concurrent ticks: {outcomes:?}");
     assert!(
         outcomes
             .iter()
