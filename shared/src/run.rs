@@ -743,8 +743,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn transitions_stamp_their_time_and_refuse_illegal_moves() {
+    /// A job of `shop.totals` without parents, queued from the start.
+    fn queued_job() -> Job {
         let planned = PlannedJob {
             table: "shop.totals".parse().unwrap(),
             parents: vec![],
@@ -752,7 +752,12 @@ mod tests {
             children: vec![],
             priority: 0,
         };
-        let mut job = Job::planned(&run(), planned, table(), vec![], "acme", instant());
+        Job::planned(&run(), planned, table(), vec![], "acme", instant())
+    }
+
+    #[test]
+    fn transitions_stamp_their_time_and_refuse_illegal_moves() {
+        let mut job = queued_job();
         assert_eq!(
             job.state,
             JobState::Queued,
@@ -789,14 +794,7 @@ mod tests {
     #[test]
     fn a_transition_logs_nothing_itself_and_its_committed_change_says_from_to_and_how_long() {
         use tracing_subscriber::layer::SubscriberExt;
-        let planned = PlannedJob {
-            table: "shop.totals".parse().unwrap(),
-            parents: vec![],
-            outside_parents: vec![],
-            children: vec![],
-            priority: 0,
-        };
-        let before = Job::planned(&run(), planned, table(), vec![], "acme", instant());
+        let before = queued_job();
         let later: Timestamp = "2026-11-22T02:00:09Z".parse().unwrap();
         // Transaction bodies call transitions and may be tried again: they must not log.
         let events = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -11,6 +11,8 @@ use crate::config::{ConfigError, Env, Listen};
 
 /// A service's configuration, read once at start.
 pub trait ServiceConfig: Sized {
+    /// Reads every variable the service needs; a missing or unreadable one is an error that
+    /// names it.
     fn from_env(env: &Env) -> Result<Self, ConfigError>;
     /// Where the service listens.
     fn listen(&self) -> &Listen;

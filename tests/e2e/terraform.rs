@@ -209,6 +209,7 @@ fn each_planted_mistake_is_found_at_its_line() {
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use baton_shared::config::{Env, Topics};
+use baton_shared::service::ServiceConfig;
 use baton_shared::store::indexes::{INDEXES, Order};
 use baton_tests::terraform::module::{Module, at, literal, normalize, text};
 

@@ -49,8 +49,8 @@ pub struct Config {
     pub sealer: Option<Sealer>,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             listen: Listen::from_env(env)?,
             gcp: Gcp::from_env(env)?,
@@ -61,6 +61,10 @@ impl Config {
             price_per_tib: env.parse_or("BATON_PRICE_PER_TIB", 6.25)?,
             sealer: Sealer::from_env(env)?,
         })
+    }
+
+    fn listen(&self) -> &Listen {
+        &self.listen
     }
 }
 
@@ -94,16 +98,6 @@ const MAX_BACKFILL_INSTANTS: usize = 10_000;
 
 /// Catalogs of thousands of tables are tens of megabytes of SQL.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
-
-impl ServiceConfig for Config {
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Config::from_env(env)
-    }
-
-    fn listen(&self) -> &Listen {
-        &self.listen
-    }
-}
 
 /// The service as it runs: its clients connected, its routes.
 pub async fn start(config: Config) -> anyhow::Result<Router> {

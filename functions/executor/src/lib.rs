@@ -81,8 +81,8 @@ pub struct Config {
     pub callers: Callers,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let gcp = Gcp::from_env(env)?;
         Ok(Self {
             listen: Listen::from_env(env)?,
@@ -109,6 +109,10 @@ impl Config {
             notify_backoff: Duration::from_millis(env.parse_or("BATON_NOTIFY_BACKOFF_MS", 1000)?),
             callers: Callers::from_env(env)?,
         })
+    }
+
+    fn listen(&self) -> &Listen {
+        &self.listen
     }
 }
 
@@ -186,16 +190,6 @@ impl Retryable for ExecutorError {
             ExecutorError::StillRunning(_) => true,
             ExecutorError::Stale(_) => false,
         }
-    }
-}
-
-impl ServiceConfig for Config {
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Config::from_env(env)
-    }
-
-    fn listen(&self) -> &Listen {
-        &self.listen
     }
 }
 

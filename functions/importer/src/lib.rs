@@ -18,18 +18,12 @@ pub struct Config {
     pub callers: Callers,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             listen: Listen::from_env(env)?,
             callers: Callers::from_env(env)?,
         })
-    }
-}
-
-impl ServiceConfig for Config {
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Config::from_env(env)
     }
 
     fn listen(&self) -> &Listen {

@@ -60,8 +60,8 @@ pub struct Config {
     pub default_concurrency: u32,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let gcp = Gcp::from_env(env)?;
         Ok(Self {
             listen: Listen::from_env(env)?,
@@ -74,6 +74,10 @@ impl Config {
                 baton_shared::run::DEFAULT_CONCURRENCY,
             )?,
         })
+    }
+
+    fn listen(&self) -> &Listen {
+        &self.listen
     }
 }
 
@@ -142,16 +146,6 @@ impl App {
         planner.alerts = Some(Alerts::new(store, config.alerts));
         planner.default_concurrency = config.default_concurrency;
         Ok(planner)
-    }
-}
-
-impl ServiceConfig for Config {
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Config::from_env(env)
-    }
-
-    fn listen(&self) -> &Listen {
-        &self.listen
     }
 }
 

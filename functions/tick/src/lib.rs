@@ -45,8 +45,8 @@ pub struct Config {
     pub callers: Callers,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             listen: Listen::from_env(env)?,
             gcp: Gcp::from_env(env)?,
@@ -60,6 +60,10 @@ impl Config {
             allow_at: env.parse_or("BATON_TICK_ALLOW_AT", false)?,
             callers: Callers::from_env(env)?,
         })
+    }
+
+    fn listen(&self) -> &Listen {
+        &self.listen
     }
 }
 
@@ -77,16 +81,6 @@ impl App {
             topics: Topics::new(&config.gcp)?,
             config,
         })
-    }
-}
-
-impl ServiceConfig for Config {
-    fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Config::from_env(env)
-    }
-
-    fn listen(&self) -> &Listen {
-        &self.listen
     }
 }
 
