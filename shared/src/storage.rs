@@ -144,27 +144,22 @@ impl Storage {
             .map_err(|e| StorageError::Permanent(e.clone()))?;
         // Signing through IAM is a network call that may fail for a moment; a key that cannot
         // sign fails every time: a few tries here, then the job fails with the reason.
-        let mut pause = Duration::from_millis(500);
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let signed =
-                SignedUrlBuilder::for_object(format!("projects/_/buckets/{bucket}"), object)
-                    .with_method(http::Method::GET)
-                    .with_expiration(expiry)
-                    .with_endpoint(&self.endpoint)
-                    .sign_with(signer)
-                    .await;
-            match signed {
-                Ok(url) => return Ok(url),
-                Err(e) if e.is_signing() && tries < 3 => {
-                    tracing::warn!(error = %e, "signing a URL failed; trying again");
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
-                }
-                Err(e) => return Err(StorageError::Permanent(format!("signing a URL: {e}"))),
-            }
-        }
+        use backon::Retryable as _;
+        let sign = || {
+            SignedUrlBuilder::for_object(format!("projects/_/buckets/{bucket}"), object)
+                .with_method(http::Method::GET)
+                .with_expiration(expiry)
+                .with_endpoint(&self.endpoint)
+                .sign_with(signer)
+        };
+        let pauses = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_times(2);
+        sign.retry(pauses)
+            .when(|e| e.is_signing())
+            .notify(|e, _| tracing::warn!(error = %e, "signing a URL failed; trying again"))
+            .await
+            .map_err(|e| StorageError::Permanent(format!("signing a URL: {e}")))
     }
 
     /// Creates a bucket unless it exists (the local stack's; Terraform makes production's).

@@ -514,26 +514,25 @@ impl Contended for StoreError {
 
 /// Runs `attempt` until it does not fail with contention, at most `tries` times, backing off
 /// between tries. Each try must begin its own transaction.
-pub async fn retry_contention<T, E, F, Fut>(tries: u32, mut attempt: F) -> Result<T, E>
+pub async fn retry_contention<T, E, F, Fut>(tries: u32, attempt: F) -> Result<T, E>
 where
     E: Contended + std::fmt::Display,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
+    use backon::Retryable as _;
     // Both sides of a conflict may be aborted at once (the emulator aborts deadlocked
-    // transactions together): a random pause, up to a bound that doubles, keeps them from
-    // meeting again.
-    let mut bound = Duration::from_millis(100);
-    let mut n = 1;
-    loop {
-        match attempt().await {
-            Err(e) if e.is_contention() && n < tries => {
-                tracing::debug!(try_number = n, reason = %e, "transaction contended; trying again");
-                tokio::time::sleep(bound.mul_f64(rand::random::<f64>())).await;
-                bound = (bound * 2).min(Duration::from_secs(2));
-                n += 1;
-            }
-            other => return other,
-        }
-    }
+    // transactions together): pauses with jitter, doubling, keep them from meeting again.
+    let pauses = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(2))
+        .with_jitter()
+        .with_max_times(usize::try_from(tries.saturating_sub(1)).unwrap_or(usize::MAX));
+    attempt
+        .retry(pauses)
+        .when(|e: &E| e.is_contention())
+        .notify(|e: &E, pause: Duration| {
+            tracing::debug!(reason = %e, ?pause, "transaction contended; trying again");
+        })
+        .await
 }
