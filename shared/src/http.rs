@@ -23,16 +23,9 @@ pub async fn serve(router: Router, listen: &Listen) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind((listen.host, listen.port)).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    let served = axum::serve(listener, router)
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal(listen.stop_on_stdin_eof))
-        .await;
-    let usage = crate::store::usage();
-    tracing::info!(
-        firestore_reads = usage.reads,
-        firestore_writes = usage.writes,
-        "firestore usage"
-    );
-    served
+        .await
 }
 
 async fn shutdown_signal(stop_on_stdin_eof: bool) {

@@ -1,6 +1,7 @@
 //! One start-up for every service: logs, configuration from the environment (a bad variable
-//! stops the service, named), the service's router, then serving until told to stop. Each
-//! service's `main` is one call of `main`.
+//! stops the service, named), the service's router, then serving until told to stop, and a
+//! last line of what the process read and wrote in Firestore. Each service's `main` is one
+//! call of `main`.
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -31,7 +32,15 @@ where
         let config = C::from_env(&Env::process())?;
         let listen = config.listen().clone();
         let router = start(config).await?;
-        crate::http::serve(router, &listen).await?;
+        let served = crate::http::serve(router, &listen).await;
+        // What the process read and wrote in Firestore, once it stops.
+        let usage = crate::store::usage();
+        tracing::info!(
+            firestore_reads = usage.reads,
+            firestore_writes = usage.writes,
+            "firestore usage"
+        );
+        served?;
         anyhow::Ok(())
     };
     match served.await {
