@@ -156,7 +156,10 @@ where
 
 /// One service process.
 struct Service {
+    /// The process's name (`planner-2` for a second planner), which names its logs.
     name: &'static str,
+    /// The service it runs.
+    service: &'static str,
     child: Child,
     stdin: Option<ChildStdin>,
     url: String,
@@ -200,11 +203,20 @@ pub struct Urls {
 pub struct Options {
     /// Extra environment variables for every service.
     pub env: Vec<(String, String)>,
+    /// Run two planner and two executor processes instead of one each, behind the relays:
+    /// concurrent deliveries then race on Firestore as in production, not only within one
+    /// process.
+    pub two_of_each: bool,
 }
 
 impl Options {
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn two_of_each(mut self) -> Self {
+        self.two_of_each = true;
         self
     }
 }
@@ -307,10 +319,20 @@ impl Baton {
         // Cloud Scheduler's, the others the Pub/Sub push identity's.
         let issuer = Issuer::start(stack).await?;
         let mut services = Vec::new();
-        for name in ["api", "tick", "planner", "executor", "importer"] {
+        let mut processes = vec![
+            ("api", "api"),
+            ("tick", "tick"),
+            ("planner", "planner"),
+            ("executor", "executor"),
+            ("importer", "importer"),
+        ];
+        if options.two_of_each {
+            processes.extend([("planner-2", "planner"), ("executor-2", "executor")]);
+        }
+        for (name, service) in processes {
             let mut service_env = env.clone();
-            if name != "api" {
-                let caller = Self::caller_of(&project, name);
+            if service != "api" {
+                let caller = Self::caller_of(&project, service);
                 service_env.extend([
                     ("BATON_AUTH_AUDIENCE".to_string(), caller.audience),
                     ("BATON_AUTH_CALLERS".to_string(), caller.email),
@@ -318,7 +340,7 @@ impl Baton {
                 ]);
             }
             service_env.extend(options.env.iter().cloned());
-            services.push(spawn_service(name, &service_env, &log_dir)?);
+            services.push(spawn_service(name, service, &service_env, &log_dir)?);
         }
         let url = |name: &str| {
             services
@@ -335,11 +357,23 @@ impl Baton {
             importer: url("importer"),
         };
 
-        let relay = |service: &'static str| Relay::start(&urls, service, &issuer, &project);
+        // Each relay delivers to every process of its service.
+        let processes_of = |service: &str| -> Vec<String> {
+            services
+                .iter()
+                .filter(|s| s.service == service)
+                .map(|s| s.url.clone())
+                .collect()
+        };
+        let (planners, executors, importers) = (
+            processes_of("planner"),
+            processes_of("executor"),
+            processes_of("importer"),
+        );
         let relays = Relays {
-            planner: relay("planner").await?,
-            executor: relay("executor").await?,
-            importer: relay("importer").await?,
+            planner: Relay::start(&planners, "planner", &issuer, &project).await?,
+            executor: Relay::start(&executors, "executor", &issuer, &project).await?,
+            importer: Relay::start(&importers, "importer", &issuer, &project).await?,
         };
 
         let gcp = Gcp::from_env(&Env::from_map(
@@ -575,10 +609,11 @@ impl Baton {
 
 fn spawn_service(
     name: &'static str,
+    service: &'static str,
     env: &[(String, String)],
     log_dir: &Path,
 ) -> anyhow::Result<Service> {
-    let path = bin_dir().join(format!("baton-{name}"));
+    let path = bin_dir().join(format!("baton-{service}"));
     if !path.exists() {
         bail!(
             "{} is missing: build the workspace first (`cargo build --workspace`)",
@@ -613,6 +648,7 @@ fn spawn_service(
     });
     let mut service = Service {
         name,
+        service,
         child,
         stdin,
         url: String::new(),

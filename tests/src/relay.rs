@@ -36,7 +36,10 @@ struct Holding {
 }
 
 struct Inner {
-    target: String,
+    /// The `/pubsub` endpoints of the service's processes: deliveries take turns among
+    /// them, and the copies of a duplicated delivery go to different ones.
+    targets: Vec<String>,
+    turn: AtomicU64,
     issuer: Issuer,
     caller: Caller,
     http: reqwest::Client,
@@ -58,28 +61,26 @@ impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Relay")
             .field("endpoint", &self.endpoint)
-            .field("target", &self.inner.target)
+            .field("targets", &self.inner.targets)
             .finish()
     }
 }
 
 impl Relay {
-    /// Starts a relay on a loopback port for `service` (one of `urls`), which delivers as
-    /// the service's production caller with tokens from `issuer`.
+    /// Starts a relay on a loopback port for `service`, whose processes are at `urls` (base
+    /// URLs), which delivers as the service's production caller with tokens from `issuer`.
     pub async fn start(
-        urls: &crate::Urls,
+        urls: &[String],
         service: &str,
         issuer: &Issuer,
         project: &str,
     ) -> anyhow::Result<Self> {
-        let target = match service {
-            "planner" => &urls.planner,
-            "executor" => &urls.executor,
-            "importer" => &urls.importer,
-            other => anyhow::bail!("{other} takes no pushes"),
-        };
+        if urls.is_empty() {
+            bail!("{service} has no process to relay to");
+        }
         let inner = Arc::new(Inner {
-            target: format!("{target}/pubsub"),
+            targets: urls.iter().map(|u| format!("{u}/pubsub")).collect(),
+            turn: AtomicU64::new(0),
             issuer: issuer.clone(),
             caller: crate::Baton::caller_of(project, service),
             http: reqwest::Client::new(),
@@ -180,10 +181,12 @@ async fn deliver(inner: &Inner, body: Bytes) -> StatusCode {
     } else {
         1
     };
-    let sends = (0..copies).map(|_| {
+    let first = inner.turn.fetch_add(copies, Ordering::SeqCst);
+    let sends = (0..copies).map(|k| {
+        let target = &inner.targets[((first + k) % inner.targets.len() as u64) as usize];
         inner
             .http
-            .post(&inner.target)
+            .post(target)
             .header("content-type", "application/json")
             .header("authorization", inner.issuer.bearer(&inner.caller))
             .body(body.clone())
