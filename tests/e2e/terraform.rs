@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 use baton_tests::repo_root;
 use baton_tests::terraform::check::{Problem, check_dir, check_source};
 use baton_tests::terraform::schema::{Schema, assembly_path};
+use baton_tests::terraform::tf_files;
 
 static SCHEMA: LazyLock<Result<Schema, String>> =
     LazyLock::new(|| Schema::load(&assembly_path()).map_err(|e| format!("{e:#}")));
@@ -29,6 +30,19 @@ fn the_terraform_fits_the_google_providers_schema() -> anyhow::Result<()> {
     let listed: Vec<String> = problems.iter().map(Problem::to_string).collect();
     assert!(problems.is_empty(), "{}", listed.join("\n"));
     Ok(())
+}
+
+/// A `dynamic "env"` block whose content sets `name` and `value_argument` (misspelt or not).
+fn dynamic_env(value_argument: &str) -> String {
+    format!(
+        r#"dynamic "env" {{
+        for_each = {{ A = "1" }}
+        content {{
+          name  = env.key
+          {value_argument} = env.value
+        }}
+      }}"#
+    )
 }
 
 /// A minimal valid Cloud Run service with `extra` in its template's container.
@@ -140,16 +154,7 @@ fn each_planted_mistake_is_found_at_its_line() {
         ),
         (
             "a dynamic block's content with an unknown argument",
-            service_with(
-                r#"dynamic "env" {
-        for_each = { A = "1" }
-        content {
-          name  = env.key
-          vaule = env.value
-        }
-      }"#,
-                "",
-            ),
+            service_with(&dynamic_env("vaule"), ""),
             "template: containers: env: unknown argument `vaule` (did you mean `value`?)",
         ),
         (
@@ -191,13 +196,7 @@ fn each_planted_mistake_is_found_at_its_line() {
     );
     // Meta-arguments, lifecycle and valid dynamic blocks are no mistakes.
     let fine = service_with(
-        r#"dynamic "env" {
-        for_each = { A = "1" }
-        content {
-          name  = env.key
-          value = env.value
-        }
-      }"#,
+        &dynamic_env("value"),
         "count = 1\n  depends_on = []\n  lifecycle {\n    prevent_destroy = true\n  }",
     );
     assert_eq!(check_source(schema, "fine.tf", &fine), []);
@@ -619,10 +618,13 @@ fn each_identity_holds_exactly_the_roles_the_readme_lists() -> anyhow::Result<()
             "{who}: {role}"
         );
     }
-    let all = std::fs::read_dir(repo_root().join("terraform"))?
-        .filter_map(Result::ok)
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect::<String>();
-    assert!(!all.contains("allUsers") && !all.contains("allAuthenticatedUsers"));
+    for file in tf_files(&repo_root().join("terraform"))? {
+        let text = std::fs::read_to_string(&file)?;
+        assert!(
+            !text.contains("allUsers") && !text.contains("allAuthenticatedUsers"),
+            "{} grants to everyone",
+            file.display()
+        );
+    }
     Ok(())
 }

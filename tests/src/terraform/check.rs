@@ -33,16 +33,10 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Checks every `.tf` file of `dir` (not its subfolders, as Terraform reads a module).
+/// Checks every `.tf` file of the module in `dir`.
 pub fn check_dir(schema: &Schema, dir: &Path) -> anyhow::Result<Vec<Problem>> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tf"))
-        .collect();
-    files.sort();
     let mut problems = Vec::new();
-    for file in files {
+    for file in super::tf_files(dir)? {
         let text = std::fs::read_to_string(&file)?;
         let name = file.display().to_string();
         problems.extend(check_source(schema, &name, &text));

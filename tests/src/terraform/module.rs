@@ -27,13 +27,7 @@ pub struct Resource<'a> {
 impl Module {
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
         let mut bodies = Vec::new();
-        let mut files: Vec<_> = std::fs::read_dir(dir)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "tf"))
-            .collect();
-        files.sort();
-        for file in files {
+        for file in super::tf_files(dir)? {
             let text = std::fs::read_to_string(&file)?;
             bodies.push(
                 hcl_edit::parser::parse_body(&text)
