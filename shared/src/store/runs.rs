@@ -48,6 +48,13 @@ pub enum Admitted {
     Late(String),
 }
 
+/// One write of a plan: a leftover job of an interrupted planning deleted, a job, a slot.
+enum PlanWrite<'a> {
+    DeleteJob(&'a str),
+    Job(&'a Job),
+    Slot(&'a Slot),
+}
+
 impl Store {
     /// Reads one document in a transaction and writes what `change` makes of it, if anything.
     /// Returns the document as it was, and as it became when it changed.
@@ -527,38 +534,24 @@ impl RunPort for Store {
             .filter(|id| !planned.contains(id))
             .collect();
         let slots: Vec<Slot> = (0..slots).map(Slot::free).collect();
-        // Each commit reads the run and writes only under the lease (one of its writes is
-        // the read's place in the commit's budget).
-        let per_commit = super::MAX_WRITES_PER_COMMIT - 1;
-        for chunk in leftovers.chunks(per_commit) {
-            let deleted = self
-                .under_lease(run_id, holder, |tx| {
-                    chunk
-                        .iter()
-                        .try_for_each(|id| tx.delete(Some(&parent), JOBS, id))
-                })
-                .await?;
-            if !deleted {
-                return Ok(false);
-            }
-        }
-        for chunk in jobs.chunks(per_commit) {
+        let writes: Vec<PlanWrite<'_>> = leftovers
+            .iter()
+            .map(|id| PlanWrite::DeleteJob(id))
+            .chain(jobs.iter().map(PlanWrite::Job))
+            .chain(slots.iter().map(PlanWrite::Slot))
+            .collect();
+        // Each commit reads the run and writes only while the lease is still `holder`'s.
+        for chunk in writes.chunks(super::MAX_WRITES_PER_COMMIT) {
             let written = self
                 .under_lease(run_id, holder, |tx| {
-                    chunk.iter().try_for_each(|job| {
-                        tx.set(Some(&parent), JOBS, &job.table.to_string(), job)
-                    })
-                })
-                .await?;
-            if !written {
-                return Ok(false);
-            }
-        }
-        for chunk in slots.chunks(per_commit) {
-            let written = self
-                .under_lease(run_id, holder, |tx| {
-                    chunk.iter().try_for_each(|slot| {
-                        tx.set(Some(&parent), SLOTS, &slot.index.to_string(), slot)
+                    chunk.iter().try_for_each(|write| match write {
+                        PlanWrite::DeleteJob(id) => tx.delete(Some(&parent), JOBS, id),
+                        PlanWrite::Job(job) => {
+                            tx.set(Some(&parent), JOBS, &job.table.to_string(), *job)
+                        }
+                        PlanWrite::Slot(slot) => {
+                            tx.set(Some(&parent), SLOTS, &slot.index.to_string(), *slot)
+                        }
                     })
                 })
                 .await?;
