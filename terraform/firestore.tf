@@ -1,5 +1,5 @@
 # Firestore holds all of Baton's configuration, state and history (native mode). The composite
-# indexes are those the services' queries need (shared/src/store/indexes.rs names them; the
+# indexes are those the services' queries need (shared/google/src/store/indexes.rs names them; the
 # emulator needs none, tests/e2e/terraform.rs checks that each is declared here).
 
 resource "google_firestore_database" "baton" {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The tests: every unit, property and end-to-end test, against the local stack of emulators.
 # Starts the stack if it is not running (and stops it again at the end). Arguments go to
-# `cargo test`, e.g. `tests/test.sh -p baton-shared` or `tests/test.sh --test first_run`.
+# `cargo test`, e.g. `tests/test.sh -p baton-core` or `tests/test.sh --test first_run`.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::post;
-use baton_shared::api::PutConnectionRequest;
-use baton_shared::catalog::{CatalogSpec, Frequency, Table};
-use baton_shared::connections::ConnectionKind;
-use baton_shared::messages::{ExecutorTask, PlannerEvent};
-use baton_shared::state::RunState;
+use baton_core::catalog::{CatalogSpec, Frequency, Table};
+use baton_core::connections::ConnectionKind;
+use baton_core::messages::{ExecutorTask, PlannerEvent};
+use baton_core::state::RunState;
+use baton_service::api::PutConnectionRequest;
 use baton_tests::{Baton, Stack, eventually, first_run_id, serve_on_loopback};
 
 const TIMEOUT: Duration = Duration::from_secs(120);

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use base64::Engine;
-use baton_shared::messages::PlannerEvent;
-use baton_shared::state::RunState;
+use baton_core::messages::PlannerEvent;
+use baton_core::state::RunState;
 use baton_tests::oidc::{self, Issuer};
 use baton_tests::{Baton, Stack, bin_dir, repo_root};
 use reqwest::StatusCode;

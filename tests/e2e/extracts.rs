@@ -10,10 +10,10 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use baton_shared::catalog::{CatalogSpec, Extract, ExtractFormat, Frequency, Table, TableOptions};
-use baton_shared::messages::ExecutorTask;
-use baton_shared::run::Job;
-use baton_shared::state::{JobState, RunState};
+use baton_core::catalog::{CatalogSpec, Extract, ExtractFormat, Frequency, Table, TableOptions};
+use baton_core::messages::ExecutorTask;
+use baton_core::run::Job;
+use baton_core::state::{JobState, RunState};
 use baton_tests::{Baton, Options, Stack, first_run_id, serve_on_loopback};
 
 const TIMEOUT: Duration = Duration::from_secs(120);

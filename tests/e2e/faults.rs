@@ -9,12 +9,12 @@
 
 use std::time::Duration;
 
-use baton_shared::catalog::{
+use baton_core::catalog::{
     CatalogSpec, Extract, ExtractFormat, Frequency, Table, TableId, TableOptions,
 };
-use baton_shared::ids::bigquery_job_id;
-use baton_shared::messages::ExecutorTask;
-use baton_shared::state::{JobState, RunState};
+use baton_core::ids::bigquery_job_id;
+use baton_core::messages::ExecutorTask;
+use baton_core::state::{JobState, RunState};
 use baton_tests::faults::{Fault, FaultyBigQuery};
 use baton_tests::{Baton, Options, Stack, first_run_id};
 
@@ -186,7 +186,7 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
     assert_eq!(configuration["labels"]["baton-table"], "f_capped");
     assert_eq!(
         configuration["labels"]["baton-run"],
-        baton_shared::ids::label_value(&run_id)
+        baton_core::ids::label_value(&run_id)
     );
     // Past its timeout: cancelled in BigQuery, failed, not retried.
     let stuck = job("f.stuck");

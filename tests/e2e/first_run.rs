@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use baton_shared::ids::scheduled_run_id;
-use baton_shared::schedule::Schedule;
-use baton_shared::state::{JobState, RunState};
+use baton_core::ids::scheduled_run_id;
+use baton_core::schedule::Schedule;
+use baton_core::state::{JobState, RunState};
 use baton_tests::{Baton, Stack, repo_root};
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);

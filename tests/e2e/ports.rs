@@ -1,9 +1,9 @@
-//! The behaviour both `RunPort` implementations must show (`baton_shared::port_suite`), on
+//! The behaviour both `RunPort` implementations must show (`baton_core::port_suite`), on
 //! Firestore: the emulator of the local stack. The same checks run on the in-memory model in
 //! the shared crate's unit tests.
 
-use baton_shared::port_suite;
-use baton_shared::store::{RUNS, Store};
+use baton_core::port_suite;
+use baton_google::store::{RUNS, Store};
 use baton_tests::{Stack, unique_project};
 
 async fn store_holding_a_fresh_run(name: &str) -> anyhow::Result<(Store, String, jiff::Timestamp)> {

@@ -9,13 +9,13 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use baton_cli::ClientError;
-use baton_shared::api::{BackfillRequest, RunResponse, StartRunRequest};
-use baton_shared::catalog::{CatalogSpec, Frequency, Table, TableId, WriteMode};
-use baton_shared::ids::{bigquery_job_id, scheduled_run_id};
-use baton_shared::messages::{ExecutorTask, PlannerEvent};
-use baton_shared::run::{BackfillState, Job, Trigger};
-use baton_shared::schedule::Condition;
-use baton_shared::state::{JobState, RunState};
+use baton_core::catalog::{CatalogSpec, Frequency, Table, TableId, WriteMode};
+use baton_core::ids::{bigquery_job_id, scheduled_run_id};
+use baton_core::messages::{ExecutorTask, PlannerEvent};
+use baton_core::run::{BackfillState, Job, Trigger};
+use baton_core::schedule::Condition;
+use baton_core::state::{JobState, RunState};
+use baton_service::api::{BackfillRequest, RunResponse, StartRunRequest};
 use baton_tests::{Baton, Options, Stack, eventually};
 
 const TIMEOUT: Duration = Duration::from_secs(120);

@@ -207,9 +207,10 @@ fn each_planted_mistake_is_found_at_its_line() {
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use baton_shared::config::{Env, Topics};
-use baton_shared::service::ServiceConfig;
-use baton_shared::store::indexes::{INDEXES, Order};
+use baton_core::config::Env;
+use baton_google::config::Topics;
+use baton_google::store::indexes::{INDEXES, Order};
+use baton_service::service::ServiceConfig;
 use baton_tests::terraform::module::{Module, at, literal, normalize, text};
 
 fn module() -> Module {
@@ -230,7 +231,7 @@ fn sample(variable: &str) -> String {
         "BATON_DEFAULT_CONCURRENCY" => "10".into(),
         "BATON_PRICE_PER_TIB" => "6.25".into(),
         "BATON_EXTRACT_BUCKET" => "acme-baton-extracts".into(),
-        "BATON_ENCRYPTION_KEY" => baton_shared::secrets::Sealer::generate_key(),
+        "BATON_ENCRYPTION_KEY" => baton_core::secrets::Sealer::generate_key(),
         other => panic!("give tests/e2e/terraform.rs a sample value of {other}"),
     }
 }

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use baton_shared::api::{BackfillRequest, DryRunRequest, RunResponse, StartRunRequest};
-use baton_shared::catalog::{
+use baton_core::catalog::{
     CatalogSpec, Frequency, Partitioning, Table, TableId, TableOptions, WriteMode,
 };
-use baton_shared::run::BackfillState;
-use baton_shared::state::{JobState, RunState};
+use baton_core::run::BackfillState;
+use baton_core::state::{JobState, RunState};
+use baton_service::api::{BackfillRequest, DryRunRequest, RunResponse, StartRunRequest};
 use baton_tests::{Baton, Stack, eventually};
 
 const TIMEOUT: Duration = Duration::from_secs(120);

@@ -205,9 +205,8 @@ mod tests {
     #[test]
     fn every_text_reads_without_error_or_leniency() {
         for item in corpus(11, 200) {
-            let a =
-                baton_shared::sql::analyze(&item.sql, &baton_shared::sql::Defaults::new("p", "d"))
-                    .unwrap_or_else(|e| panic!("{e}\n{}", item.sql));
+            let a = baton_core::sql::analyze(&item.sql, &baton_core::sql::Defaults::new("p", "d"))
+                .unwrap_or_else(|e| panic!("{e}\n{}", item.sql));
             assert!(!a.lenient, "{}", item.sql);
             assert!(!a.reads.is_empty());
         }

@@ -24,14 +24,15 @@ use anyhow::{Context, anyhow, bail};
 
 use base64::Engine;
 use baton_cli::Client;
-use baton_shared::api::{ApplyRequest, ApplyResponse, RunResponse};
-use baton_shared::bus::{Bus, PushSubscription};
-use baton_shared::catalog::CatalogSpec;
-use baton_shared::config::{Env, Gcp};
-use baton_shared::ports::RunPort;
-use baton_shared::storage::Storage;
-use baton_shared::store::{Store, Usage};
-use baton_shared::warehouse::Warehouse;
+use baton_core::catalog::CatalogSpec;
+use baton_core::config::Env;
+use baton_core::ports::RunPort;
+use baton_google::bus::{Bus, PushSubscription};
+use baton_google::config::Gcp;
+use baton_google::storage::Storage;
+use baton_google::store::{Store, Usage};
+use baton_google::warehouse::Warehouse;
+use baton_service::api::{ApplyRequest, ApplyResponse, RunResponse};
 
 use crate::oidc::{Caller, Issuer};
 use crate::relay::Relay;
@@ -296,7 +297,10 @@ impl Baton {
             ("HOST".into(), "127.0.0.1".into()),
             ("PORT".into(), "0".into()),
             ("BATON_STOP_ON_STDIN_EOF".into(), "true".into()),
-            ("RUST_LOG".into(), "info,baton_shared=debug".into()),
+            (
+                "RUST_LOG".into(),
+                "info,baton_core=debug,baton_google=debug,baton_service=debug".into(),
+            ),
             // Retries of transient BigQuery failures (local-bigquery's commit conflicts)
             // without production's pause.
             ("BATON_RETRY_BACKOFF_MS".into(), "200".into()),
@@ -307,7 +311,7 @@ impl Baton {
         // Connections are sealed with a key of this Baton's own.
         env.push((
             "BATON_ENCRYPTION_KEY".into(),
-            baton_shared::secrets::Sealer::generate_key(),
+            baton_core::secrets::Sealer::generate_key(),
         ));
         // Extracts go to the project's own bucket.
         let bucket = format!("{project}-extracts");
@@ -526,7 +530,7 @@ impl Baton {
 
     /// The BigQuery jobs Baton started for a run (their ids begin with the run's).
     pub async fn bigquery_jobs(&self, run_id: &str) -> anyhow::Result<Vec<String>> {
-        let prefix = baton_shared::ids::bigquery_job_prefix(run_id);
+        let prefix = baton_core::ids::bigquery_job_prefix(run_id);
         let mut ids: Vec<String> = self
             .warehouse
             .job_ids()

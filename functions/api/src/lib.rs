@@ -12,29 +12,31 @@ use axum::{Json, Router};
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use baton_shared::api::{
+use baton_core::catalog::apply::plan_apply;
+use baton_core::catalog::{Frequency, Problem, TableDoc, TableId, WriteMode};
+use baton_core::config::{ConfigError, Env};
+use baton_core::connections::{self, Connection, ConnectionView};
+use baton_core::costs::Dimension;
+use baton_core::ids::{backfill_id, manual_run_id};
+use baton_core::messages::PlannerEvent;
+use baton_core::ports::{Publish, RunPort, StoreError};
+use baton_core::run::{Backfill, BackfillState, Instants, Run, Trigger};
+use baton_core::schedule::Schedule;
+use baton_core::secrets::Sealer;
+use baton_core::state::RunState;
+use baton_google::bus::Topics;
+use baton_google::config::Gcp;
+use baton_google::store::Admitted;
+use baton_google::store::Store;
+use baton_google::warehouse::{Warehouse, WarehouseError};
+use baton_service::api::{
     ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, ConnectionsResponse,
     CostsResponse, DryRunRequest, DryRunResponse, PutConnectionRequest, RunChange, RunResponse,
     RunsResponse, StartRunRequest,
 };
-use baton_shared::bus::Topics;
-use baton_shared::catalog::apply::plan_apply;
-use baton_shared::catalog::{Frequency, Problem, TableDoc, TableId, WriteMode};
-use baton_shared::config::{ConfigError, Env, Gcp, Listen};
-use baton_shared::connections::{self, Connection, ConnectionView};
-use baton_shared::costs::Dimension;
-use baton_shared::http::{ApiError, healthz};
-use baton_shared::ids::{backfill_id, manual_run_id};
-use baton_shared::messages::PlannerEvent;
-use baton_shared::ports::{Publish, RunPort};
-use baton_shared::run::{Backfill, BackfillState, Instants, Run, Trigger};
-use baton_shared::schedule::Schedule;
-use baton_shared::secrets::Sealer;
-use baton_shared::service::ServiceConfig;
-use baton_shared::state::RunState;
-use baton_shared::store::Admitted;
-use baton_shared::store::{Store, StoreError};
-use baton_shared::warehouse::{Warehouse, WarehouseError};
+use baton_service::config::Listen;
+use baton_service::http::{ApiError, healthz};
+use baton_service::service::ServiceConfig;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -56,7 +58,7 @@ impl ServiceConfig for Config {
             gcp: Gcp::from_env(env)?,
             default_concurrency: env.parse_or(
                 "BATON_DEFAULT_CONCURRENCY",
-                baton_shared::run::DEFAULT_CONCURRENCY,
+                baton_core::run::DEFAULT_CONCURRENCY,
             )?,
             price_per_tib: env.parse_or("BATON_PRICE_PER_TIB", 6.25)?,
             sealer: Sealer::from_env(env)?,
@@ -152,7 +154,7 @@ async fn stored_run(app: &App, run_id: &str) -> Result<Run, ApiError> {
 fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound(m) => ApiError::not_found(m),
-        e if baton_shared::http::Retryable::is_retryable(&e) => {
+        e if baton_core::errors::Retryable::is_retryable(&e) => {
             ApiError::unavailable(e.to_string())
         }
         e => ApiError::internal(e.to_string()),
@@ -231,7 +233,7 @@ async fn dry_run(
     let stored = match &request.table {
         Some(id) => Some(
             app.store
-                .get::<TableDoc>(None, baton_shared::store::TABLES, &id.to_string())
+                .get::<TableDoc>(None, baton_google::store::TABLES, &id.to_string())
                 .await
                 .map_err(store_error)?
                 .ok_or_else(|| ApiError::not_found(format!("no table {id}")))?,
@@ -241,7 +243,7 @@ async fn dry_run(
     let definition = stored.as_ref().map(|doc| &doc.definition);
     let (sql, parameters) = match (&request.sql, &stored) {
         (Some(sql), _) => {
-            let analysis = baton_shared::sql::analyze(sql, &Default::default())
+            let analysis = baton_core::sql::analyze(sql, &Default::default())
                 .map_err(|e| ApiError::bad_request(format!("the SQL cannot be read: {e}")))?;
             (sql.clone(), analysis.parameters.into_iter().collect())
         }
@@ -253,7 +255,7 @@ async fn dry_run(
         .clone()
         .or_else(|| definition.map(|d| d.dataset.clone()))
         .ok_or_else(|| ApiError::bad_request("`sql` without `table` needs `dataset`"))?;
-    baton_shared::catalog::validate_dataset(&dataset).map_err(|e| ApiError::bad_request(e.0))?;
+    baton_core::catalog::validate_dataset(&dataset).map_err(|e| ApiError::bad_request(e.0))?;
     let mode = request
         .write
         .or(definition.map(|d| d.write_mode))
@@ -277,7 +279,7 @@ async fn dry_run(
             window_start: None,
         },
     };
-    let report = baton_shared::dry_run::dry_run(
+    let report = baton_service::dry_run::dry_run(
         &app.warehouse,
         &sql,
         mode,
@@ -484,7 +486,7 @@ async fn start_run(
             let ids: Vec<String> = request.tables.iter().map(ToString::to_string).collect();
             let found: Vec<TableDoc> = app
                 .store
-                .get_many(None, baton_shared::store::TABLES, ids)
+                .get_many(None, baton_google::store::TABLES, ids)
                 .await
                 .map_err(store_error)?;
             let missing: Vec<&TableId> = request

@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    baton_shared::service::main("api", baton_api::start).await
+    baton_service::service::main("api", baton_api::start).await
 }

@@ -6,12 +6,12 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use baton_shared::api::{
+use baton_core::run::Backfill;
+use baton_service::api::{
     ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, ConnectionsResponse,
     CostsResponse, DryRunRequest, DryRunResponse, ErrorResponse, PutConnectionRequest, RunChange,
     RunResponse, RunsResponse, StartRunRequest,
 };
-use baton_shared::run::Backfill;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -192,7 +192,7 @@ impl Client {
         &self,
         name: &str,
         request: &PutConnectionRequest,
-    ) -> Result<baton_shared::connections::ConnectionView, ClientError> {
+    ) -> Result<baton_core::connections::ConnectionView, ClientError> {
         let url = format!("{}/v1/connections/{name}", self.base);
         self.call(self.http.put(&url).json(request), &url).await
     }

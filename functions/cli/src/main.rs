@@ -7,10 +7,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use baton_cli::Client;
-use baton_shared::api::{ApplyRequest, BackfillRequest, StartRunRequest};
-use baton_shared::catalog::apply::Action;
-use baton_shared::catalog::folder;
-use baton_shared::sql::{Defaults, analyze};
+use baton_core::catalog::apply::Action;
+use baton_core::catalog::folder;
+use baton_core::sql::{Defaults, analyze};
+use baton_service::api::{ApplyRequest, BackfillRequest, StartRunRequest};
 
 #[derive(Parser)]
 #[command(
@@ -78,7 +78,7 @@ enum Command {
     DryRun {
         /// A stored table: its SQL, or FILE's with the table's settings.
         #[arg(long, required_unless_present = "file")]
-        table: Option<baton_shared::catalog::TableId>,
+        table: Option<baton_core::catalog::TableId>,
         /// Where FILE's unqualified names are (the table's dataset by default).
         #[arg(long)]
         dataset: Option<String>,
@@ -147,7 +147,7 @@ enum RunsCommand {
         frequency: Option<String>,
         /// dataset.table; may be given several times.
         #[arg(long)]
-        table: Vec<baton_shared::catalog::TableId>,
+        table: Vec<baton_core::catalog::TableId>,
         #[arg(long, requires = "table")]
         downstream: bool,
         /// An idempotency key: asking again with it finds the same run.
@@ -295,10 +295,10 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut secret = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut secret)?;
             let kind = match kind.as_str() {
-                "slack" => baton_shared::connections::ConnectionKind::Slack,
+                "slack" => baton_core::connections::ConnectionKind::Slack,
                 other => anyhow::bail!("no connection kind {other}"),
             };
-            let request = baton_shared::api::PutConnectionRequest {
+            let request = baton_service::api::PutConnectionRequest {
                 kind,
                 secret: secret.trim().to_string(),
                 description,
@@ -320,7 +320,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => None,
             };
             let found = client
-                .dry_run(&baton_shared::api::DryRunRequest {
+                .dry_run(&baton_service::api::DryRunRequest {
                     table,
                     sql,
                     dataset,
@@ -540,7 +540,7 @@ async fn show_run(client: &Client, run_id: &str, wait: bool) -> anyhow::Result<E
             job.state
         );
     }
-    let ok = run.state == baton_shared::state::RunState::Succeeded;
+    let ok = run.state == baton_core::state::RunState::Succeeded;
     Ok(if !wait || ok {
         ExitCode::SUCCESS
     } else {

@@ -27,29 +27,30 @@ use jiff::{SignedDuration, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
 use tracing::Instrument;
 
-use baton_shared::alerts::{AlertConfig, Alerts};
-use baton_shared::bus::{BusError, Topics};
-use baton_shared::catalog::{Extract, TableId, WriteMode};
-use baton_shared::config::{ConfigError, Env, Gcp, Listen};
-use baton_shared::http::{
-    PushOutcome, Retries, Retryable, decode_push, healthz, host_of, post_json,
-};
-use baton_shared::ids::{bigquery_job_id, label_value};
-use baton_shared::lifecycle::Outcome;
-use baton_shared::messages::{ExecutorTask, PlannerEvent};
-use baton_shared::oidc::Callers;
-use baton_shared::ports::{Publish, RunPort};
-use baton_shared::run::{ExtractFile, ExtractRecord, Instants, Job, JobStatistics, NotifyRecord};
-use baton_shared::serial::Serial;
-use baton_shared::service::ServiceConfig;
-use baton_shared::state::JobState;
-use baton_shared::storage::{Storage, StorageError};
-use baton_shared::store::{Store, StoreError};
-use baton_shared::warehouse::{
+use baton_core::catalog::{Extract, TableId, WriteMode};
+use baton_core::config::{ConfigError, Env};
+use baton_core::errors::Retryable;
+use baton_core::ids::{bigquery_job_id, label_value};
+use baton_core::lifecycle::Outcome;
+use baton_core::messages::{ExecutorTask, PlannerEvent};
+use baton_core::ports::{BusError, Publish, RunPort, StoreError};
+use baton_core::run::{ExtractFile, ExtractRecord, Instants, Job, JobStatistics, NotifyRecord};
+use baton_core::state::JobState;
+use baton_core::writes::{self, Column};
+use baton_google::bus::Topics;
+use baton_google::config::Gcp;
+use baton_google::storage::{Storage, StorageError};
+use baton_google::store::Store;
+use baton_google::warehouse::{
     Destination, ExtractJob, JobProgress, QueryJob, TableShape, Warehouse, WarehouseError, columns,
     is_transient, rows,
 };
-use baton_shared::writes::{self, Column};
+use baton_service::alerts::{AlertConfig, Alerts};
+use baton_service::config::Listen;
+use baton_service::http::{PushOutcome, Retries, decode_push, healthz, host_of, post_json};
+use baton_service::oidc::Callers;
+use baton_service::serial::Serial;
+use baton_service::service::ServiceConfig;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -196,7 +197,7 @@ impl Retryable for ExecutorError {
 /// The service as it runs: its clients connected, its routes behind the callers' check.
 pub async fn start(config: Config) -> anyhow::Result<Router> {
     let app = Arc::new(App::connect(config.clone()).await?);
-    Ok(baton_shared::oidc::guard(router(app), &config.callers))
+    Ok(baton_service::oidc::guard(router(app), &config.callers))
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -498,7 +499,7 @@ async fn prepare(
     timestamps: &[(String, Option<Timestamp>)],
 ) -> Result<String, WarehouseError> {
     let definition = &job.definition;
-    let query = baton_shared::sql::single_query(&definition.sql)
+    let query = baton_core::sql::single_query(&definition.sql)
         .map_err(|e| WarehouseError::Invalid(e.to_string()))?;
     let dry_run = app
         .warehouse

@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    baton_shared::service::main("executor", baton_executor::start).await
+    baton_service::service::main("executor", baton_executor::start).await
 }

@@ -6,10 +6,11 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 
-use baton_shared::config::{ConfigError, Env, Listen};
-use baton_shared::http::healthz;
-use baton_shared::oidc::Callers;
-use baton_shared::service::ServiceConfig;
+use baton_core::config::{ConfigError, Env};
+use baton_service::config::Listen;
+use baton_service::http::healthz;
+use baton_service::oidc::Callers;
+use baton_service::service::ServiceConfig;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -33,7 +34,7 @@ impl ServiceConfig for Config {
 
 /// The service as it runs: its routes behind the callers' check.
 pub async fn start(config: Config) -> anyhow::Result<Router> {
-    Ok(baton_shared::oidc::guard(router(), &config.callers))
+    Ok(baton_service::oidc::guard(router(), &config.callers))
 }
 
 pub fn router() -> Router {

@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    baton_shared::service::main("importer", baton_importer::start).await
+    baton_service::service::main("importer", baton_importer::start).await
 }

@@ -31,20 +31,23 @@ use axum::routing::{get, post};
 use jiff::{SignedDuration, Timestamp};
 use tracing::Instrument;
 
-use baton_shared::alerts::{AlertConfig, Alerts};
-use baton_shared::bus::{BusError, Topics};
-use baton_shared::catalog::TableId;
-use baton_shared::config::{ConfigError, Env, Gcp, Listen};
-use baton_shared::http::{PushOutcome, Retryable, decode_push, healthz};
-use baton_shared::lifecycle::{LeaseOutcome, Planned, RunPlan, Settled, plan_run, summarize};
-use baton_shared::messages::{ExecutorTask, PlannerEvent};
-use baton_shared::oidc::Callers;
-use baton_shared::ports::{Publish, RunPort};
-use baton_shared::run::{Job, Run};
-use baton_shared::serial::Serial;
-use baton_shared::service::ServiceConfig;
-use baton_shared::state::{JobState, RunState};
-use baton_shared::store::{Contended, Store, StoreError};
+use baton_core::catalog::TableId;
+use baton_core::config::{ConfigError, Env};
+use baton_core::errors::Retryable;
+use baton_core::lifecycle::{LeaseOutcome, Planned, RunPlan, Settled, plan_run, summarize};
+use baton_core::messages::{ExecutorTask, PlannerEvent};
+use baton_core::ports::{BusError, Publish, RunPort, StoreError};
+use baton_core::run::{Job, Run};
+use baton_core::state::{JobState, RunState};
+use baton_google::bus::Topics;
+use baton_google::config::Gcp;
+use baton_google::store::{Contended, Store};
+use baton_service::alerts::{AlertConfig, Alerts};
+use baton_service::config::Listen;
+use baton_service::http::{PushOutcome, decode_push, healthz};
+use baton_service::oidc::Callers;
+use baton_service::serial::Serial;
+use baton_service::service::ServiceConfig;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -71,7 +74,7 @@ impl ServiceConfig for Config {
             callers: Callers::from_env(env)?,
             default_concurrency: env.parse_or(
                 "BATON_DEFAULT_CONCURRENCY",
-                baton_shared::run::DEFAULT_CONCURRENCY,
+                baton_core::run::DEFAULT_CONCURRENCY,
             )?,
         })
     }
@@ -152,7 +155,7 @@ impl App {
 /// The service as it runs: its clients connected, its routes behind the callers' check.
 pub async fn start(config: Config) -> anyhow::Result<Router> {
     let app = Arc::new(App::connect(config.clone()).await?);
-    Ok(baton_shared::oidc::guard(router(app), &config.callers))
+    Ok(baton_service::oidc::guard(router(app), &config.callers))
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -195,7 +198,7 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
             handlings: AtomicU64::new(0),
             serial: Serial::default(),
             alerts: None,
-            default_concurrency: baton_shared::run::DEFAULT_CONCURRENCY,
+            default_concurrency: baton_core::run::DEFAULT_CONCURRENCY,
         }
     }
 

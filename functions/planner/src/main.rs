@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    baton_shared::service::main("planner", baton_planner::start).await
+    baton_service::service::main("planner", baton_planner::start).await
 }

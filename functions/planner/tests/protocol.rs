@@ -22,16 +22,15 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use baton_core::catalog::{Table, TableDoc, TableId};
+use baton_core::errors::Retryable;
+use baton_core::lifecycle::{self, Outcome};
+use baton_core::memory::{Memory, MemoryRuns, RunData};
+use baton_core::messages::{ExecutorTask, PlannerEvent};
+use baton_core::ports::{BusError, Publish, RunPort};
+use baton_core::run::{Job, JobStatistics, Run, Trigger};
+use baton_core::state::{JobState, RunState};
 use baton_planner::{Planner, PlannerError};
-use baton_shared::bus::BusError;
-use baton_shared::catalog::{Table, TableDoc, TableId};
-use baton_shared::http::Retryable;
-use baton_shared::lifecycle::{self, Outcome};
-use baton_shared::memory::{Memory, MemoryRuns, RunData};
-use baton_shared::messages::{ExecutorTask, PlannerEvent};
-use baton_shared::ports::{Publish, RunPort};
-use baton_shared::run::{Job, JobStatistics, Run, Trigger};
-use baton_shared::state::{JobState, RunState};
 
 const RUN: &str = "run";
 
@@ -177,7 +176,7 @@ async fn execute(
     else {
         return Ok(()); // nothing cancels in these cases
     };
-    let e = |e: baton_shared::store::StoreError| e.to_string();
+    let e = |e: baton_core::ports::StoreError| e.to_string();
     let Some(job) = runs.job(run_id, table).await.map_err(e)? else {
         return Ok(());
     };

@@ -16,18 +16,20 @@ use axum::{Json, Router};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use baton_shared::bus::Topics;
-use baton_shared::catalog::Frequency;
-use baton_shared::config::{ConfigError, Env, Gcp, Listen};
-use baton_shared::http::{ApiError, healthz};
-use baton_shared::ids::scheduled_run_id;
-use baton_shared::messages::PlannerEvent;
-use baton_shared::oidc::Callers;
-use baton_shared::ports::Publish;
-use baton_shared::run::{Run, Trigger};
-use baton_shared::service::ServiceConfig;
-use baton_shared::state::RunState;
-use baton_shared::store::{Admitted, Store};
+use baton_core::catalog::Frequency;
+use baton_core::config::{ConfigError, Env};
+use baton_core::ids::scheduled_run_id;
+use baton_core::messages::PlannerEvent;
+use baton_core::ports::Publish;
+use baton_core::run::{Run, Trigger};
+use baton_core::state::RunState;
+use baton_google::bus::Topics;
+use baton_google::config::Gcp;
+use baton_google::store::{Admitted, Store};
+use baton_service::config::Listen;
+use baton_service::http::{ApiError, healthz};
+use baton_service::oidc::Callers;
+use baton_service::service::ServiceConfig;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -52,7 +54,7 @@ impl ServiceConfig for Config {
             gcp: Gcp::from_env(env)?,
             default_concurrency: env.parse_or(
                 "BATON_DEFAULT_CONCURRENCY",
-                baton_shared::run::DEFAULT_CONCURRENCY,
+                baton_core::run::DEFAULT_CONCURRENCY,
             )?,
             reannounce_after: jiff::SignedDuration::from_secs(
                 env.parse_or("BATON_REANNOUNCE_SECONDS", 30)?,
@@ -87,7 +89,7 @@ impl App {
 /// The service as it runs: its clients connected, its routes behind the callers' check.
 pub async fn start(config: Config) -> anyhow::Result<Router> {
     let app = Arc::new(App::connect(config.clone()).await?);
-    Ok(baton_shared::oidc::guard(router(app), &config.callers))
+    Ok(baton_service::oidc::guard(router(app), &config.callers))
 }
 
 pub fn router(app: Arc<App>) -> Router {

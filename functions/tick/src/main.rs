@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    baton_shared::service::main("tick", baton_tick::start).await
+    baton_service::service::main("tick", baton_tick::start).await
 }

@@ -23,11 +23,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch;
 
-use baton_shared::bus::{Bus, PushSubscription};
-use baton_shared::catalog::{CatalogSpec, Frequency, Table, TableDoc, TableId};
-use baton_shared::lifecycle::plan_run;
-use baton_shared::run::{Job, Run, Trigger};
-use baton_shared::state::RunState;
+use baton_core::catalog::{CatalogSpec, Frequency, Table, TableDoc, TableId};
+use baton_core::lifecycle::plan_run;
+use baton_core::run::{Job, Run, Trigger};
+use baton_core::state::RunState;
+use baton_google::bus::{Bus, PushSubscription};
 use baton_tests::{Baton, Stack, first_run_id, serve_on_loopback};
 
 fn arg(name: &str) -> Option<String> {

@@ -71,7 +71,7 @@ fn start_once(bin: &PathBuf, service: &str, stack: &Stack) -> anyhow::Result<Sam
         )
         .env(
             "BATON_ENCRYPTION_KEY",
-            baton_shared::secrets::Sealer::generate_key(),
+            baton_core::secrets::Sealer::generate_key(),
         )
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())

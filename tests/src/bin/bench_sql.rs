@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Instant;
 
-use baton_shared::catalog::apply::plan_apply;
-use baton_shared::catalog::{CatalogSpec, Frequency, Table, TableId};
-use baton_shared::dag;
-use baton_shared::sql::{Defaults, analyze};
+use baton_core::catalog::apply::plan_apply;
+use baton_core::catalog::{CatalogSpec, Frequency, Table, TableId};
+use baton_core::dag;
+use baton_core::sql::{Defaults, analyze};
 use baton_tests::corpus::{Rng, corpus, query};
 
 fn arg(name: &str) -> Option<String> {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use baton_shared::run::Job;
-use baton_shared::state::{JobState, RunState};
+use baton_core::run::Job;
+use baton_core::state::{JobState, RunState};
 use baton_tests::{Baton, Stack, repo_root};
 
 #[tokio::main]

@@ -1,0 +1,33 @@
+//! Baton's pure core, kept pure by the compiler: nothing in its dependency tree talks to
+//! Firestore, HTTP, Google or an async runtime.
+//!
+//! The catalog (`catalog`), schedules (`schedule`), dependency inference (`sql`), plans
+//! (`dag`), run and job states (`state`, `run`), every change of a run as a pure transition
+//! (`lifecycle`), ids (`ids`), messages (`messages`), cost roll-ups (`costs`), connections
+//! (`connections`) and their sealed secrets (`secrets`), the statements of the write modes
+//! (`writes`), reading settings from the environment (`config`), errors' common questions
+//! (`errors`) and how instants are stored (`stamp`). The ports the services are written against
+//! (`ports`), with their own error kinds; with the `memory` feature, an in-memory model of them
+//! for property tests (`memory`) and the behaviour every implementation must show
+//! (`port_suite`).
+pub mod catalog;
+pub mod config;
+pub mod connections;
+pub mod costs;
+pub mod dag;
+pub mod errors;
+pub mod ids;
+pub mod lifecycle;
+#[cfg(any(test, feature = "memory"))]
+pub mod memory;
+pub mod messages;
+#[cfg(any(test, feature = "memory"))]
+pub mod port_suite;
+pub mod ports;
+pub mod run;
+pub mod schedule;
+pub mod secrets;
+pub mod sql;
+pub mod stamp;
+pub mod state;
+pub mod writes;

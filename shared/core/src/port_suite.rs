@@ -1,0 +1,155 @@
+//! Behaviour every `RunPort` must show, written once and run on both implementations: on the
+//! in-memory model by this crate's unit tests, on Firestore (the emulator) by
+//! `tests/e2e/ports.rs`. Each check takes a port holding a run `run_id` in state `created`,
+//! with no jobs yet, and answers what went wrong, if anything.
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::catalog::{Table, TableId};
+use crate::dag::PlannedJob;
+use crate::lifecycle::{LeaseOutcome, Planned};
+use crate::ports::RunPort;
+use crate::run::{Job, Run, Trigger};
+
+/// A run as the check expects to find it, for the caller to store first: two slots.
+pub fn fresh_run(run_id: &str, now: Timestamp) -> Run {
+    Run::new(run_id.to_string(), None, Trigger::Manual, now, None, 2, now)
+}
+
+fn plan(run: &Run, now: Timestamp) -> Vec<Job> {
+    ["suite.a", "suite.b"]
+        .iter()
+        .map(|name| {
+            let table: TableId = name.parse().expect("a table id");
+            let planned = PlannedJob {
+                table: table.clone(),
+                parents: vec![],
+                outside_parents: vec![],
+                children: vec![],
+                priority: 0,
+            };
+            Job::planned(
+                run,
+                planned,
+                Table::query(&table, "SELECT 1 AS x"),
+                vec![],
+                "suite",
+                now,
+            )
+        })
+        .collect()
+}
+
+macro_rules! ensure {
+    ($cond:expr, $($why:tt)+) => {
+        if !$cond {
+            return Err(format!($($why)+));
+        }
+    };
+}
+
+/// A planner that was slow, not dead, past its lease cannot rewrite the plan once another
+/// took the run over and began dispatching: its write changes nothing, and the dispatched
+/// job and its slot stay as they are.
+pub async fn a_slow_planner_cannot_rewrite_a_plan_after_a_takeover(
+    runs: &impl RunPort,
+    run_id: &str,
+    start: Timestamp,
+) -> Result<(), String> {
+    let e = |e: crate::ports::StoreError| e.to_string();
+    let run = runs.run(run_id).await.map_err(e)?.ok_or("no run")?;
+    let jobs = plan(&run, start);
+    let lease = SignedDuration::from_secs(60);
+
+    let slow = runs
+        .take_lease(run_id, "slow", start + lease, start)
+        .await
+        .map_err(e)?;
+    ensure!(
+        matches!(slow, Some(LeaseOutcome::Taken(_))),
+        "the first lease: {slow:?}"
+    );
+    // The slow planner's lease runs out; another takes the run over, plans and dispatches.
+    let later = start + lease * 2;
+    let other = runs
+        .take_lease(run_id, "other", later + lease, later)
+        .await
+        .map_err(e)?;
+    ensure!(
+        matches!(other, Some(LeaseOutcome::Taken(_))),
+        "the takeover: {other:?}"
+    );
+    ensure!(
+        runs.write_plan(run_id, "other", jobs.clone(), 2)
+            .await
+            .map_err(e)?,
+        "the lease holder could not write its plan"
+    );
+    let planned = Planned::Jobs {
+        count: 2,
+        excluded: vec![],
+    };
+    let ended = runs
+        .end_planning(run_id, "other", &planned, later)
+        .await
+        .map_err(e)?;
+    ensure!(ended.is_some(), "the lease holder could not end planning");
+    let first = &jobs[0].table;
+    let claimed = runs
+        .claim(run_id, 0, first, "suite", later)
+        .await
+        .map_err(e)?;
+    ensure!(
+        claimed.is_some_and(|j| j.dispatched),
+        "the claim of {first}"
+    );
+
+    // The slow planner wakes and writes the plan it computed.
+    let written = runs
+        .write_plan(run_id, "slow", jobs.clone(), 2)
+        .await
+        .map_err(e)?;
+    ensure!(!written, "a planner without the lease wrote the plan");
+    let job = runs.job(run_id, first).await.map_err(e)?.ok_or("no job")?;
+    ensure!(job.dispatched, "{first} was sent back to waiting: {job:?}");
+    let free: Vec<u32> = runs
+        .free_slots(run_id)
+        .await
+        .map_err(e)?
+        .iter()
+        .map(|s| s.index)
+        .collect();
+    ensure!(
+        free == [1],
+        "slot 0 was freed under a dispatched job: free {free:?}"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod on_memory {
+    use super::*;
+    use crate::memory::{Memory, MemoryRuns, RunData};
+
+    fn holding(run: Run) -> MemoryRuns {
+        let mut memory = Memory::default();
+        memory.runs.insert(
+            run.id.clone(),
+            RunData {
+                run: Some(run),
+                ..RunData::default()
+            },
+        );
+        MemoryRuns::new(memory)
+    }
+
+    #[test]
+    fn a_slow_planner_cannot_rewrite_a_plan_after_a_takeover() {
+        let start: Timestamp = "2026-11-22T02:00:00Z".parse().unwrap();
+        let runs = holding(fresh_run("r", start));
+        futures_lite::future::block_on(
+            super::a_slow_planner_cannot_rewrite_a_plan_after_a_takeover(&runs, "r", start),
+        )
+        .unwrap();
+    }
+}

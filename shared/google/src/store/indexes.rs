@@ -1,0 +1,52 @@
+//! The composite indexes Firestore needs for Baton's queries, in one place: each query names
+//! the index that serves it, Terraform declares each (`terraform/firestore.tf`), and
+//! `tests/e2e/terraform.rs` checks that the two lists agree. The emulator needs none, so only
+//! that check stands between a new query and a production "the query requires an index".
+
+use crate::store::JOBS;
+use baton_core::costs;
+
+/// The order of one field in an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Ascending,
+    Descending,
+}
+
+/// A composite index on the collection id `collection` (in every parent: Firestore's
+/// `COLLECTION` scope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Index {
+    pub collection: &'static str,
+    pub fields: &'static [(&'static str, Order)],
+}
+
+/// The planner's next jobs to dispatch: queued, not dispatched, most important first
+/// (`RunPort::waiting_jobs`).
+pub const WAITING_JOBS: Index = Index {
+    collection: JOBS,
+    fields: &[
+        ("state", Order::Ascending),
+        ("dispatched", Order::Ascending),
+        ("priority", Order::Descending),
+        ("table", Order::Ascending),
+    ],
+};
+
+/// The queued jobs one planner event dispatched, to send again (`RunPort::dispatched_by`).
+pub const JOBS_BY_DISPATCH_CAUSE: Index = Index {
+    collection: JOBS,
+    fields: &[
+        ("dispatch_cause", Order::Ascending),
+        ("state", Order::Ascending),
+    ],
+};
+
+/// A dimension's roll-ups over a range of days (`Store::costs`).
+pub const COST_ROLLUPS: Index = Index {
+    collection: costs::COLLECTION,
+    fields: &[("dimension", Order::Ascending), ("day", Order::Ascending)],
+};
+
+/// Every composite index the queries need.
+pub const INDEXES: [Index; 3] = [WAITING_JOBS, JOBS_BY_DISPATCH_CAUSE, COST_ROLLUPS];

@@ -1,0 +1,752 @@
+//! BigQuery, through gcp-bigquery-client: datasets, query jobs with ids Baton chooses, their
+//! status and statistics. Only translation here; what to run and when is the executor's.
+
+use std::collections::HashMap;
+
+use gcp_bigquery_client::Client;
+use gcp_bigquery_client::client_builder::ClientBuilder;
+use gcp_bigquery_client::error::BQError;
+use gcp_bigquery_client::model::clustering::Clustering;
+use gcp_bigquery_client::model::dataset::Dataset;
+use gcp_bigquery_client::model::dataset_reference::DatasetReference;
+use gcp_bigquery_client::model::job::Job;
+use gcp_bigquery_client::model::job_configuration::JobConfiguration;
+use gcp_bigquery_client::model::job_configuration_extract::JobConfigurationExtract;
+use gcp_bigquery_client::model::job_configuration_query::JobConfigurationQuery;
+use gcp_bigquery_client::model::job_reference::JobReference;
+use gcp_bigquery_client::model::query_parameter::QueryParameter;
+use gcp_bigquery_client::model::query_parameter_type::QueryParameterType;
+use gcp_bigquery_client::model::query_parameter_value::QueryParameterValue;
+use gcp_bigquery_client::model::query_request::QueryRequest;
+pub use gcp_bigquery_client::model::table::Table;
+use gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
+use gcp_bigquery_client::model::table_reference::TableReference;
+use gcp_bigquery_client::model::table_schema::TableSchema;
+use gcp_bigquery_client::model::time_partitioning::TimePartitioning;
+
+use crate::config::Gcp;
+use crate::gcp::Tokens;
+use baton_core::catalog::{ExtractFormat, Partitioning, TableId};
+use baton_core::errors::{Retryable, error_chain};
+use baton_core::run::JobStatistics;
+use baton_core::writes::Column;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    #[error("BigQuery unavailable: {0}")]
+    Unavailable(String),
+    #[error("BigQuery refused the request: {0}")]
+    Permanent(String),
+    /// Baton's own refusal, before anything reaches BigQuery: SQL its write mode cannot
+    /// run, a result the table cannot take. Not retryable either.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Retryable for WarehouseError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, WarehouseError::Unavailable(_))
+    }
+}
+
+/// BigQuery's words for failures that another try may not meet: its transient reasons, and
+/// the messages of errors it says to retry (concurrent updates among them). local-bigquery's
+/// commit conflicts between concurrent jobs read "Failed to commit ... transaction".
+pub fn is_transient(reason: &str, message: &str) -> bool {
+    const REASONS: &[&str] = &[
+        "backendError",
+        "rateLimitExceeded",
+        "internalError",
+        "jobInternalError",
+        "jobBackendError",
+    ];
+    const MESSAGES: &[&str] = &[
+        "retrying may solve the problem",
+        "try again",
+        "concurrent update",
+        "transaction conflict",
+        "failed to commit",
+    ];
+    let message = message.to_lowercase();
+    REASONS.contains(&reason) || MESSAGES.iter().any(|m| message.contains(m))
+}
+
+impl From<BQError> for WarehouseError {
+    fn from(e: BQError) -> Self {
+        match e {
+            BQError::ResponseError { error } => {
+                let reasons: Vec<&str> = error
+                    .error
+                    .errors
+                    .iter()
+                    .filter_map(|m| m.get("reason").map(String::as_str))
+                    .collect();
+                let message = format!("{} ({})", error.error.message, reasons.join(", "));
+                match error.error.code {
+                    404 => WarehouseError::NotFound(message),
+                    409 => WarehouseError::AlreadyExists(message),
+                    429 | 500..=599 => WarehouseError::Unavailable(message),
+                    _ if reasons.iter().any(|r| is_transient(r, ""))
+                        || is_transient("", &error.error.message) =>
+                    {
+                        WarehouseError::Unavailable(message)
+                    }
+                    _ => WarehouseError::Permanent(message),
+                }
+            }
+            // A transport failure, or an error body that was not JSON (a proxy's 502, say):
+            // the client loses the status, so call it transient.
+            BQError::RequestError(e) => WarehouseError::Unavailable(error_chain(&e)),
+            other => WarehouseError::Permanent(other.to_string()),
+        }
+    }
+}
+
+/// A query job as Baton asks for it.
+#[derive(Debug, Clone)]
+pub struct QueryJob<'a> {
+    pub job_id: &'a str,
+    /// The query, or a statement or script that writes by itself (`destination` is `None`).
+    pub sql: &'a str,
+    /// Unqualified names in the SQL are this dataset's.
+    pub default_dataset: &'a str,
+    pub destination: Option<Destination<'a>>,
+    pub labels: HashMap<String, String>,
+    /// Named TIMESTAMP parameters (`run_time` for `@run_time`); `None` passes NULL.
+    pub timestamps: Vec<(String, Option<jiff::Timestamp>)>,
+    /// BigQuery fails the job without running it if it would bill more.
+    pub max_bytes_billed: Option<i64>,
+    /// BigQuery cancels the job when it runs longer.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// An extract job: a table written to Cloud Storage as files.
+#[derive(Debug, Clone)]
+pub struct ExtractJob<'a> {
+    pub job_id: &'a str,
+    pub table: &'a TableId,
+    /// `gs://bucket/path/name-*.csv`: BigQuery numbers the files where the `*` is.
+    pub uri: &'a str,
+    pub format: ExtractFormat,
+    /// `gzip`, `deflate`, `snappy`, `zstd`, or none.
+    pub compression: Option<&'a str>,
+    pub labels: HashMap<String, String>,
+}
+
+/// Where a query's result goes, and how the table is shaped when the job creates it.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    pub table: &'a TableId,
+    /// Add the rows (else replace the table's contents). New columns are allowed either way.
+    pub append: bool,
+    pub partitioning: Option<&'a Partitioning>,
+    pub clustering: &'a [String],
+}
+
+fn time_partitioning(p: &Partitioning) -> TimePartitioning {
+    TimePartitioning {
+        expiration_ms: p.expiration_seconds.map(|s| (s * 1000).to_string()),
+        field: p.field.clone(),
+        require_partition_filter: None,
+        r#type: p.granularity.bigquery().into(),
+    }
+}
+
+fn clustering(columns: &[String]) -> Option<Clustering> {
+    (!columns.is_empty()).then(|| Clustering {
+        fields: Some(columns.to_vec()),
+    })
+}
+
+/// A field's type as `writes::Column` compares them: BigQuery's legacy names, whichever
+/// spelling the API used (`INT64` and `INTEGER` are one type).
+fn type_name(field: &TableFieldSchema) -> String {
+    let name = serde_json::to_value(&field.r#type)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let name = match name.as_str() {
+        "INT64" => "INTEGER",
+        "FLOAT64" => "FLOAT",
+        "BOOL" => "BOOLEAN",
+        "STRUCT" => "RECORD",
+        other => other,
+    };
+    if field.mode.as_deref() == Some("REPEATED") {
+        format!("ARRAY<{name}>")
+    } else {
+        name.to_string()
+    }
+}
+
+/// The top-level columns of a schema.
+pub fn columns(schema: &TableSchema) -> Vec<Column> {
+    schema
+        .fields
+        .iter()
+        .flatten()
+        .map(|f| Column {
+            name: f.name.clone(),
+            field_type: type_name(f),
+        })
+        .collect()
+}
+
+/// How a table is shaped when Baton creates it.
+#[derive(Debug, Clone, Copy)]
+pub struct TableShape<'a> {
+    pub partitioning: Option<&'a Partitioning>,
+    pub clustering: &'a [String],
+}
+
+fn timestamp_parameter(name: &str, value: Option<jiff::Timestamp>) -> QueryParameter {
+    QueryParameter {
+        name: Some(name.to_string()),
+        parameter_type: Some(QueryParameterType {
+            r#type: "TIMESTAMP".into(),
+            ..Default::default()
+        }),
+        parameter_value: Some(QueryParameterValue {
+            value: value.map(|t| t.strftime("%Y-%m-%d %H:%M:%S%.6f+00").to_string()),
+            ..Default::default()
+        }),
+    }
+}
+
+/// What a dry run tells of a query.
+#[derive(Debug, Clone)]
+pub struct DryRun {
+    pub schema: TableSchema,
+    pub bytes_processed: i64,
+}
+
+/// Where a BigQuery job stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobProgress {
+    /// Pending or running.
+    Running,
+    Succeeded(JobStatistics),
+    /// Ended with an error: BigQuery's reason and message.
+    Failed {
+        reason: String,
+        message: String,
+        statistics: JobStatistics,
+    },
+}
+
+#[derive(Clone)]
+pub struct Warehouse {
+    client: Client,
+    project: String,
+    location: String,
+}
+
+impl std::fmt::Debug for Warehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Warehouse")
+            .field("project", &self.project)
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+impl Warehouse {
+    pub async fn new(gcp: &Gcp) -> Result<Self, WarehouseError> {
+        let tokens = Tokens::for_endpoint(gcp.bigquery_emulated)
+            .map_err(|e| WarehouseError::Permanent(e.to_string()))?;
+        // Idle connections are dropped before a server closes them (uvicorn, under
+        // local-bigquery, after 5 s), so that a request never goes out on a dead one.
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .map_err(|e| WarehouseError::Permanent(e.to_string()))?;
+        let client = ClientBuilder::new()
+            .with_client(http)
+            .with_v2_base_url(gcp.bigquery_url.clone())
+            .build_from_authenticator(std::sync::Arc::new(tokens))
+            .await?;
+        Ok(Self {
+            client,
+            project: gcp.bigquery_project.clone(),
+            location: gcp.bigquery_location.clone(),
+        })
+    }
+
+    pub fn project(&self) -> &str {
+        &self.project
+    }
+
+    /// Creates the dataset unless it exists.
+    pub async fn ensure_dataset(&self, dataset: &str) -> Result<(), WarehouseError> {
+        match self.client.dataset().get(&self.project, dataset).await {
+            Ok(_) => return Ok(()),
+            Err(e) => match WarehouseError::from(e) {
+                WarehouseError::NotFound(_) => {}
+                other => return Err(other),
+            },
+        }
+        let mut ds = Dataset::new(&self.project, dataset);
+        ds.location = Some(self.location.clone());
+        let Err(e) = self.client.dataset().create(ds).await else {
+            return Ok(());
+        };
+        // Two jobs of a new dataset race to create it: BigQuery answers the loser 409, the
+        // emulator 409 or a commit conflict. If it exists now, it exists.
+        let e = WarehouseError::from(e);
+        if matches!(e, WarehouseError::AlreadyExists(_)) {
+            return Ok(());
+        }
+        match self.client.dataset().get(&self.project, dataset).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(e),
+        }
+    }
+
+    /// Inserts the query job under its id, or finds it there already (`insert_job`).
+    pub async fn start_query(&self, job: &QueryJob<'_>) -> Result<JobProgress, WarehouseError> {
+        let mut query = self.query_configuration(job.sql, job.default_dataset, &job.timestamps);
+        query.maximum_bytes_billed = job.max_bytes_billed.map(|b| b.to_string());
+        if let Some(to) = job.destination {
+            query.destination_table = Some(TableReference {
+                project_id: self.project.clone(),
+                dataset_id: to.table.dataset().to_string(),
+                table_id: to.table.table().to_string(),
+            });
+            query.create_disposition = Some("CREATE_IF_NEEDED".into());
+            query.write_disposition = Some(
+                if to.append {
+                    "WRITE_APPEND"
+                } else {
+                    "WRITE_TRUNCATE"
+                }
+                .into(),
+            );
+            // Appending may add columns; truncating replaces the schema anyway.
+            query.schema_update_options =
+                to.append.then(|| vec!["ALLOW_FIELD_ADDITION".to_string()]);
+            query.time_partitioning = to.partitioning.map(time_partitioning);
+            query.clustering = clustering(to.clustering);
+        }
+        let configuration = JobConfiguration {
+            job_type: Some("QUERY".into()),
+            labels: Some(job.labels.clone()),
+            job_timeout_ms: job.timeout.map(|t| t.as_millis().to_string()),
+            query: Some(query),
+            ..Default::default()
+        };
+        self.insert_job(job.job_id, configuration).await
+    }
+
+    /// Inserts a job under the id Baton chose; if one with that id exists already (a
+    /// redelivery, a restart), returns that job's progress instead: the same work never runs
+    /// twice.
+    async fn insert_job(
+        &self,
+        job_id: &str,
+        configuration: JobConfiguration,
+    ) -> Result<JobProgress, WarehouseError> {
+        let request = Job {
+            job_reference: Some(JobReference {
+                job_id: Some(job_id.to_string()),
+                location: Some(self.location.clone()),
+                project_id: Some(self.project.clone()),
+            }),
+            configuration: Some(configuration),
+            ..Default::default()
+        };
+        match self.client.job().insert(&self.project, request).await {
+            Ok(inserted) => Ok(progress(&inserted)),
+            Err(e) => match WarehouseError::from(e) {
+                WarehouseError::AlreadyExists(_) => self.job_progress(job_id).await,
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Inserts the extract job under its id, or, like `start_query`, finds it there already.
+    pub async fn start_extract(&self, job: &ExtractJob<'_>) -> Result<JobProgress, WarehouseError> {
+        let extract = JobConfigurationExtract {
+            source_table: Some(TableReference {
+                project_id: self.project.clone(),
+                dataset_id: job.table.dataset().to_string(),
+                table_id: job.table.table().to_string(),
+            }),
+            destination_uris: Some(vec![job.uri.to_string()]),
+            destination_format: Some(job.format.bigquery().to_string()),
+            compression: job.compression.map(str::to_uppercase),
+            print_header: (job.format == ExtractFormat::Csv).then_some(true),
+            use_avro_logical_types: (job.format == ExtractFormat::Avro).then_some(true),
+            ..Default::default()
+        };
+        let configuration = JobConfiguration {
+            job_type: Some("EXTRACT".into()),
+            labels: Some(job.labels.clone()),
+            extract: Some(extract),
+            ..Default::default()
+        };
+        self.insert_job(job.job_id, configuration).await
+    }
+
+    fn query_configuration(
+        &self,
+        sql: &str,
+        default_dataset: &str,
+        timestamps: &[(String, Option<jiff::Timestamp>)],
+    ) -> JobConfigurationQuery {
+        JobConfigurationQuery {
+            query: sql.to_string(),
+            use_legacy_sql: Some(false),
+            // Unqualified names are the table's own dataset's, as dependency inference reads
+            // them.
+            default_dataset: Some(DatasetReference {
+                dataset_id: default_dataset.to_string(),
+                project_id: self.project.clone(),
+            }),
+            parameter_mode: (!timestamps.is_empty()).then(|| "NAMED".into()),
+            query_parameters: (!timestamps.is_empty()).then(|| {
+                timestamps
+                    .iter()
+                    .map(|(name, value)| timestamp_parameter(name, *value))
+                    .collect()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Checks a query without running it: the schema of its result and the bytes it would
+    /// process. Invalid SQL is a `Permanent` error with BigQuery's message.
+    pub async fn dry_run(
+        &self,
+        sql: &str,
+        default_dataset: &str,
+        timestamps: &[(String, Option<jiff::Timestamp>)],
+    ) -> Result<DryRun, WarehouseError> {
+        let request = Job {
+            job_reference: Some(JobReference {
+                job_id: None,
+                location: Some(self.location.clone()),
+                project_id: Some(self.project.clone()),
+            }),
+            configuration: Some(JobConfiguration {
+                job_type: Some("QUERY".into()),
+                dry_run: Some(true),
+                query: Some(self.query_configuration(sql, default_dataset, timestamps)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let job = self.client.job().insert(&self.project, request).await?;
+        if let Some(error) = job.status.as_ref().and_then(|s| s.error_result.as_ref()) {
+            return Err(WarehouseError::Permanent(format!(
+                "{}: {}",
+                error.reason.as_deref().unwrap_or_default(),
+                error.message.as_deref().unwrap_or_default()
+            )));
+        }
+        let query = job.statistics.as_ref().and_then(|s| s.query.as_ref());
+        Ok(DryRun {
+            schema: query
+                .and_then(|q| q.schema.clone())
+                .unwrap_or_else(|| TableSchema::new(Vec::new())),
+            bytes_processed: parse_i64(query.and_then(|q| q.total_bytes_processed.as_ref())),
+        })
+    }
+
+    /// A table as BigQuery describes it (schema, partitioning, clustering, expiration), or
+    /// `None` when there is no such table.
+    pub async fn table(&self, table: &TableId) -> Result<Option<Table>, WarehouseError> {
+        match self
+            .client
+            .table()
+            .get(&self.project, table.dataset(), table.table(), None)
+            .await
+        {
+            Ok(t) => Ok(Some(t)),
+            Err(e) => match WarehouseError::from(e) {
+                WarehouseError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Creates a table with `schema`, partitioned and clustered as `shape` says; one that
+    /// exists already (two deliveries racing) is left as it is.
+    pub async fn create_table(
+        &self,
+        table: &TableId,
+        schema: TableSchema,
+        shape: TableShape<'_>,
+    ) -> Result<(), WarehouseError> {
+        let mut t = Table::new(&self.project, table.dataset(), table.table(), schema);
+        t.time_partitioning = shape.partitioning.map(time_partitioning);
+        t.clustering = clustering(shape.clustering);
+        match self.client.table().create(t).await {
+            Ok(_) => Ok(()),
+            Err(e) => match WarehouseError::from(e) {
+                WarehouseError::AlreadyExists(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Adds the fields of `result` that `table` lacks to the table's schema (as NULLABLE).
+    pub async fn add_columns(
+        &self,
+        table: &TableId,
+        current: &TableSchema,
+        result: &TableSchema,
+        added: &[Column],
+    ) -> Result<(), WarehouseError> {
+        let mut fields = current.fields.clone().unwrap_or_default();
+        for field in result.fields.iter().flatten() {
+            if added.iter().any(|c| c.name == field.name) {
+                let mut field = field.clone();
+                if field.mode.as_deref() == Some("REQUIRED") {
+                    field.mode = Some("NULLABLE".into());
+                }
+                fields.push(field);
+            }
+        }
+        let t = Table::new(
+            &self.project,
+            table.dataset(),
+            table.table(),
+            TableSchema::new(fields),
+        );
+        self.client
+            .table()
+            .patch(&self.project, table.dataset(), table.table(), t)
+            .await?;
+        Ok(())
+    }
+
+    /// Makes the table expire at `at`.
+    /// Makes the table expire at `at`; returns the table as it is after.
+    pub async fn set_expiration(
+        &self,
+        table: &TableId,
+        at: jiff::Timestamp,
+    ) -> Result<Table, WarehouseError> {
+        let mut t = self
+            .client
+            .table()
+            .get(&self.project, table.dataset(), table.table(), None)
+            .await?;
+        t.expiration_time = Some(at.as_millisecond().to_string());
+        Ok(self
+            .client
+            .table()
+            .patch(&self.project, table.dataset(), table.table(), t)
+            .await?)
+    }
+
+    pub async fn job_progress(&self, job_id: &str) -> Result<JobProgress, WarehouseError> {
+        let job = self
+            .client
+            .job()
+            .get_job(&self.project, job_id, Some(&self.location))
+            .await?;
+        Ok(progress(&job))
+    }
+
+    /// Asks BigQuery to stop a job; it ends with an error when it stops.
+    pub async fn cancel_job(&self, job_id: &str) -> Result<(), WarehouseError> {
+        self.client
+            .job()
+            .cancel_job(&self.project, job_id, Some(&self.location))
+            .await?;
+        Ok(())
+    }
+
+    /// The ids of every job in the project (all pages), newest first: for tools and tests that
+    /// check what ran.
+    pub async fn job_ids(&self) -> Result<Vec<String>, WarehouseError> {
+        use futures::StreamExt;
+        let mut ids = Vec::new();
+        let mut pages = std::pin::pin!(self.client.job().get_job_list(&self.project, None));
+        while let Some(page) = pages.next().await {
+            for job in page?.jobs.unwrap_or_default() {
+                if let Some(id) = job.job_reference.and_then(|r| r.job_id) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The table's row count, or `None` when BigQuery does not say.
+    pub async fn row_count(&self, table: &TableId) -> Result<Option<i64>, WarehouseError> {
+        let t = self
+            .client
+            .table()
+            .get(&self.project, table.dataset(), table.table(), None)
+            .await?;
+        Ok(rows(&t))
+    }
+
+    /// Runs a query and returns its rows as JSON values, column by column (for tools and
+    /// tests; jobs go through `start_query`).
+    pub async fn query_rows(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
+        let mut request = QueryRequest::new(sql);
+        request.use_legacy_sql = false;
+        request.location = Some(self.location.clone());
+        let response = self.client.job().query(&self.project, request).await?;
+        let columns = response
+            .schema
+            .as_ref()
+            .and_then(|s| s.fields.as_ref())
+            .map_or(0, Vec::len);
+        let mut out = Vec::new();
+        for row in response.rows.unwrap_or_default() {
+            let cells = row.columns.unwrap_or_default();
+            let mut values = Vec::with_capacity(columns);
+            for cell in cells {
+                values.push(cell.value.unwrap_or(serde_json::Value::Null));
+            }
+            out.push(values);
+        }
+        Ok(out)
+    }
+}
+
+fn parse_i64(value: Option<&String>) -> i64 {
+    value.and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// A table's row count, when BigQuery says it.
+pub fn rows(table: &Table) -> Option<i64> {
+    table.num_rows.as_ref().and_then(|n| n.parse().ok())
+}
+
+/// BigQuery's statistics in Baton's terms.
+pub fn statistics(job: &Job) -> JobStatistics {
+    let Some(stats) = job.statistics.as_ref() else {
+        return JobStatistics::default();
+    };
+    let query = stats.query.as_ref();
+    JobStatistics {
+        bytes_processed: parse_i64(
+            query
+                .and_then(|q| q.total_bytes_processed.as_ref())
+                .or(stats.total_bytes_processed.as_ref()),
+        ),
+        bytes_billed: parse_i64(query.and_then(|q| q.total_bytes_billed.as_ref())),
+        slot_ms: parse_i64(
+            query
+                .and_then(|q| q.total_slot_ms.as_ref())
+                .or(stats.total_slot_ms.as_ref()),
+        ),
+        cache_hit: query.and_then(|q| q.cache_hit).unwrap_or(false),
+        statement_type: query.and_then(|q| q.statement_type.clone()),
+        rows_affected: query
+            .and_then(|q| q.num_dml_affected_rows.as_ref())
+            .and_then(|n| n.parse().ok()),
+        destination_rows: None,
+        cost: 0.0,
+    }
+}
+
+/// A job's progress from its status.
+pub fn progress(job: &Job) -> JobProgress {
+    let status = job.status.as_ref();
+    if status.and_then(|s| s.state.as_deref()) != Some("DONE") {
+        return JobProgress::Running;
+    }
+    match status.and_then(|s| s.error_result.as_ref()) {
+        None => JobProgress::Succeeded(statistics(job)),
+        Some(error) => JobProgress::Failed {
+            reason: error.reason.clone().unwrap_or_default(),
+            message: error.message.clone().unwrap_or_default(),
+            statistics: statistics(job),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_failures_are_told_by_reason_or_message() {
+        assert!(is_transient("backendError", "whatever"));
+        assert!(is_transient(
+            "invalidQuery",
+            "Error encountered during execution. Retrying may solve the problem."
+        ));
+        assert!(is_transient(
+            "invalidQuery",
+            "Transaction is aborted due to concurrent update against table p.d.t"
+        ));
+        assert!(is_transient(
+            "invalidQuery",
+            "Failed to commit: Failed to commit DuckLake transaction."
+        ));
+        assert!(!is_transient(
+            "invalidQuery",
+            "Unrecognized name: foo at [1:8]"
+        ));
+        assert!(!is_transient("accessDenied", "Access Denied: Table p:d.t"));
+    }
+
+    #[test]
+    fn progress_reads_a_recorded_bigquery_job() {
+        // A job resource as BigQuery returns it (trimmed), with real figures.
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "jobReference": {"projectId": "acme", "jobId": "baton_x", "location": "US"},
+            "status": {"state": "DONE"},
+            "statistics": {
+                "creationTime": "1795379994121", "startTime": "1795379994128",
+                "endTime": "1795379996203", "totalBytesProcessed": "1073741824",
+                "totalSlotMs": "5321",
+                "query": {"totalBytesProcessed": "1073741824", "totalBytesBilled": "1074790400",
+                          "totalSlotMs": "5321", "cacheHit": false, "statementType": "SELECT"}
+            }
+        }))
+        .unwrap();
+        let JobProgress::Succeeded(stats) = progress(&job) else {
+            panic!("a DONE job without errorResult succeeded");
+        };
+        assert_eq!(stats.bytes_processed, 1_073_741_824);
+        assert_eq!(stats.bytes_billed, 1_074_790_400);
+        assert_eq!(stats.slot_ms, 5321);
+        assert_eq!(stats.statement_type.as_deref(), Some("SELECT"));
+        // 1,074,790,400 bytes billed (a GiB, rounded up to BigQuery's 10 MiB minimum per
+        // table) at 6.25 a TiB.
+        let priced = stats.priced(6.25);
+        assert!(
+            (priced.cost - 0.006_109_476).abs() < 1e-9,
+            "{}",
+            priced.cost
+        );
+        assert_eq!(JobStatistics::default().priced(6.25).cost, 0.0);
+    }
+
+    #[test]
+    fn a_failed_job_keeps_bigquerys_reason_and_message() {
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "status": {"state": "DONE", "errorResult": {"reason": "invalidQuery",
+                       "message": "Unrecognized name: foo at [1:8]"}}
+        }))
+        .unwrap();
+        assert_eq!(
+            progress(&job),
+            JobProgress::Failed {
+                reason: "invalidQuery".into(),
+                message: "Unrecognized name: foo at [1:8]".into(),
+                statistics: JobStatistics::default(),
+            }
+        );
+        let running: Job =
+            serde_json::from_value(serde_json::json!({"status": {"state": "RUNNING"}})).unwrap();
+        assert_eq!(progress(&running), JobProgress::Running);
+    }
+}

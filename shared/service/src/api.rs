@@ -1,0 +1,174 @@
+//! The API's wire types, shared by the `api` service and its clients (the `baton` CLI, tests).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dry_run::DryRunReport;
+use baton_core::catalog::apply::Change;
+use baton_core::catalog::{CatalogSpec, Frequency, Problem, TableDoc, TableId, WriteMode};
+use baton_core::connections::{ConnectionKind, ConnectionView};
+use baton_core::costs::{CostRow, Dimension};
+use baton_core::run::{Job, Run};
+
+/// `POST /v1/catalog/apply`: the frequencies and tables to have.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplyRequest {
+    #[serde(flatten)]
+    pub catalog: CatalogSpec,
+    /// Delete the stored tables and frequencies this request does not name.
+    #[serde(default)]
+    pub prune: bool,
+    /// Say what would change, change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplyResponse {
+    pub dry_run: bool,
+    pub changes: Vec<Change>,
+    /// Every table of the resulting catalog with the tables it depends on.
+    pub dependencies: BTreeMap<TableId, Vec<TableId>>,
+    /// Accepted, but worth a look: SQL read leniently, tables no reading can see.
+    #[serde(default)]
+    pub warnings: Vec<Problem>,
+}
+
+/// `GET /v1/catalog`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatalogResponse {
+    pub frequencies: Vec<Frequency>,
+    pub tables: Vec<TableDoc>,
+}
+
+/// `GET /v1/runs`: the latest runs, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunsResponse {
+    pub runs: Vec<Run>,
+}
+
+/// `GET /v1/runs/{id}`: a run and its jobs, by table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResponse {
+    pub run: Run,
+    pub jobs: Vec<Job>,
+}
+
+/// Every error the API answers: `{"error": {"code", "message", "details"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    #[serde(default)]
+    pub details: serde_json::Value,
+}
+
+/// `POST /v1/runs`: a run now, of a frequency or of chosen tables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StartRunRequest {
+    /// Run this frequency's tables (give this or `tables`).
+    #[serde(default)]
+    pub frequency: Option<String>,
+    /// Run these tables (give this or `frequency`).
+    #[serde(default)]
+    pub tables: Vec<TableId>,
+    /// With `tables`: run every table downstream of them too.
+    #[serde(default)]
+    pub downstream: bool,
+    /// A retried request with the same key finds the run the first one created.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    #[serde(default)]
+    pub requested_by: Option<String>,
+}
+
+/// The answer to starting, resuming or cancelling a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunChange {
+    pub run: Run,
+    /// Whether this request made the change (false: it was made before).
+    pub changed: bool,
+}
+
+/// `POST /v1/backfills`: a frequency run over past instants, one after another.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackfillRequest {
+    pub frequency: String,
+    /// The first instant considered (included when it is one of the schedule's).
+    pub from: jiff::Timestamp,
+    /// The last instant considered (included).
+    pub to: jiff::Timestamp,
+    #[serde(default)]
+    pub requested_by: Option<String>,
+}
+
+/// `GET /v1/costs?by=group&from=2026-11-01&to=2026-11-30`: what BigQuery jobs cost each day
+/// (UTC, by the day they ended), by table, user, group or frequency.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CostsResponse {
+    pub by: Dimension,
+    pub from: jiff::civil::Date,
+    pub to: jiff::civil::Date,
+    /// By day, the costliest first.
+    pub rows: Vec<CostRow>,
+}
+
+/// `POST /v1/dry-run`: check SQL and estimate its bytes, as a stored table's job would run it
+/// (`table`), or SQL not applied yet (`sql` with `dataset`, or with `table` for its settings).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DryRunRequest {
+    #[serde(default)]
+    pub table: Option<TableId>,
+    #[serde(default)]
+    pub sql: Option<String>,
+    /// Where unqualified names in `sql` are (the table's dataset by default).
+    #[serde(default)]
+    pub dataset: Option<String>,
+    /// How `sql` would be written (the table's mode, else truncate).
+    #[serde(default)]
+    pub write: Option<WriteMode>,
+    /// The frequency whose latest instant sets `@run_time` and `@window_start` (the table's
+    /// by default; now and NULL without one).
+    #[serde(default)]
+    pub frequency: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DryRunResponse {
+    #[serde(default)]
+    pub table: Option<TableId>,
+    #[serde(flatten)]
+    pub report: DryRunReport,
+}
+
+/// `PUT /v1/connections/{name}`: create or replace a connection. The secret is sealed before it
+/// is stored and never given back.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PutConnectionRequest {
+    pub kind: ConnectionKind,
+    /// A Slack connection's webhook URL.
+    pub secret: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl std::fmt::Debug for PutConnectionRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PutConnectionRequest")
+            .field("kind", &self.kind)
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `GET /v1/connections`: every connection, without secrets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionsResponse {
+    pub connections: Vec<ConnectionView>,
+}
