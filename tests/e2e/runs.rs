@@ -12,6 +12,7 @@ use baton_cli::ClientError;
 use baton_core::catalog::{CatalogSpec, Frequency, Table, TableId, WriteMode};
 use baton_core::ids::{bigquery_job_id, scheduled_run_id};
 use baton_core::messages::{ExecutorTask, PlannerEvent};
+use baton_core::ports::WarehousePort;
 use baton_core::run::{BackfillState, Job, Trigger};
 use baton_core::schedule::Condition;
 use baton_core::state::{JobState, RunState};

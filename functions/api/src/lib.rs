@@ -24,11 +24,12 @@ use baton_core::run::{Backfill, BackfillState, Instants, Run, Trigger};
 use baton_core::schedule::Schedule;
 use baton_core::secrets::Sealer;
 use baton_core::state::RunState;
+use baton_core::warehouse::WarehouseError;
 use baton_google::bus::Topics;
 use baton_google::config::Gcp;
 use baton_google::store::Admitted;
 use baton_google::store::Store;
-use baton_google::warehouse::{Warehouse, WarehouseError};
+use baton_google::warehouse::Warehouse;
 use baton_service::api::{
     ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, ConnectionsResponse,
     CostsResponse, DryRunRequest, DryRunResponse, PutConnectionRequest, RunChange, RunResponse,

@@ -1,11 +1,15 @@
 //! The planner's protocol under any order, duplication and failure of messages: the real
-//! `Planner` on the in-memory `RunPort` (the same `lifecycle` transitions as Firestore's), with
-//! an executor simulated through the same port transitions the executor uses.
+//! `Planner` and the real `Executor` on the in-memory `RunPort` (the same `lifecycle`
+//! transitions as Firestore's), a queue for Pub/Sub and a BigQuery whose jobs end as each
+//! case says.
 //!
 //! Each case draws a DAG, a concurrency cap, and each attempt's fate (success, a permanent
-//! failure, a transient failure that gets a new attempt). Messages are delivered one at a time
-//! in random order; a message may be delivered again (at-least-once), and a delivery may die
-//! partway (a store call fails) and be redelivered. After every step:
+//! failure, a transient failure that gets a new attempt). Messages are delivered up to three
+//! at a time in random order; a message may be delivered again (at-least-once), a delivery may
+//! die partway (a store call fails) and be redelivered, and a publish may be lost after the
+//! commits before it (the delivery fails and is redelivered: a process that died between its
+//! commit and its publish), which only the planner's and the executor's re-sends recover
+//! from. After every step:
 //! - no job attempt was claimed for dispatch twice;
 //! - no job started before all its parents succeeded;
 //! - no more jobs hold slots than the cap allows.
@@ -15,7 +19,9 @@
 //! are resumed once, and must then succeed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
@@ -24,12 +30,19 @@ use rand_chacha::ChaCha8Rng;
 
 use baton_core::catalog::{Table, TableDoc, TableId};
 use baton_core::errors::Retryable;
-use baton_core::lifecycle::{self, Outcome};
+use baton_core::lifecycle;
 use baton_core::memory::{Memory, MemoryRuns, RunData};
 use baton_core::messages::{ExecutorTask, PlannerEvent};
-use baton_core::ports::{BusError, Publish, RunPort};
-use baton_core::run::{Job, JobStatistics, Run, Trigger};
+use baton_core::ports::{
+    BlobPort, BusError, Notices, Object, Publish, StorageError, WarehousePort,
+};
+use baton_core::run::{Job, JobStatistics, NotifyRecord, Run, Trigger};
 use baton_core::state::{JobState, RunState};
+use baton_core::warehouse::{
+    DryRun, ExtractJob, Field, JobProgress, QueryJob, TableShape, WarehouseError,
+};
+use baton_core::writes::Column;
+use baton_executor::{Executor, ExecutorError, Settings};
 use baton_planner::{Planner, PlannerError};
 
 const RUN: &str = "run";
@@ -38,21 +51,6 @@ const RUN: &str = "run";
 enum Message {
     Planner(PlannerEvent),
     Executor(ExecutorTask),
-}
-
-#[derive(Default)]
-struct Queue(Mutex<Vec<Message>>);
-
-impl Publish for Queue {
-    async fn to_planner(&self, event: &PlannerEvent) -> Result<(), BusError> {
-        self.0.lock().unwrap().push(Message::Planner(event.clone()));
-        Ok(())
-    }
-
-    async fn to_executor(&self, task: &ExecutorTask) -> Result<(), BusError> {
-        self.0.lock().unwrap().push(Message::Executor(task.clone()));
-        Ok(())
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,115 +158,225 @@ fn memory(case: &Case) -> MemoryRuns {
     MemoryRuns::new(memory)
 }
 
-/// What the executor does with a task, through the same port transitions.
-async fn execute(
-    runs: &MemoryRuns,
-    bus: &Queue,
-    task: &ExecutorTask,
-    fates: &[[Fate; 3]],
-    resumed: bool,
-) -> Result<(), String> {
-    let ExecutorTask::RunQuery {
-        run_id,
-        table,
-        attempt,
-    } = task
-    else {
-        return Ok(()); // nothing cancels in these cases
-    };
-    let e = |e: baton_core::ports::StoreError| e.to_string();
-    let Some(job) = runs.job(run_id, table).await.map_err(e)? else {
-        return Ok(());
-    };
-    if job.attempt > *attempt && job.state == JobState::Queued && job.dispatched {
-        bus.to_executor(&ExecutorTask::run_query(&job))
-            .await
-            .map_err(|e| e.to_string())?;
-        return Ok(());
-    }
-    if job.attempt != *attempt {
-        return Ok(());
-    }
-    let now = Timestamp::now();
-    let job = match job.state {
-        JobState::Queued if job.dispatched => {
-            // The invariant the whole protocol is for: parents first.
-            let started = runs
-                .start(run_id, table, *attempt, "bq", now)
-                .await
-                .map_err(e)?
-                .unwrap();
-            if started.state == JobState::Running {
-                for parent in &started.parents {
-                    let p = runs.job(run_id, parent).await.map_err(e)?.unwrap();
-                    assert_eq!(
-                        p.state,
-                        JobState::Succeeded,
-                        "{table} started before its parent {parent} succeeded"
-                    );
-                }
-            }
-            started
+/// Pub/Sub as the test sees it: a queue shared by the planner and the executor, whose
+/// publishes can be lost (`lose_after`): the delivery that published sees an error after its
+/// commits, as a process that died between its commit and its publish would leave things.
+#[derive(Clone)]
+struct Queue {
+    messages: Arc<Mutex<Vec<Message>>>,
+    published: Arc<AtomicU64>,
+    lose_from: Arc<AtomicU64>,
+}
+
+impl Queue {
+    fn new() -> Self {
+        Self {
+            messages: Arc::default(),
+            published: Arc::default(),
+            lose_from: Arc::new(AtomicU64::new(u64::MAX)),
         }
-        JobState::Running => job,
-        JobState::Pending | JobState::Queued => return Ok(()),
-        _ => {
-            bus.to_planner(&PlannerEvent::job_finished(&job))
-                .await
-                .map_err(|e| e.to_string())?;
-            return Ok(());
-        }
-    };
-    if job.state != JobState::Running {
-        return Ok(());
     }
-    let index: usize = table.table()[1..].parse().unwrap();
-    let fate = if resumed {
-        Fate::Succeed
-    } else {
-        fates[index][(*attempt as usize - 1).min(2)]
-    };
-    let outcome = match fate {
-        Fate::Transient => {
-            if let Some(next) = runs
-                .retry(
-                    run_id,
-                    table,
-                    *attempt,
-                    "backendError",
-                    SignedDuration::ZERO,
-                    now,
-                )
-                .await
-                .map_err(e)?
-            {
-                bus.to_executor(&ExecutorTask::RunQuery {
-                    run_id: run_id.clone(),
-                    table: table.clone(),
-                    attempt: next.attempt,
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            }
-            return Ok(());
+
+    fn lose_after(&self, n: Option<u64>) {
+        let base = self.published.load(Ordering::SeqCst);
+        self.lose_from
+            .store(n.map_or(u64::MAX, |n| base + n), Ordering::SeqCst);
+    }
+
+    fn push(&self, message: Message) -> Result<(), BusError> {
+        let n = self.published.fetch_add(1, Ordering::SeqCst);
+        if n >= self.lose_from.load(Ordering::SeqCst) {
+            return Err(BusError::Unavailable("the publish was lost".into()));
         }
-        Fate::Succeed => Outcome::Succeeded {
-            statistics: JobStatistics::default(),
-            extract: None,
-        },
-        Fate::Fail => Outcome::Failed {
-            error: "invalidQuery".into(),
-            statistics: JobStatistics::default(),
-        },
+        self.messages.lock().unwrap().push(message);
+        Ok(())
+    }
+}
+
+impl Publish for Queue {
+    async fn to_planner(&self, event: &PlannerEvent) -> Result<(), BusError> {
+        self.push(Message::Planner(event.clone()))
+    }
+
+    async fn to_executor(&self, task: &ExecutorTask) -> Result<(), BusError> {
+        self.push(Message::Executor(task.clone()))
+    }
+}
+
+/// BigQuery as the test sees it: each job id inserted once (a second insert attaches), each
+/// attempt ending as its fate says, and the invariant the whole protocol is for checked when
+/// a job is inserted: its parents succeeded.
+#[derive(Clone)]
+struct Bigquery {
+    runs: MemoryRuns,
+    fates: Vec<[Fate; 3]>,
+    resumed: Arc<AtomicBool>,
+    jobs: Arc<Mutex<BTreeMap<String, JobProgress>>>,
+}
+
+impl Bigquery {
+    fn untouched<T>(&self, what: &str) -> Result<T, WarehouseError> {
+        Err(WarehouseError::Invalid(format!(
+            "{what} is not in these cases"
+        )))
+    }
+}
+
+impl WarehousePort for Bigquery {
+    async fn ensure_dataset(&self, _dataset: &str) -> Result<(), WarehouseError> {
+        Ok(())
+    }
+
+    async fn start_query(&self, query: &QueryJob<'_>) -> Result<JobProgress, WarehouseError> {
+        let table = query.destination.expect("a query job writes a table").table;
+        let memory = self.runs.state.lock().unwrap();
+        let jobs = &memory.runs[RUN].jobs;
+        let job = &jobs[table];
+        assert_eq!(job.bigquery_job_id.as_deref(), Some(query.job_id));
+        for parent in &job.parents {
+            assert_eq!(
+                jobs[parent].state,
+                JobState::Succeeded,
+                "{table} started before its parent {parent} succeeded"
+            );
+        }
+        let index: usize = table.table()[1..].parse().unwrap();
+        let fate = if self.resumed.load(Ordering::SeqCst) {
+            Fate::Succeed
+        } else {
+            self.fates[index][(job.attempt as usize - 1).min(2)]
+        };
+        let ended = match fate {
+            Fate::Succeed => JobProgress::Succeeded(JobStatistics::default()),
+            Fate::Fail => JobProgress::Failed {
+                reason: "invalidQuery".into(),
+                message: "Unrecognized name: x".into(),
+                statistics: JobStatistics::default(),
+            },
+            Fate::Transient => JobProgress::Failed {
+                reason: "backendError".into(),
+                message: "try again".into(),
+                statistics: JobStatistics::default(),
+            },
+        };
+        let mut started = self.jobs.lock().unwrap();
+        Ok(started
+            .entry(query.job_id.to_string())
+            .or_insert(ended)
+            .clone())
+    }
+
+    async fn start_extract(&self, _job: &ExtractJob<'_>) -> Result<JobProgress, WarehouseError> {
+        self.untouched("an extract")
+    }
+
+    async fn job_progress(&self, job_id: &str) -> Result<JobProgress, WarehouseError> {
+        let jobs = self.jobs.lock().unwrap();
+        jobs.get(job_id)
+            .cloned()
+            .ok_or_else(|| WarehouseError::NotFound(job_id.into()))
+    }
+
+    async fn cancel_job(&self, _job_id: &str) -> Result<(), WarehouseError> {
+        self.untouched("a cancel")
+    }
+
+    async fn dry_run(
+        &self,
+        _sql: &str,
+        _dataset: &str,
+        _timestamps: &[(String, Option<Timestamp>)],
+    ) -> Result<DryRun, WarehouseError> {
+        self.untouched("a dry run")
+    }
+
+    async fn schema(&self, _table: &TableId) -> Result<Option<Vec<Field>>, WarehouseError> {
+        self.untouched("a schema")
+    }
+
+    async fn create_table(
+        &self,
+        _table: &TableId,
+        _schema: &[Field],
+        _shape: TableShape<'_>,
+    ) -> Result<(), WarehouseError> {
+        self.untouched("a table's creation")
+    }
+
+    async fn add_columns(
+        &self,
+        _table: &TableId,
+        _current: &[Field],
+        _result: &[Field],
+        _added: &[Column],
+    ) -> Result<(), WarehouseError> {
+        self.untouched("new columns")
+    }
+
+    async fn set_expiration(
+        &self,
+        _table: &TableId,
+        _at: Timestamp,
+    ) -> Result<Option<i64>, WarehouseError> {
+        self.untouched("an expiration")
+    }
+
+    async fn row_count(&self, _table: &TableId) -> Result<Option<i64>, WarehouseError> {
+        Ok(None)
+    }
+}
+
+/// Nothing in these cases extracts or alerts.
+struct Quiet;
+
+impl BlobPort for Quiet {
+    async fn list(&self, _bucket: &str, _prefix: &str) -> Result<Vec<Object>, StorageError> {
+        Ok(vec![])
+    }
+
+    async fn signed_url(
+        &self,
+        _bucket: &str,
+        _object: &str,
+        _expiry: Duration,
+    ) -> Result<String, StorageError> {
+        Err(StorageError::Permanent(
+            "nothing is signed in these cases".into(),
+        ))
+    }
+}
+
+impl Notices for Quiet {
+    async fn notify(
+        &self,
+        _url: &str,
+        _body: &serde_json::Value,
+        _until: std::time::Instant,
+    ) -> NotifyRecord {
+        unreachable!("nothing notifies in these cases")
+    }
+
+    async fn job_failed(&self, _job: &Job) {}
+}
+
+type TestExecutor = Executor<MemoryRuns, Queue, Bigquery, Quiet, Quiet>;
+
+fn executor(runs: &MemoryRuns, bus: &Queue, case: &Case) -> TestExecutor {
+    let warehouse = Bigquery {
+        runs: runs.clone(),
+        fates: case.fates.clone(),
+        resumed: Arc::default(),
+        jobs: Arc::default(),
     };
-    let done = runs
-        .finish(run_id, table, *attempt, &outcome, now)
-        .await
-        .map_err(e)?
-        .unwrap();
-    bus.to_planner(&PlannerEvent::job_finished(&done))
-        .await
-        .map_err(|e| e.to_string())
+    let settings = Settings {
+        wait: Duration::from_secs(60),
+        max_attempts: 3,
+        retry_backoff: Duration::ZERO,
+        price_per_tib: 6.25,
+        extract_bucket: None,
+        url_expiry: Duration::from_secs(60),
+    };
+    Executor::new(runs.clone(), bus.clone(), warehouse, Quiet, Quiet, settings)
 }
 
 fn check_invariants(runs: &MemoryRuns, concurrency: u32) {
@@ -298,14 +406,14 @@ fn check_invariants(runs: &MemoryRuns, concurrency: u32) {
 /// transaction is).
 async fn drain(
     planner: &Planner<MemoryRuns, Queue>,
+    executor: &TestExecutor,
     case: &Case,
     rng: &mut ChaCha8Rng,
-    resumed: bool,
 ) -> usize {
     let mut steps = 0;
     loop {
         let batch: Vec<Message> = {
-            let mut queue = planner.bus.0.lock().unwrap();
+            let mut queue = planner.bus.messages.lock().unwrap();
             if queue.is_empty() {
                 return steps;
             }
@@ -322,6 +430,8 @@ async fn drain(
         let duplicates: Vec<bool> = batch.iter().map(|_| rng.random_bool(0.15)).collect();
         let die_after = rng.random_bool(0.15).then(|| rng.random_range(0..12));
         planner.runs.fail_after(die_after);
+        let lose_after = rng.random_bool(0.15).then(|| rng.random_range(0..4));
+        planner.bus.lose_after(lose_after);
         let results = futures::future::join_all(batch.iter().map(|message| async move {
             match message {
                 Message::Planner(event) => {
@@ -334,13 +444,25 @@ async fn drain(
                     })
                 }
                 Message::Executor(task) => {
-                    execute(&planner.runs, &planner.bus, task, &case.fates, resumed).await
+                    let (run_id, table, attempt) = task.parts();
+                    let handled = match task {
+                        ExecutorTask::RunQuery { .. } => executor.run(run_id, table, attempt).await,
+                        ExecutorTask::Cancel { .. } => Ok(()), // nothing cancels in these cases
+                    };
+                    handled.or_else(|e: ExecutorError| {
+                        if e.is_retryable() {
+                            Err(e.to_string())
+                        } else {
+                            Ok(())
+                        }
+                    })
                 }
             }
         }))
         .await;
         planner.runs.fail_after(None);
-        let mut queue = planner.bus.0.lock().unwrap();
+        planner.bus.lose_after(None);
+        let mut queue = planner.bus.messages.lock().unwrap();
         for ((message, result), duplicate) in batch.into_iter().zip(results).zip(duplicates) {
             if result.is_err() || duplicate {
                 queue.push(message); // redelivered
@@ -379,14 +501,17 @@ proptest! {
 
     #[test]
     fn any_order_duplication_or_failure_of_messages_runs_each_job_once_after_its_parents(case in case()) {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         runtime.block_on(async {
             // Deliveries here run one at a time, so a lease that expires at once loses nothing;
             // it lets a delivery that died while planning be taken over without waiting.
-            let planner = Planner::new(memory(&case), Queue::default(), "p", SignedDuration::ZERO);
+            let runs = memory(&case);
+            let bus = Queue::new();
+            let executor = executor(&runs, &bus, &case);
+            let planner = Planner::new(runs, bus, "p", SignedDuration::ZERO);
             let mut rng = ChaCha8Rng::seed_from_u64(case.seed);
             planner.bus.to_planner(&PlannerEvent::RunCreated { run_id: RUN.into() }).await.unwrap();
-            drain(&planner, &case, &mut rng, false).await;
+            drain(&planner, &executor, &case, &mut rng).await;
 
             let (run, jobs) = jobs(&planner.runs);
             let want = expected(&case);
@@ -409,7 +534,8 @@ proptest! {
                 let resumed = lifecycle::resume_run(&run, Timestamp::now()).unwrap().unwrap();
                 planner.runs.state.lock().unwrap().runs.get_mut(RUN).unwrap().run = Some(resumed.clone());
                 planner.bus.to_planner(&PlannerEvent::RunResumed { run_id: RUN.into(), resume: resumed.resumes }).await.unwrap();
-                drain(&planner, &case, &mut rng, true).await;
+                executor.warehouse.resumed.store(true, Ordering::SeqCst);
+                drain(&planner, &executor, &case, &mut rng).await;
                 let (run, jobs) = self::jobs(&planner.runs);
                 prop_assert_eq!(run.state, RunState::Succeeded, "{:?}", jobs.values().map(|j| (j.table.to_string(), j.state)).collect::<Vec<_>>());
                 let attempts: BTreeSet<u32> = jobs.values().filter(|j| j.resumed == 1).map(|j| j.attempt).collect();

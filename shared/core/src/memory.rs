@@ -9,8 +9,8 @@
 //! It does not model backfills (`advance_backfill` does nothing).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -39,12 +39,13 @@ pub struct Memory {
     pub claims: BTreeMap<(String, TableId, u32), u32>,
 }
 
-#[derive(Debug, Default)]
+/// The in-memory `RunPort`. Clones share one model, as processes share one database.
+#[derive(Debug, Default, Clone)]
 pub struct MemoryRuns {
-    pub state: Mutex<Memory>,
-    calls: AtomicU64,
+    pub state: Arc<Mutex<Memory>>,
+    calls: Arc<AtomicU64>,
     /// Calls numbered at or after this fail as unavailable (`u64::MAX`: none).
-    fail_from: AtomicU64,
+    fail_from: Arc<AtomicU64>,
 }
 
 fn illegal(e: IllegalTransition) -> StoreError {
@@ -54,9 +55,9 @@ fn illegal(e: IllegalTransition) -> StoreError {
 impl MemoryRuns {
     pub fn new(memory: Memory) -> Self {
         Self {
-            state: Mutex::new(memory),
-            calls: AtomicU64::new(0),
-            fail_from: AtomicU64::new(u64::MAX),
+            state: Arc::new(Mutex::new(memory)),
+            calls: Arc::new(AtomicU64::new(0)),
+            fail_from: Arc::new(AtomicU64::new(u64::MAX)),
         }
     }
 

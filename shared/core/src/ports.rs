@@ -1,10 +1,14 @@
-//! The ports the planner's protocol runs on, so that it runs unchanged on Firestore and
-//! Pub/Sub in production and on an in-memory model in the property tests.
+//! The ports the planner and the executor are written against, so that they run unchanged on
+//! Firestore, Pub/Sub, BigQuery and Cloud Storage in production and on an in-memory model in
+//! the property tests.
 //!
 //! `RunPort` reads a run's documents and changes them through transactions whose bodies are
-//! the pure functions of `lifecycle`. `Publish` sends the services' messages.
+//! the pure functions of `lifecycle`. `Publish` sends the services' messages. `WarehousePort`
+//! runs and watches BigQuery jobs and shapes their tables; `BlobPort` lists and signs what an
+//! extract wrote; `Notices` tells people (a table's notify URL, the alert channel).
 
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -12,7 +16,11 @@ use crate::catalog::{Frequency, TableDoc, TableId};
 use crate::errors::Retryable;
 use crate::lifecycle::{LeaseOutcome, Outcome, Planned, Settled};
 use crate::messages::{ExecutorTask, PlannerEvent};
-use crate::run::{Job, Run, RunSummary, Slot};
+use crate::run::{Job, NotifyRecord, Run, RunSummary, Slot};
+use crate::warehouse::{
+    DryRun, ExtractJob, Field, JobProgress, QueryJob, TableShape, WarehouseError,
+};
+use crate::writes::Column;
 
 /// How a store's answer can fail.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -51,6 +59,21 @@ pub enum BusError {
 impl Retryable for BusError {
     fn is_retryable(&self) -> bool {
         matches!(self, BusError::Unavailable(_))
+    }
+}
+
+/// How a request to blob storage can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("Cloud Storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("Cloud Storage refused: {0}")]
+    Permanent(String),
+}
+
+impl Retryable for StorageError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, StorageError::Unavailable(_))
     }
 }
 
@@ -208,4 +231,93 @@ pub trait Publish: Send + Sync {
     -> impl Future<Output = Result<(), BusError>> + Send;
     fn to_executor(&self, task: &ExecutorTask)
     -> impl Future<Output = Result<(), BusError>> + Send;
+}
+
+type Asked<T> = Result<T, WarehouseError>;
+
+/// BigQuery as the executor uses it.
+pub trait WarehousePort: Send + Sync {
+    /// Creates the dataset unless it exists.
+    fn ensure_dataset(&self, dataset: &str) -> impl Future<Output = Asked<()>> + Send;
+    /// Starts a query job under its id, or attaches to the one that id already names.
+    fn start_query(&self, job: &QueryJob<'_>) -> impl Future<Output = Asked<JobProgress>> + Send;
+    /// Starts an extract job under its id, or attaches to the one that id already names.
+    fn start_extract(
+        &self,
+        job: &ExtractJob<'_>,
+    ) -> impl Future<Output = Asked<JobProgress>> + Send;
+    fn job_progress(&self, job_id: &str) -> impl Future<Output = Asked<JobProgress>> + Send;
+    /// Asks for a job to stop; it ends with an error when it does.
+    fn cancel_job(&self, job_id: &str) -> impl Future<Output = Asked<()>> + Send;
+    /// A query's result schema and the bytes it would read, without running it.
+    fn dry_run(
+        &self,
+        sql: &str,
+        default_dataset: &str,
+        timestamps: &[(String, Option<Timestamp>)],
+    ) -> impl Future<Output = Asked<DryRun>> + Send;
+    /// A table's schema, `None` when there is no such table.
+    fn schema(&self, table: &TableId) -> impl Future<Output = Asked<Option<Vec<Field>>>> + Send;
+    /// Creates a table; one that exists already (two deliveries racing) is left as it is.
+    fn create_table(
+        &self,
+        table: &TableId,
+        schema: &[Field],
+        shape: TableShape<'_>,
+    ) -> impl Future<Output = Asked<()>> + Send;
+    /// Adds the fields of `result` named in `added` to a table whose schema is `current`
+    /// (as NULLABLE).
+    fn add_columns(
+        &self,
+        table: &TableId,
+        current: &[Field],
+        result: &[Field],
+        added: &[Column],
+    ) -> impl Future<Output = Asked<()>> + Send;
+    /// Makes the table expire at `at`; returns its row count after, when BigQuery says it.
+    fn set_expiration(
+        &self,
+        table: &TableId,
+        at: Timestamp,
+    ) -> impl Future<Output = Asked<Option<i64>>> + Send;
+    /// The table's row count, `None` when BigQuery does not say.
+    fn row_count(&self, table: &TableId) -> impl Future<Output = Asked<Option<i64>>> + Send;
+}
+
+/// One stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub name: String,
+    pub size: u64,
+}
+
+/// Blob storage (Cloud Storage) as the executor uses it.
+pub trait BlobPort: Send + Sync {
+    /// The objects whose names start with `prefix`, by name.
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<Object>, StorageError>> + Send;
+    /// A URL that lets its holder GET the object until `expiry` has passed.
+    fn signed_url(
+        &self,
+        bucket: &str,
+        object: &str,
+        expiry: Duration,
+    ) -> impl Future<Output = Result<String, StorageError>> + Send;
+}
+
+/// What the executor tells people.
+pub trait Notices: Send + Sync {
+    /// POSTs `body` to a table's notify URL, trying until `until`; what happened, for the
+    /// job's record. Never the URL in a log.
+    fn notify(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        until: Instant,
+    ) -> impl Future<Output = NotifyRecord> + Send;
+    /// Tells the alert channel a job failed, once per job and attempt however often asked.
+    fn job_failed(&self, job: &Job) -> impl Future<Output = ()> + Send;
 }

@@ -9,17 +9,10 @@ use google_cloud_auth::signer::Signer;
 use google_cloud_storage::builder::storage::SignedUrlBuilder;
 use serde::Deserialize;
 
+use baton_core::ports::{BlobPort, Object, StorageError};
+
 use crate::config::Gcp;
 use crate::gcp::{RestError, Tokens};
-use baton_core::errors::Retryable;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    #[error("Cloud Storage unavailable: {0}")]
-    Unavailable(String),
-    #[error("Cloud Storage refused: {0}")]
-    Permanent(String),
-}
 
 impl From<RestError> for StorageError {
     fn from(e: RestError) -> Self {
@@ -30,19 +23,13 @@ impl From<RestError> for StorageError {
     }
 }
 
-impl Retryable for StorageError {
-    fn is_retryable(&self) -> bool {
-        matches!(self, StorageError::Unavailable(_))
-    }
-}
-
-/// One stored object.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Object {
-    pub name: String,
+/// One object of a listing.
+#[derive(Debug, Deserialize)]
+struct Item {
+    name: String,
     /// Bytes, as the JSON API gives it (a string).
     #[serde(default, deserialize_with = "size")]
-    pub size: u64,
+    size: u64,
 }
 
 fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
@@ -54,7 +41,7 @@ fn size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 #[serde(rename_all = "camelCase")]
 struct Listing {
     #[serde(default)]
-    items: Vec<Object>,
+    items: Vec<Item>,
     next_page_token: Option<String>,
 }
 
@@ -107,8 +94,25 @@ impl Storage {
         })
     }
 
+    /// Creates a bucket unless it exists (the local stack's; Terraform makes production's).
+    pub async fn ensure_bucket(&self, project: &str, bucket: &str) -> Result<(), StorageError> {
+        let url = format!("{}/storage/v1/b", self.endpoint);
+        let request = self
+            .http
+            .post(&url)
+            .query(&[("project", project)])
+            .json(&serde_json::json!({ "name": bucket }));
+        match self.tokens.call(request).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_conflict() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl BlobPort for Storage {
     /// The objects whose names start with `prefix`, by name.
-    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<Object>, StorageError> {
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<Object>, StorageError> {
         let url = format!("{}/storage/v1/b/{bucket}/o", self.endpoint);
         let mut objects = Vec::new();
         let mut page: Option<String> = None;
@@ -121,7 +125,10 @@ impl Storage {
             let listing: Listing = serde_json::from_str(&body).map_err(|e| {
                 StorageError::Permanent(format!("the object listing does not read: {e}"))
             })?;
-            objects.extend(listing.items);
+            objects.extend(listing.items.into_iter().map(|i| Object {
+                name: i.name,
+                size: i.size,
+            }));
             match listing.next_page_token {
                 Some(token) if !token.is_empty() => page = Some(token),
                 _ => break,
@@ -132,7 +139,7 @@ impl Storage {
     }
 
     /// A V4 signed URL that lets its holder GET the object until `expiry` has passed.
-    pub async fn signed_url(
+    async fn signed_url(
         &self,
         bucket: &str,
         object: &str,
@@ -160,20 +167,5 @@ impl Storage {
             .notify(|e, _| tracing::warn!(error = %e, "signing a URL failed; trying again"))
             .await
             .map_err(|e| StorageError::Permanent(format!("signing a URL: {e}")))
-    }
-
-    /// Creates a bucket unless it exists (the local stack's; Terraform makes production's).
-    pub async fn ensure_bucket(&self, project: &str, bucket: &str) -> Result<(), StorageError> {
-        let url = format!("{}/storage/v1/b", self.endpoint);
-        let request = self
-            .http
-            .post(&url)
-            .query(&[("project", project)])
-            .json(&serde_json::json!({ "name": bucket }));
-        match self.tokens.call(request).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_conflict() => Ok(()),
-            Err(e) => Err(e.into()),
-        }
     }
 }

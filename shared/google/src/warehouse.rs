@@ -1,8 +1,6 @@
 //! BigQuery, through gcp-bigquery-client: datasets, query jobs with ids Baton chooses, their
 //! status and statistics. Only translation here; what to run and when is the executor's.
 
-use std::collections::HashMap;
-
 use gcp_bigquery_client::Client;
 use gcp_bigquery_client::client_builder::ClientBuilder;
 use gcp_bigquery_client::error::BQError;
@@ -18,7 +16,7 @@ use gcp_bigquery_client::model::query_parameter::QueryParameter;
 use gcp_bigquery_client::model::query_parameter_type::QueryParameterType;
 use gcp_bigquery_client::model::query_parameter_value::QueryParameterValue;
 use gcp_bigquery_client::model::query_request::QueryRequest;
-pub use gcp_bigquery_client::model::table::Table;
+use gcp_bigquery_client::model::table::Table;
 use gcp_bigquery_client::model::table_field_schema::TableFieldSchema;
 use gcp_bigquery_client::model::table_reference::TableReference;
 use gcp_bigquery_client::model::table_schema::TableSchema;
@@ -27,56 +25,17 @@ use gcp_bigquery_client::model::time_partitioning::TimePartitioning;
 use crate::config::Gcp;
 use crate::gcp::Tokens;
 use baton_core::catalog::{ExtractFormat, Partitioning, TableId};
-use baton_core::errors::{Retryable, error_chain};
+use baton_core::errors::error_chain;
+use baton_core::ports::WarehousePort;
 use baton_core::run::JobStatistics;
+use baton_core::warehouse::{
+    DryRun, ExtractJob, Field, JobProgress, QueryJob, TableShape, WarehouseError, is_transient,
+};
 use baton_core::writes::Column;
 
-#[derive(Debug, thiserror::Error)]
-pub enum WarehouseError {
-    #[error("not found: {0}")]
-    NotFound(String),
-    #[error("already exists: {0}")]
-    AlreadyExists(String),
-    #[error("BigQuery unavailable: {0}")]
-    Unavailable(String),
-    #[error("BigQuery refused the request: {0}")]
-    Permanent(String),
-    /// Baton's own refusal, before anything reaches BigQuery: SQL its write mode cannot
-    /// run, a result the table cannot take. Not retryable either.
-    #[error("{0}")]
-    Invalid(String),
-}
-
-impl Retryable for WarehouseError {
-    fn is_retryable(&self) -> bool {
-        matches!(self, WarehouseError::Unavailable(_))
-    }
-}
-
-/// BigQuery's words for failures that another try may not meet: its transient reasons, and
-/// the messages of errors it says to retry (concurrent updates among them). local-bigquery's
-/// commit conflicts between concurrent jobs read "Failed to commit ... transaction".
-pub fn is_transient(reason: &str, message: &str) -> bool {
-    const REASONS: &[&str] = &[
-        "backendError",
-        "rateLimitExceeded",
-        "internalError",
-        "jobInternalError",
-        "jobBackendError",
-    ];
-    const MESSAGES: &[&str] = &[
-        "retrying may solve the problem",
-        "try again",
-        "concurrent update",
-        "transaction conflict",
-        "failed to commit",
-    ];
-    let message = message.to_lowercase();
-    REASONS.contains(&reason) || MESSAGES.iter().any(|m| message.contains(m))
-}
-
-impl From<BQError> for WarehouseError {
-    fn from(e: BQError) -> Self {
+/// What a BigQuery client error means to Baton.
+fn refused(e: BQError) -> WarehouseError {
+    {
         match e {
             BQError::ResponseError { error } => {
                 let reasons: Vec<&str> = error
@@ -106,47 +65,6 @@ impl From<BQError> for WarehouseError {
     }
 }
 
-/// A query job as Baton asks for it.
-#[derive(Debug, Clone)]
-pub struct QueryJob<'a> {
-    pub job_id: &'a str,
-    /// The query, or a statement or script that writes by itself (`destination` is `None`).
-    pub sql: &'a str,
-    /// Unqualified names in the SQL are this dataset's.
-    pub default_dataset: &'a str,
-    pub destination: Option<Destination<'a>>,
-    pub labels: HashMap<String, String>,
-    /// Named TIMESTAMP parameters (`run_time` for `@run_time`); `None` passes NULL.
-    pub timestamps: Vec<(String, Option<jiff::Timestamp>)>,
-    /// BigQuery fails the job without running it if it would bill more.
-    pub max_bytes_billed: Option<i64>,
-    /// BigQuery cancels the job when it runs longer.
-    pub timeout: Option<std::time::Duration>,
-}
-
-/// An extract job: a table written to Cloud Storage as files.
-#[derive(Debug, Clone)]
-pub struct ExtractJob<'a> {
-    pub job_id: &'a str,
-    pub table: &'a TableId,
-    /// `gs://bucket/path/name-*.csv`: BigQuery numbers the files where the `*` is.
-    pub uri: &'a str,
-    pub format: ExtractFormat,
-    /// `gzip`, `deflate`, `snappy`, `zstd`, or none.
-    pub compression: Option<&'a str>,
-    pub labels: HashMap<String, String>,
-}
-
-/// Where a query's result goes, and how the table is shaped when the job creates it.
-#[derive(Debug, Clone, Copy)]
-pub struct Destination<'a> {
-    pub table: &'a TableId,
-    /// Add the rows (else replace the table's contents). New columns are allowed either way.
-    pub append: bool,
-    pub partitioning: Option<&'a Partitioning>,
-    pub clustering: &'a [String],
-}
-
 fn time_partitioning(p: &Partitioning) -> TimePartitioning {
     TimePartitioning {
         expiration_ms: p.expiration_seconds.map(|s| (s * 1000).to_string()),
@@ -162,47 +80,6 @@ fn clustering(columns: &[String]) -> Option<Clustering> {
     })
 }
 
-/// A field's type as `writes::Column` compares them: BigQuery's legacy names, whichever
-/// spelling the API used (`INT64` and `INTEGER` are one type).
-fn type_name(field: &TableFieldSchema) -> String {
-    let name = serde_json::to_value(&field.r#type)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    let name = match name.as_str() {
-        "INT64" => "INTEGER",
-        "FLOAT64" => "FLOAT",
-        "BOOL" => "BOOLEAN",
-        "STRUCT" => "RECORD",
-        other => other,
-    };
-    if field.mode.as_deref() == Some("REPEATED") {
-        format!("ARRAY<{name}>")
-    } else {
-        name.to_string()
-    }
-}
-
-/// The top-level columns of a schema.
-pub fn columns(schema: &TableSchema) -> Vec<Column> {
-    schema
-        .fields
-        .iter()
-        .flatten()
-        .map(|f| Column {
-            name: f.name.clone(),
-            field_type: type_name(f),
-        })
-        .collect()
-}
-
-/// How a table is shaped when Baton creates it.
-#[derive(Debug, Clone, Copy)]
-pub struct TableShape<'a> {
-    pub partitioning: Option<&'a Partitioning>,
-    pub clustering: &'a [String],
-}
-
 fn timestamp_parameter(name: &str, value: Option<jiff::Timestamp>) -> QueryParameter {
     QueryParameter {
         name: Some(name.to_string()),
@@ -215,27 +92,6 @@ fn timestamp_parameter(name: &str, value: Option<jiff::Timestamp>) -> QueryParam
             ..Default::default()
         }),
     }
-}
-
-/// What a dry run tells of a query.
-#[derive(Debug, Clone)]
-pub struct DryRun {
-    pub schema: TableSchema,
-    pub bytes_processed: i64,
-}
-
-/// Where a BigQuery job stands.
-#[derive(Debug, Clone, PartialEq)]
-pub enum JobProgress {
-    /// Pending or running.
-    Running,
-    Succeeded(JobStatistics),
-    /// Ended with an error: BigQuery's reason and message.
-    Failed {
-        reason: String,
-        message: String,
-        statistics: JobStatistics,
-    },
 }
 
 #[derive(Clone)]
@@ -270,7 +126,8 @@ impl Warehouse {
             .with_client(http)
             .with_v2_base_url(gcp.bigquery_url.clone())
             .build_from_authenticator(std::sync::Arc::new(tokens))
-            .await?;
+            .await
+            .map_err(refused)?;
         Ok(Self {
             client,
             project: gcp.bigquery_project.clone(),
@@ -282,11 +139,130 @@ impl Warehouse {
         &self.project
     }
 
+    /// Inserts a job under the id Baton chose; if one with that id exists already (a
+    /// redelivery, a restart), returns that job's progress instead: the same work never runs
+    /// twice.
+    async fn insert_job(
+        &self,
+        job_id: &str,
+        configuration: JobConfiguration,
+    ) -> Result<JobProgress, WarehouseError> {
+        let request = Job {
+            job_reference: Some(JobReference {
+                job_id: Some(job_id.to_string()),
+                location: Some(self.location.clone()),
+                project_id: Some(self.project.clone()),
+            }),
+            configuration: Some(configuration),
+            ..Default::default()
+        };
+        match self.client.job().insert(&self.project, request).await {
+            Ok(inserted) => Ok(progress(&inserted)),
+            Err(e) => match refused(e) {
+                WarehouseError::AlreadyExists(_) => self.job_progress(job_id).await,
+                other => Err(other),
+            },
+        }
+    }
+
+    fn query_configuration(
+        &self,
+        sql: &str,
+        default_dataset: &str,
+        timestamps: &[(String, Option<jiff::Timestamp>)],
+    ) -> JobConfigurationQuery {
+        JobConfigurationQuery {
+            query: sql.to_string(),
+            use_legacy_sql: Some(false),
+            // Unqualified names are the table's own dataset's, as dependency inference reads
+            // them.
+            default_dataset: Some(DatasetReference {
+                dataset_id: default_dataset.to_string(),
+                project_id: self.project.clone(),
+            }),
+            parameter_mode: (!timestamps.is_empty()).then(|| "NAMED".into()),
+            query_parameters: (!timestamps.is_empty()).then(|| {
+                timestamps
+                    .iter()
+                    .map(|(name, value)| timestamp_parameter(name, *value))
+                    .collect()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A table as BigQuery describes it (schema, partitioning, clustering, expiration), or
+    /// `None` when there is no such table: for tools and tests (the executor asks `schema`).
+    pub async fn table(&self, table: &TableId) -> Result<Option<Table>, WarehouseError> {
+        match self
+            .client
+            .table()
+            .get(&self.project, table.dataset(), table.table(), None)
+            .await
+        {
+            Ok(t) => Ok(Some(t)),
+            Err(e) => match refused(e) {
+                WarehouseError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// The ids of every job in the project (all pages), newest first: for tools and tests that
+    /// check what ran.
+    pub async fn job_ids(&self) -> Result<Vec<String>, WarehouseError> {
+        use futures::StreamExt;
+        let mut ids = Vec::new();
+        let mut pages = std::pin::pin!(self.client.job().get_job_list(&self.project, None));
+        while let Some(page) = pages.next().await {
+            for job in page.map_err(refused)?.jobs.unwrap_or_default() {
+                if let Some(id) = job.job_reference.and_then(|r| r.job_id) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Runs a query and returns its rows as JSON values, column by column (for tools and
+    /// tests; jobs go through `start_query`).
+    pub async fn query_rows(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
+        let mut request = QueryRequest::new(sql);
+        request.use_legacy_sql = false;
+        request.location = Some(self.location.clone());
+        let response = self
+            .client
+            .job()
+            .query(&self.project, request)
+            .await
+            .map_err(refused)?;
+        let columns = response
+            .schema
+            .as_ref()
+            .and_then(|s| s.fields.as_ref())
+            .map_or(0, Vec::len);
+        let mut out = Vec::new();
+        for row in response.rows.unwrap_or_default() {
+            let cells = row.columns.unwrap_or_default();
+            let mut values = Vec::with_capacity(columns);
+            for cell in cells {
+                values.push(cell.value.unwrap_or(serde_json::Value::Null));
+            }
+            out.push(values);
+        }
+        Ok(out)
+    }
+}
+
+impl WarehousePort for Warehouse {
     /// Creates the dataset unless it exists.
-    pub async fn ensure_dataset(&self, dataset: &str) -> Result<(), WarehouseError> {
+    async fn ensure_dataset(&self, dataset: &str) -> Result<(), WarehouseError> {
         match self.client.dataset().get(&self.project, dataset).await {
             Ok(_) => return Ok(()),
-            Err(e) => match WarehouseError::from(e) {
+            Err(e) => match refused(e) {
                 WarehouseError::NotFound(_) => {}
                 other => return Err(other),
             },
@@ -298,7 +274,7 @@ impl Warehouse {
         };
         // Two jobs of a new dataset race to create it: BigQuery answers the loser 409, the
         // emulator 409 or a commit conflict. If it exists now, it exists.
-        let e = WarehouseError::from(e);
+        let e = refused(e);
         if matches!(e, WarehouseError::AlreadyExists(_)) {
             return Ok(());
         }
@@ -309,7 +285,7 @@ impl Warehouse {
     }
 
     /// Inserts the query job under its id, or finds it there already (`insert_job`).
-    pub async fn start_query(&self, job: &QueryJob<'_>) -> Result<JobProgress, WarehouseError> {
+    async fn start_query(&self, job: &QueryJob<'_>) -> Result<JobProgress, WarehouseError> {
         let mut query = self.query_configuration(job.sql, job.default_dataset, &job.timestamps);
         query.maximum_bytes_billed = job.max_bytes_billed.map(|b| b.to_string());
         if let Some(to) = job.destination {
@@ -343,34 +319,8 @@ impl Warehouse {
         self.insert_job(job.job_id, configuration).await
     }
 
-    /// Inserts a job under the id Baton chose; if one with that id exists already (a
-    /// redelivery, a restart), returns that job's progress instead: the same work never runs
-    /// twice.
-    async fn insert_job(
-        &self,
-        job_id: &str,
-        configuration: JobConfiguration,
-    ) -> Result<JobProgress, WarehouseError> {
-        let request = Job {
-            job_reference: Some(JobReference {
-                job_id: Some(job_id.to_string()),
-                location: Some(self.location.clone()),
-                project_id: Some(self.project.clone()),
-            }),
-            configuration: Some(configuration),
-            ..Default::default()
-        };
-        match self.client.job().insert(&self.project, request).await {
-            Ok(inserted) => Ok(progress(&inserted)),
-            Err(e) => match WarehouseError::from(e) {
-                WarehouseError::AlreadyExists(_) => self.job_progress(job_id).await,
-                other => Err(other),
-            },
-        }
-    }
-
     /// Inserts the extract job under its id, or, like `start_query`, finds it there already.
-    pub async fn start_extract(&self, job: &ExtractJob<'_>) -> Result<JobProgress, WarehouseError> {
+    async fn start_extract(&self, job: &ExtractJob<'_>) -> Result<JobProgress, WarehouseError> {
         let extract = JobConfigurationExtract {
             source_table: Some(TableReference {
                 project_id: self.project.clone(),
@@ -393,35 +343,29 @@ impl Warehouse {
         self.insert_job(job.job_id, configuration).await
     }
 
-    fn query_configuration(
-        &self,
-        sql: &str,
-        default_dataset: &str,
-        timestamps: &[(String, Option<jiff::Timestamp>)],
-    ) -> JobConfigurationQuery {
-        JobConfigurationQuery {
-            query: sql.to_string(),
-            use_legacy_sql: Some(false),
-            // Unqualified names are the table's own dataset's, as dependency inference reads
-            // them.
-            default_dataset: Some(DatasetReference {
-                dataset_id: default_dataset.to_string(),
-                project_id: self.project.clone(),
-            }),
-            parameter_mode: (!timestamps.is_empty()).then(|| "NAMED".into()),
-            query_parameters: (!timestamps.is_empty()).then(|| {
-                timestamps
-                    .iter()
-                    .map(|(name, value)| timestamp_parameter(name, *value))
-                    .collect()
-            }),
-            ..Default::default()
-        }
+    async fn job_progress(&self, job_id: &str) -> Result<JobProgress, WarehouseError> {
+        let job = self
+            .client
+            .job()
+            .get_job(&self.project, job_id, Some(&self.location))
+            .await
+            .map_err(refused)?;
+        Ok(progress(&job))
+    }
+
+    /// Asks BigQuery to stop a job; it ends with an error when it stops.
+    async fn cancel_job(&self, job_id: &str) -> Result<(), WarehouseError> {
+        self.client
+            .job()
+            .cancel_job(&self.project, job_id, Some(&self.location))
+            .await
+            .map_err(refused)?;
+        Ok(())
     }
 
     /// Checks a query without running it: the schema of its result and the bytes it would
     /// process. Invalid SQL is a `Permanent` error with BigQuery's message.
-    pub async fn dry_run(
+    async fn dry_run(
         &self,
         sql: &str,
         default_dataset: &str,
@@ -441,7 +385,12 @@ impl Warehouse {
             }),
             ..Default::default()
         };
-        let job = self.client.job().insert(&self.project, request).await?;
+        let job = self
+            .client
+            .job()
+            .insert(&self.project, request)
+            .await
+            .map_err(refused)?;
         if let Some(error) = job.status.as_ref().and_then(|s| s.error_result.as_ref()) {
             return Err(WarehouseError::Permanent(format!(
                 "{}: {}",
@@ -452,43 +401,40 @@ impl Warehouse {
         let query = job.statistics.as_ref().and_then(|s| s.query.as_ref());
         Ok(DryRun {
             schema: query
-                .and_then(|q| q.schema.clone())
-                .unwrap_or_else(|| TableSchema::new(Vec::new())),
+                .and_then(|q| q.schema.as_ref())
+                .map(fields)
+                .unwrap_or_default(),
             bytes_processed: parse_i64(query.and_then(|q| q.total_bytes_processed.as_ref())),
         })
     }
 
-    /// A table as BigQuery describes it (schema, partitioning, clustering, expiration), or
-    /// `None` when there is no such table.
-    pub async fn table(&self, table: &TableId) -> Result<Option<Table>, WarehouseError> {
-        match self
-            .client
-            .table()
-            .get(&self.project, table.dataset(), table.table(), None)
-            .await
-        {
-            Ok(t) => Ok(Some(t)),
-            Err(e) => match WarehouseError::from(e) {
-                WarehouseError::NotFound(_) => Ok(None),
-                other => Err(other),
-            },
-        }
+    async fn schema(&self, table: &TableId) -> Result<Option<Vec<Field>>, WarehouseError> {
+        Ok(self
+            .table(table)
+            .await?
+            .and_then(|t| t.schema.fields)
+            .map(|f| fields(&TableSchema::new(f))))
     }
 
     /// Creates a table with `schema`, partitioned and clustered as `shape` says; one that
     /// exists already (two deliveries racing) is left as it is.
-    pub async fn create_table(
+    async fn create_table(
         &self,
         table: &TableId,
-        schema: TableSchema,
+        schema: &[Field],
         shape: TableShape<'_>,
     ) -> Result<(), WarehouseError> {
-        let mut t = Table::new(&self.project, table.dataset(), table.table(), schema);
+        let mut t = Table::new(
+            &self.project,
+            table.dataset(),
+            table.table(),
+            table_schema(schema),
+        );
         t.time_partitioning = shape.partitioning.map(time_partitioning);
         t.clustering = clustering(shape.clustering);
         match self.client.table().create(t).await {
             Ok(_) => Ok(()),
-            Err(e) => match WarehouseError::from(e) {
+            Err(e) => match refused(e) {
                 WarehouseError::AlreadyExists(_) => Ok(()),
                 other => Err(other),
             },
@@ -496,15 +442,15 @@ impl Warehouse {
     }
 
     /// Adds the fields of `result` that `table` lacks to the table's schema (as NULLABLE).
-    pub async fn add_columns(
+    async fn add_columns(
         &self,
         table: &TableId,
-        current: &TableSchema,
-        result: &TableSchema,
+        current: &[Field],
+        result: &[Field],
         added: &[Column],
     ) -> Result<(), WarehouseError> {
-        let mut fields = current.fields.clone().unwrap_or_default();
-        for field in result.fields.iter().flatten() {
+        let mut fields = current.to_vec();
+        for field in result {
             if added.iter().any(|c| c.name == field.name) {
                 let mut field = field.clone();
                 if field.mode.as_deref() == Some("REQUIRED") {
@@ -517,105 +463,68 @@ impl Warehouse {
             &self.project,
             table.dataset(),
             table.table(),
-            TableSchema::new(fields),
+            table_schema(&fields),
         );
         self.client
             .table()
             .patch(&self.project, table.dataset(), table.table(), t)
-            .await?;
+            .await
+            .map_err(refused)?;
         Ok(())
     }
 
-    /// Makes the table expire at `at`.
-    /// Makes the table expire at `at`; returns the table as it is after.
-    pub async fn set_expiration(
+    /// Makes the table expire at `at`; returns its row count after.
+    async fn set_expiration(
         &self,
         table: &TableId,
         at: jiff::Timestamp,
-    ) -> Result<Table, WarehouseError> {
+    ) -> Result<Option<i64>, WarehouseError> {
         let mut t = self
             .client
             .table()
             .get(&self.project, table.dataset(), table.table(), None)
-            .await?;
+            .await
+            .map_err(refused)?;
         t.expiration_time = Some(at.as_millisecond().to_string());
-        Ok(self
+        let t = self
             .client
             .table()
             .patch(&self.project, table.dataset(), table.table(), t)
-            .await?)
-    }
-
-    pub async fn job_progress(&self, job_id: &str) -> Result<JobProgress, WarehouseError> {
-        let job = self
-            .client
-            .job()
-            .get_job(&self.project, job_id, Some(&self.location))
-            .await?;
-        Ok(progress(&job))
-    }
-
-    /// Asks BigQuery to stop a job; it ends with an error when it stops.
-    pub async fn cancel_job(&self, job_id: &str) -> Result<(), WarehouseError> {
-        self.client
-            .job()
-            .cancel_job(&self.project, job_id, Some(&self.location))
-            .await?;
-        Ok(())
-    }
-
-    /// The ids of every job in the project (all pages), newest first: for tools and tests that
-    /// check what ran.
-    pub async fn job_ids(&self) -> Result<Vec<String>, WarehouseError> {
-        use futures::StreamExt;
-        let mut ids = Vec::new();
-        let mut pages = std::pin::pin!(self.client.job().get_job_list(&self.project, None));
-        while let Some(page) = pages.next().await {
-            for job in page?.jobs.unwrap_or_default() {
-                if let Some(id) = job.job_reference.and_then(|r| r.job_id) {
-                    ids.push(id);
-                }
-            }
-        }
-        Ok(ids)
+            .await
+            .map_err(refused)?;
+        Ok(rows(&t))
     }
 
     /// The table's row count, or `None` when BigQuery does not say.
-    pub async fn row_count(&self, table: &TableId) -> Result<Option<i64>, WarehouseError> {
+    async fn row_count(&self, table: &TableId) -> Result<Option<i64>, WarehouseError> {
         let t = self
             .client
             .table()
             .get(&self.project, table.dataset(), table.table(), None)
-            .await?;
+            .await
+            .map_err(refused)?;
         Ok(rows(&t))
     }
+}
 
-    /// Runs a query and returns its rows as JSON values, column by column (for tools and
-    /// tests; jobs go through `start_query`).
-    pub async fn query_rows(
-        &self,
-        sql: &str,
-    ) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
-        let mut request = QueryRequest::new(sql);
-        request.use_legacy_sql = false;
-        request.location = Some(self.location.clone());
-        let response = self.client.job().query(&self.project, request).await?;
-        let columns = response
-            .schema
-            .as_ref()
-            .and_then(|s| s.fields.as_ref())
-            .map_or(0, Vec::len);
-        let mut out = Vec::new();
-        for row in response.rows.unwrap_or_default() {
-            let cells = row.columns.unwrap_or_default();
-            let mut values = Vec::with_capacity(columns);
-            for cell in cells {
-                values.push(cell.value.unwrap_or(serde_json::Value::Null));
-            }
-            out.push(values);
-        }
-        Ok(out)
-    }
+/// A schema in Baton's terms: BigQuery's `TableFieldSchema` as JSON, read into `Field`s.
+pub fn fields(schema: &TableSchema) -> Vec<Field> {
+    schema
+        .fields
+        .iter()
+        .flatten()
+        .filter_map(|f| serde_json::to_value(f).ok())
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect()
+}
+
+fn table_schema(fields: &[Field]) -> TableSchema {
+    let fields = fields
+        .iter()
+        .filter_map(|f| serde_json::to_value(f).ok())
+        .filter_map(|v| serde_json::from_value::<TableFieldSchema>(v).ok())
+        .collect();
+    TableSchema::new(fields)
 }
 
 fn parse_i64(value: Option<&String>) -> i64 {
@@ -674,28 +583,6 @@ pub fn progress(job: &Job) -> JobProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn transient_failures_are_told_by_reason_or_message() {
-        assert!(is_transient("backendError", "whatever"));
-        assert!(is_transient(
-            "invalidQuery",
-            "Error encountered during execution. Retrying may solve the problem."
-        ));
-        assert!(is_transient(
-            "invalidQuery",
-            "Transaction is aborted due to concurrent update against table p.d.t"
-        ));
-        assert!(is_transient(
-            "invalidQuery",
-            "Failed to commit: Failed to commit DuckLake transaction."
-        ));
-        assert!(!is_transient(
-            "invalidQuery",
-            "Unrecognized name: foo at [1:8]"
-        ));
-        assert!(!is_transient("accessDenied", "Access Denied: Table p:d.t"));
-    }
 
     #[test]
     fn progress_reads_a_recorded_bigquery_job() {

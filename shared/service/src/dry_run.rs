@@ -5,9 +5,11 @@
 use serde::{Deserialize, Serialize};
 
 use baton_core::catalog::WriteMode;
+use baton_core::ports::WarehousePort;
 use baton_core::run::{Instants, on_demand_cost};
+use baton_core::warehouse::{WarehouseError, columns};
 use baton_core::writes::Column;
-use baton_google::warehouse::{Warehouse, WarehouseError, columns};
+use baton_google::warehouse::Warehouse;
 
 /// What a dry run found.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use baton_core::catalog::{CatalogSpec, Frequency, Table, TableDoc, TableId};
 use baton_core::lifecycle::plan_run;
+use baton_core::ports::WarehousePort;
 use baton_core::run::{Job, Run, Trigger};
 use baton_core::state::RunState;
 use baton_google::bus::{Bus, PushSubscription};
