@@ -3,7 +3,7 @@
 //! the shared crate's unit tests.
 
 use baton_core::port_suite;
-use baton_google::store::{RUNS, Store};
+use baton_google::store::{RUNS, Store, TABLES};
 use baton_tests::{Stack, unique_project};
 
 async fn store_holding_a_fresh_run(name: &str) -> anyhow::Result<(Store, String, jiff::Timestamp)> {
@@ -19,6 +19,21 @@ async fn store_holding_a_fresh_run(name: &str) -> anyhow::Result<(Store, String,
 async fn a_slow_planner_cannot_rewrite_a_plan_after_a_takeover() -> anyhow::Result<()> {
     let (store, run_id, start) = store_holding_a_fresh_run("port-lease").await?;
     port_suite::a_slow_planner_cannot_rewrite_a_plan_after_a_takeover(&store, &run_id, start)
+        .await
+        .map_err(anyhow::Error::msg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_plans_its_frequency_or_its_tables_and_downstream() -> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let store = Store::connect(&stack.gcp(&unique_project("port-plan"))?).await?;
+    let now: jiff::Timestamp = "2026-11-22T02:00:00Z".parse()?;
+    for table in port_suite::catalog(now) {
+        store
+            .create(None, TABLES, &table.id.to_string(), &table)
+            .await?;
+    }
+    port_suite::a_run_plans_its_frequency_or_its_tables_and_downstream(&store, now)
         .await
         .map_err(anyhow::Error::msg)
 }

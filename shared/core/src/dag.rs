@@ -12,7 +12,7 @@ use petgraph::Direction;
 use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::catalog::TableId;
+use crate::catalog::{TableDoc, TableId};
 
 /// A dependency cycle, as the path that closes it, in the direction data flows: `a → b → c → a`
 /// (b reads a, c reads b, a reads c).
@@ -225,6 +225,26 @@ pub fn plan_nodes(nodes: &[(&TableId, &[TableId])]) -> Result<Vec<(usize, Planne
     Ok(jobs)
 }
 
+/// Every table downstream of `roots` (themselves included), from the catalog's parents.
+pub fn downstream(tables: &[TableDoc], roots: &[TableId]) -> BTreeSet<TableId> {
+    let mut children: BTreeMap<&TableId, Vec<&TableId>> = BTreeMap::new();
+    for t in tables {
+        for p in &t.parents {
+            children.entry(p).or_default().push(&t.id);
+        }
+    }
+    let mut seen: BTreeSet<TableId> = roots.iter().cloned().collect();
+    let mut queue: VecDeque<TableId> = roots.iter().cloned().collect();
+    while let Some(t) = queue.pop_front() {
+        for c in children.get(&t).into_iter().flatten() {
+            if seen.insert((*c).clone()) {
+                queue.push_back((*c).clone());
+            }
+        }
+    }
+    seen
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,5 +394,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn downstream_follows_every_path() {
+        let doc = |id: &str, parents: &[&str]| {
+            let id: TableId = id.parse().unwrap();
+            TableDoc::unanalysed(
+                id.clone(),
+                crate::catalog::Table::query(&id, "SELECT 1"),
+                parents.iter().map(|p| p.parse().unwrap()).collect(),
+                "2026-01-01T00:00:00Z".parse().unwrap(),
+            )
+        };
+        let tables = [
+            doc("d.a", &[]),
+            doc("d.b", &["d.a"]),
+            doc("d.c", &["d.b"]),
+            doc("d.d", &["d.a", "d.x"]),
+            doc("d.x", &[]),
+        ];
+        let got = downstream(&tables, &["d.b".parse().unwrap()]);
+        let names: Vec<String> = got.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["d.b", "d.c"]);
+        let from_a = downstream(&tables, &["d.a".parse().unwrap()]);
+        assert_eq!(from_a.len(), 4);
     }
 }

@@ -158,16 +158,19 @@ impl RunPort for MemoryRuns {
 
     async fn plan_tables(&self, run: &Run) -> Result<Vec<TableDoc>, StoreError> {
         let memory = self.enter().await?;
-        let chosen: BTreeSet<&TableId> = run.tables.iter().collect();
-        Ok(memory
-            .tables
-            .values()
+        let all: Vec<TableDoc> = memory.tables.values().cloned().collect();
+        let chosen: BTreeSet<TableId> = if run.downstream {
+            crate::dag::downstream(&all, &run.tables)
+        } else {
+            run.tables.iter().cloned().collect()
+        };
+        Ok(all
+            .into_iter()
             .filter(|t| match &run.frequency {
-                _ if !chosen.is_empty() => chosen.contains(&t.id),
+                _ if !run.tables.is_empty() => chosen.contains(&t.id),
                 Some(f) => t.definition.frequency.as_deref() == Some(f.as_str()),
                 None => false,
             })
-            .cloned()
             .collect())
     }
 

@@ -1,11 +1,12 @@
 //! Behaviour every `RunPort` must show, written once and run on both implementations: on the
 //! in-memory model by this crate's unit tests, on Firestore (the emulator) by
-//! `tests/e2e/ports.rs`. Each check takes a port holding a run `run_id` in state `created`,
-//! with no jobs yet, and answers what went wrong, if anything.
+//! `tests/e2e/ports.rs`. Each check says what the port must hold first (a run `run_id` in
+//! state `created` with no jobs yet, or the tables of `catalog`), and answers what went wrong,
+//! if anything.
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::catalog::{Table, TableId};
+use crate::catalog::{Table, TableDoc, TableId};
 use crate::dag::PlannedJob;
 use crate::lifecycle::{LeaseOutcome, Planned};
 use crate::ports::RunPort;
@@ -126,6 +127,74 @@ pub async fn a_slow_planner_cannot_rewrite_a_plan_after_a_takeover(
     Ok(())
 }
 
+/// A small catalog for the checks of what a run plans: `suite.a` feeds `suite.b`, which feeds
+/// `suite.c`; `suite.x` stands apart; all of frequency `hourly` but `suite.c`.
+pub fn catalog(now: Timestamp) -> Vec<TableDoc> {
+    let doc = |name: &str, parents: &[&str], frequency: Option<&str>| {
+        let id: TableId = name.parse().expect("a table id");
+        let definition = Table {
+            frequency: frequency.map(str::to_string),
+            ..Table::query(&id, "SELECT 1 AS x")
+        };
+        let parents = parents
+            .iter()
+            .map(|p| p.parse().expect("a table id"))
+            .collect();
+        TableDoc::unanalysed(id, definition, parents, now)
+    };
+    vec![
+        doc("suite.a", &[], Some("hourly")),
+        doc("suite.b", &["suite.a"], Some("hourly")),
+        doc("suite.c", &["suite.b"], None),
+        doc("suite.x", &[], Some("hourly")),
+    ]
+}
+
+/// A run plans its frequency's tables; a run of chosen tables plans those, and with
+/// `downstream` every table they feed, whatever its frequency. Needs `catalog`'s tables.
+pub async fn a_run_plans_its_frequency_or_its_tables_and_downstream(
+    runs: &impl RunPort,
+    now: Timestamp,
+) -> Result<(), String> {
+    let e = |e: crate::ports::StoreError| e.to_string();
+    let planned = |run: Run| async move {
+        let mut names: Vec<String> = runs
+            .plan_tables(&run)
+            .await
+            .map_err(e)?
+            .iter()
+            .map(|t| t.id.to_string())
+            .collect();
+        names.sort();
+        Ok::<_, String>(names)
+    };
+    let scheduled = Run::new(
+        "s".into(),
+        Some("hourly"),
+        Trigger::Schedule,
+        now,
+        None,
+        2,
+        now,
+    );
+    let got = planned(scheduled).await?;
+    ensure!(
+        got == ["suite.a", "suite.b", "suite.x"],
+        "the frequency's run planned {got:?}"
+    );
+    let mut chosen = Run::new("m".into(), None, Trigger::Manual, now, None, 2, now);
+    chosen.tables = vec!["suite.b".parse().expect("a table id")];
+    let got = planned(chosen.clone()).await?;
+    ensure!(got == ["suite.b"], "a run of suite.b planned {got:?}");
+    chosen.downstream = true;
+    let got = planned(chosen).await?;
+    ensure!(
+        got == ["suite.b", "suite.c"],
+        "a run of suite.b and downstream planned {got:?}"
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod on_memory {
     use super::*;
@@ -149,6 +218,20 @@ mod on_memory {
         let runs = holding(fresh_run("r", start));
         futures_lite::future::block_on(
             super::a_slow_planner_cannot_rewrite_a_plan_after_a_takeover(&runs, "r", start),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_run_plans_its_frequency_or_its_tables_and_downstream() {
+        let now: Timestamp = "2026-11-22T02:00:00Z".parse().unwrap();
+        let mut memory = Memory::default();
+        for table in super::catalog(now) {
+            memory.tables.insert(table.id.clone(), table);
+        }
+        let runs = MemoryRuns::new(memory);
+        futures_lite::future::block_on(
+            super::a_run_plans_its_frequency_or_its_tables_and_downstream(&runs, now),
         )
         .unwrap();
     }

@@ -83,10 +83,10 @@ pub async fn post_json(
     body: &serde_json::Value,
     retries: Retries,
 ) -> baton_core::run::NotifyRecord {
-    let mut pause = retries.backoff;
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
+    use backon::Retryable as _;
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let post = || async {
+        let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let mut request = http.post(url).json(body);
         if let Some(until) = retries.until {
             request = request.timeout(until.saturating_duration_since(tokio::time::Instant::now()));
@@ -102,22 +102,37 @@ pub async fn post_json(
             Err(e) => (None, String::new(), Some(request_failure(&e))),
         };
         let again = status.is_none_or(|s| s.is_server_error() || s.as_u16() == 429);
-        let no_time = retries
-            .until
-            .is_some_and(|until| tokio::time::Instant::now() + pause >= until);
-        if error.is_none() || !again || attempts >= retries.attempts.max(1) || no_time {
-            return baton_core::run::NotifyRecord {
-                status: status.map(|s| s.as_u16()),
-                response,
-                attempts,
-                error,
-                at: jiff::Timestamp::now(),
-            };
+        let record = baton_core::run::NotifyRecord {
+            status: status.map(|s| s.as_u16()),
+            response,
+            attempts: attempt,
+            error,
+            at: jiff::Timestamp::now(),
+        };
+        match &record.error {
+            Some(_) if again => Err(record),
+            _ => Ok(record),
         }
-        tracing::warn!(attempts, error = ?error, "a POST failed; trying again");
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_secs(60));
-    }
+    };
+    // The pause doubles from `backoff` up to a minute; no pause outlasts what is left before
+    // `until`.
+    let pauses = backon::ExponentialBuilder::default()
+        .with_min_delay(retries.backoff)
+        .with_max_delay(std::time::Duration::from_secs(60))
+        .with_max_times(retries.attempts.max(1) as usize - 1)
+        .with_total_delay(
+            retries
+                .until
+                .map(|until| until.saturating_duration_since(tokio::time::Instant::now())),
+        );
+    let posted = post
+        .retry(pauses)
+        .sleep(tokio::time::sleep)
+        .notify(|record: &baton_core::run::NotifyRecord, _| {
+            tracing::warn!(attempts = record.attempts, error = ?record.error, "a POST failed; trying again");
+        })
+        .await;
+    posted.unwrap_or_else(|record| record)
 }
 
 /// What went wrong with a request, without its URL.

@@ -339,7 +339,7 @@ fn table_options(
             }
             None
         }
-        Some(text) => match ExtractFormat::parse(&text.to_lowercase()) {
+        Some(text) => match text.parse::<ExtractFormat>().ok() {
             Some(format) => Some(Extract {
                 format,
                 compression: value("extract_compression")
@@ -353,7 +353,7 @@ fn table_options(
                     "extract",
                     format!(
                         "`{text}` is not an extract format ({})",
-                        ExtractFormat::NAMES.join(", ")
+                        <ExtractFormat as strum::VariantNames>::VARIANTS.join(", ")
                     ),
                 );
                 None

@@ -196,8 +196,9 @@ impl WriteMode {
 }
 
 /// The unit of time partitioning.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, strum::EnumString)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case", ascii_case_insensitive)]
 pub enum Granularity {
     Hour,
     #[default]
@@ -207,16 +208,6 @@ pub enum Granularity {
 }
 
 impl Granularity {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "hour" => Some(Self::Hour),
-            "day" => Some(Self::Day),
-            "month" => Some(Self::Month),
-            "year" => Some(Self::Year),
-            _ => None,
-        }
-    }
-
     /// BigQuery's name: `DAY`.
     pub fn bigquery(self) -> &'static str {
         match self {
@@ -250,7 +241,7 @@ impl Partitioning {
                 let field = rest.strip_suffix(')').ok_or_else(|| {
                     format!("`{text}` is not `unit(column)`, e.g. `day(ordered_at)`")
                 })?;
-                let granularity = Granularity::parse(unit.trim()).ok_or_else(|| {
+                let granularity = unit.trim().parse::<Granularity>().ok().ok_or_else(|| {
                     format!("`{unit}` is not a partitioning unit (hour, day, month, year)")
                 })?;
                 (granularity, field.trim())
@@ -270,29 +261,29 @@ impl Partitioning {
 }
 
 /// The file format of an extract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case", ascii_case_insensitive)]
 pub enum ExtractFormat {
     Csv,
-    /// Newline-delimited JSON.
+    /// Newline-delimited JSON (`json` is read as this too).
+    #[strum(serialize = "ndjson", serialize = "json")]
     Ndjson,
     Avro,
     Parquet,
 }
 
 impl ExtractFormat {
-    pub const NAMES: &[&str] = &["csv", "ndjson", "avro", "parquet"];
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "csv" => Some(Self::Csv),
-            "ndjson" | "json" => Some(Self::Ndjson),
-            "avro" => Some(Self::Avro),
-            "parquet" => Some(Self::Parquet),
-            _ => None,
-        }
-    }
-
     /// BigQuery's `destinationFormat`.
     pub fn bigquery(self) -> &'static str {
         match self {
@@ -938,5 +929,22 @@ mod tests {
         assert!(problems[1].message.contains("`hourly` is not defined"));
         let known = BTreeSet::from(["hourly".to_string()]);
         assert_eq!(spec.validate(&known).len(), 1);
+    }
+
+    #[test]
+    fn extract_formats_and_granularities_read_as_their_names() {
+        use strum::VariantNames;
+        assert_eq!(
+            ExtractFormat::VARIANTS,
+            ["csv", "ndjson", "avro", "parquet"]
+        );
+        assert_eq!("json".parse::<ExtractFormat>(), Ok(ExtractFormat::Ndjson));
+        assert_eq!(
+            "Parquet".parse::<ExtractFormat>(),
+            Ok(ExtractFormat::Parquet)
+        );
+        assert!("xml".parse::<ExtractFormat>().is_err());
+        assert_eq!("MONTH".parse::<Granularity>(), Ok(Granularity::Month));
+        assert!("week".parse::<Granularity>().is_err());
     }
 }

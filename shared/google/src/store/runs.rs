@@ -2,7 +2,7 @@
 //! `runs/{run}/slots/{n}`, `schedules/{frequency}`, `backfills/{id}`. Every change is a
 //! transaction whose body is a pure function of `lifecycle`.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use baton_core::catalog::{Frequency, TableDoc, TableId};
 use baton_core::costs::{self, CostRow, Dimension, Rollup};
+use baton_core::dag::downstream;
 use baton_core::lifecycle::{
     self, Admission, BackfillStep, LeaseOutcome, Outcome, ParentState, Planned, Settled, admit,
     backfill_step,
@@ -355,26 +356,6 @@ impl Store {
         })
         .await
     }
-
-    /// Every table downstream of `roots` (themselves included), from the catalog's parents.
-    fn downstream(tables: &[TableDoc], roots: &[TableId]) -> BTreeSet<TableId> {
-        let mut children: BTreeMap<&TableId, Vec<&TableId>> = BTreeMap::new();
-        for t in tables {
-            for p in &t.parents {
-                children.entry(p).or_default().push(&t.id);
-            }
-        }
-        let mut seen: BTreeSet<TableId> = roots.iter().cloned().collect();
-        let mut queue: VecDeque<TableId> = roots.iter().cloned().collect();
-        while let Some(t) = queue.pop_front() {
-            for c in children.get(&t).into_iter().flatten() {
-                if seen.insert((*c).clone()) {
-                    queue.push_back((*c).clone());
-                }
-            }
-        }
-        seen
-    }
 }
 
 impl RunPort for Store {
@@ -489,7 +470,7 @@ impl RunPort for Store {
             self.get_many(None, TABLES, ids).await?
         };
         let chosen = if run.downstream {
-            Self::downstream(&all, &run.tables)
+            downstream(&all, &run.tables)
         } else {
             run.tables.iter().cloned().collect()
         };
@@ -905,35 +886,4 @@ fn add_costs(
         )?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn doc(id: &str, parents: &[&str]) -> TableDoc {
-        let id: TableId = id.parse().unwrap();
-        TableDoc::unanalysed(
-            id.clone(),
-            baton_core::catalog::Table::query(&id, "SELECT 1"),
-            parents.iter().map(|p| p.parse().unwrap()).collect(),
-            "2026-01-01T00:00:00Z".parse().unwrap(),
-        )
-    }
-
-    #[test]
-    fn downstream_follows_every_path() {
-        let tables = [
-            doc("d.a", &[]),
-            doc("d.b", &["d.a"]),
-            doc("d.c", &["d.b"]),
-            doc("d.d", &["d.a", "d.x"]),
-            doc("d.x", &[]),
-        ];
-        let got = Store::downstream(&tables, &["d.b".parse().unwrap()]);
-        let names: Vec<String> = got.iter().map(ToString::to_string).collect();
-        assert_eq!(names, ["d.b", "d.c"]);
-        let from_a = Store::downstream(&tables, &["d.a".parse().unwrap()]);
-        assert_eq!(from_a.len(), 4);
-    }
 }
