@@ -444,6 +444,13 @@ async fn ticks_create_each_run_once_one_open_at_a_time_and_record_gaps() -> anyh
             .iter()
             .all(|(_, o)| o == "created" || o == "exists")
     );
+    // One tick did the work; the others did not fight it for the schedule's lock.
+    let contended = baton.logged("tick", "transaction contended; trying again")?;
+    assert!(
+        contended.is_empty(),
+        "{} contended transactions",
+        contended.len()
+    );
 
     // The next instant comes while the first run is open: recorded as skipped, not started.
     let report = baton.tick_at(at("2026-11-16T11:00:05Z")).await?;

@@ -578,6 +578,18 @@ impl Baton {
         }
     }
 
+    /// The lines a service has logged so far whose message is `message`.
+    pub fn logged(&self, service: &str, message: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        let path = self.log_dir.join(format!("{service}.log"));
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == message)
+            .collect())
+    }
+
     /// What the named services read and wrote in Firestore, from the line each logs when it
     /// stops: call after `stop`.
     pub fn firestore_usage(&self, services: &[&str]) -> anyhow::Result<Usage> {

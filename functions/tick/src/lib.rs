@@ -29,6 +29,7 @@ use baton_google::store::{Admitted, Store};
 use baton_service::config::Listen;
 use baton_service::http::{ApiError, healthz};
 use baton_service::oidc::Callers;
+use baton_service::serial::Serial;
 use baton_service::service::ServiceConfig;
 
 #[derive(Debug, Clone)]
@@ -74,6 +75,10 @@ pub struct App {
     store: Store,
     topics: Topics,
     config: Config,
+    /// Ticks that reach this process at once take turns per frequency: the first admits the
+    /// run, the others then find it with one read instead of contending for the schedule's
+    /// lock in transactions that abort one another.
+    serial: Serial,
 }
 
 impl App {
@@ -82,6 +87,7 @@ impl App {
             store: Store::connect(&config.gcp).await?,
             topics: Topics::new(&config.gcp)?,
             config,
+            serial: Serial::default(),
         })
     }
 }
@@ -205,6 +211,7 @@ async fn tick_frequency(
         concurrency,
         now,
     );
+    let _turn = app.serial.lock(&frequency.name).await;
     let announce = match app.store.admit(&run, &schedule, false, now).await? {
         Admitted::Created(run) => {
             tracing::info!(run_id = %run_id, frequency = %frequency.name, missed = run.missed_instants, "run created");

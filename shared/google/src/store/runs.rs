@@ -198,6 +198,11 @@ impl Store {
         now: Timestamp,
     ) -> Result<Admitted, StoreError> {
         let frequency = run.frequency.clone().unwrap_or_default();
+        // A repeated tick finds its run with one read, without a transaction: only the first
+        // takes the schedule's lock.
+        if let Some(existing) = self.get::<Run>(None, RUNS, &run.id).await? {
+            return Ok(Admitted::Exists(existing));
+        }
         retry_contention(TRIES, || async {
             let mut tx = self.begin().await?;
             if let Some(existing) = tx.get::<Run>(None, RUNS, &run.id).await? {
