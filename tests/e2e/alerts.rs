@@ -13,7 +13,7 @@ use baton_core::connections::ConnectionKind;
 use baton_core::messages::{ExecutorTask, PlannerEvent};
 use baton_core::state::RunState;
 use baton_service::api::PutConnectionRequest;
-use baton_tests::{Baton, Stack, eventually, first_run_id, serve_on_loopback};
+use baton_tests::{Baton, Options, Stack, eventually, first_run_id, serve_on_loopback};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -48,7 +48,8 @@ async fn a_failed_job_and_its_run_are_reported_once_to_slack() -> anyhow::Result
             .with_state(slack.clone()),
     )
     .await?;
-    let baton = Baton::start(&stack, "alerts").await?;
+    // Two planners and two executors, so that the duplicates reach different processes.
+    let baton = Baton::start_with(&stack, "alerts", Options::default().two_of_each()).await?;
     let secret = format!("{slack_url}/services/T0/B0/very-secret-token");
     let stored = baton
         .client

@@ -89,10 +89,7 @@ fn run_of(report: &serde_json::Value, frequency: &str) -> (String, String) {
 async fn a_diamond_builds_each_table_once_though_every_message_is_duplicated() -> anyhow::Result<()>
 {
     let stack = Stack::load()?;
-    // One process of each: with two executors, local-bigquery answers the second of two
-    // simultaneous inserts of one job id with a duplicate-key error instead of BigQuery's 409
-    // (README, Limits).
-    let baton = Baton::start(&stack, "diamond").await?;
+    let baton = Baton::start_with(&stack, "diamond", Options::default().two_of_each()).await?;
     let relays = baton.relays.clone();
     relays.planner.duplicate(true);
     relays.executor.duplicate(true);

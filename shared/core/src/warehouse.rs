@@ -37,7 +37,8 @@ impl Retryable for WarehouseError {
 
 /// BigQuery's words for failures that another try may not meet: its transient reasons, and
 /// the messages of errors it says to retry (concurrent updates among them). local-bigquery's
-/// commit conflicts between concurrent jobs read "Failed to commit ... transaction".
+/// conflicts between concurrent requests read "Failed to commit ... transaction" or
+/// "Conflict on update!".
 pub fn is_transient(reason: &str, message: &str) -> bool {
     const REASONS: &[&str] = &[
         "backendError",
@@ -52,6 +53,7 @@ pub fn is_transient(reason: &str, message: &str) -> bool {
         "concurrent update",
         "transaction conflict",
         "failed to commit",
+        "conflict on update",
     ];
     let message = message.to_lowercase();
     REASONS.contains(&reason) || MESSAGES.iter().any(|m| message.contains(m))
@@ -189,6 +191,7 @@ mod tests {
             "invalidQuery",
             "Failed to commit: Failed to commit DuckLake transaction."
         ));
+        assert!(is_transient("invalidQuery", "Conflict on update!"));
         assert!(!is_transient(
             "invalidQuery",
             "Unrecognized name: foo at [1:8]"

@@ -35,33 +35,40 @@ use baton_core::writes::Column;
 
 /// What a BigQuery client error means to Baton.
 fn refused(e: BQError) -> WarehouseError {
-    {
-        match e {
-            BQError::ResponseError { error } => {
-                let reasons: Vec<&str> = error
+    match e {
+        BQError::ResponseError { error } => {
+            let reasons: Vec<&str> = error
+                .error
+                .errors
+                .iter()
+                .filter_map(|m| m.get("reason").map(String::as_str))
+                .collect();
+            let message = format!("{} ({})", error.error.message, reasons.join(", "));
+            match error.error.code {
+                404 => WarehouseError::NotFound(message),
+                409 => WarehouseError::AlreadyExists(message),
+                // local-bigquery answers the loser of two simultaneous inserts of one job
+                // id with its database's key violation, where BigQuery answers 409.
+                _ if error
                     .error
-                    .errors
-                    .iter()
-                    .filter_map(|m| m.get("reason").map(String::as_str))
-                    .collect();
-                let message = format!("{} ({})", error.error.message, reasons.join(", "));
-                match error.error.code {
-                    404 => WarehouseError::NotFound(message),
-                    409 => WarehouseError::AlreadyExists(message),
-                    429 | 500..=599 => WarehouseError::Unavailable(message),
-                    _ if reasons.iter().any(|r| is_transient(r, ""))
-                        || is_transient("", &error.error.message) =>
-                    {
-                        WarehouseError::Unavailable(message)
-                    }
-                    _ => WarehouseError::Permanent(message),
+                    .message
+                    .contains("violates primary key constraint") =>
+                {
+                    WarehouseError::AlreadyExists(message)
                 }
+                429 | 500..=599 => WarehouseError::Unavailable(message),
+                _ if reasons.iter().any(|r| is_transient(r, ""))
+                    || is_transient("", &error.error.message) =>
+                {
+                    WarehouseError::Unavailable(message)
+                }
+                _ => WarehouseError::Permanent(message),
             }
-            // A transport failure, or an error body that was not JSON (a proxy's 502, say):
-            // the client loses the status, so call it transient.
-            BQError::RequestError(e) => WarehouseError::Unavailable(error_chain(&e)),
-            other => WarehouseError::Permanent(other.to_string()),
         }
+        // A transport failure, or an error body that was not JSON (a proxy's 502, say):
+        // the client loses the status, so call it transient.
+        BQError::RequestError(e) => WarehouseError::Unavailable(error_chain(&e)),
+        other => WarehouseError::Permanent(other.to_string()),
     }
 }
 
@@ -159,7 +166,14 @@ impl Warehouse {
         match self.client.job().insert(&self.project, request).await {
             Ok(inserted) => Ok(progress(&inserted)),
             Err(e) => match refused(e) {
-                WarehouseError::AlreadyExists(_) => self.job_progress(job_id).await,
+                // Another delivery inserted it first: attach. A job that exists but cannot be
+                // read yet (the other insert not yet committed) is for the next delivery.
+                WarehouseError::AlreadyExists(_) => match self.job_progress(job_id).await {
+                    Err(WarehouseError::NotFound(m)) => Err(WarehouseError::Unavailable(format!(
+                        "job {job_id} exists but cannot be read yet: {m}"
+                    ))),
+                    read => read,
+                },
                 other => Err(other),
             },
         }

@@ -122,7 +122,7 @@ fn main() -> anyhow::Result<()> {
     let edges: usize = parents.values().map(Vec::len).sum();
     println!("catalog_edges: {edges} dependencies");
     println!("catalog_infer: {:.0} ms", inferred.as_secs_f64() * 1e3);
-    println!("run_plan_10k: {:.1} ms", planned.as_secs_f64() * 1e3);
+    println!("dag_order_10k: {:.1} ms", planned.as_secs_f64() * 1e3);
     println!(
         "catalog_infer_and_plan: {:.0} ms",
         (inferred + planned).as_secs_f64() * 1e3
