@@ -15,6 +15,9 @@ if ! "$stack" status; then
   started=1
 fi
 
+# The core stays pure: nothing of Firestore, HTTP, Google or an async runtime in its tree.
+tests/core_is_pure.sh
+
 # The Terraform tests read the google provider's schema (an npm package, cached).
 tests/terraform/check.sh schema
 

@@ -3,7 +3,7 @@
 //! the shared crate's unit tests.
 
 use baton_core::port_suite;
-use baton_google::store::{RUNS, Store, TABLES};
+use baton_google::store::{BACKFILLS, FREQUENCIES, RUNS, SCHEDULES, Store, TABLES};
 use baton_tests::{Stack, unique_project};
 
 async fn store_holding_a_fresh_run(name: &str) -> anyhow::Result<(Store, String, jiff::Timestamp)> {
@@ -34,6 +34,26 @@ async fn a_run_plans_its_frequency_or_its_tables_and_downstream() -> anyhow::Res
             .await?;
     }
     port_suite::a_run_plans_its_frequency_or_its_tables_and_downstream(&store, now)
+        .await
+        .map_err(anyhow::Error::msg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_runs_its_instants_one_at_a_time() -> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let store = Store::connect(&stack.gcp(&unique_project("port-backfill"))?).await?;
+    let now: jiff::Timestamp = "2026-11-22T02:00:00Z".parse()?;
+    let (frequency, schedule, backfill) = port_suite::backfill(now);
+    store
+        .create(None, FREQUENCIES, &frequency.name, &frequency)
+        .await?;
+    store
+        .create(None, SCHEDULES, &frequency.name, &schedule)
+        .await?;
+    store
+        .create(None, BACKFILLS, &backfill.id, &backfill)
+        .await?;
+    port_suite::a_backfill_runs_its_instants_one_at_a_time(&store, now)
         .await
         .map_err(anyhow::Error::msg)
 }

@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::catalog::{Frequency, TableDoc, TableId};
-use crate::lifecycle::{self, LeaseOutcome, Outcome, ParentState, Planned, Settled};
+use crate::lifecycle::{self, BackfillStep, LeaseOutcome, Outcome, ParentState, Planned, Settled};
 use crate::ports::RunPort;
 use crate::ports::StoreError;
-use crate::run::{Job, Run, RunSummary, ScheduleState, Slot};
+use crate::run::{Backfill, Job, Run, RunSummary, ScheduleState, Slot};
 use crate::state::{IllegalTransition, JobState};
 
 #[derive(Debug, Default, Clone)]
@@ -34,6 +34,7 @@ pub struct Memory {
     pub tables: BTreeMap<TableId, TableDoc>,
     pub runs: BTreeMap<String, RunData>,
     pub schedules: BTreeMap<String, ScheduleState>,
+    pub backfills: BTreeMap<String, Backfill>,
     /// How many times each (run, table, attempt) was claimed for dispatch: the property
     /// tests check that it never exceeds one.
     pub claims: BTreeMap<(String, TableId, u32), u32>,
@@ -396,11 +397,64 @@ impl RunPort for MemoryRuns {
 
     async fn advance_backfill(
         &self,
-        _frequency: &str,
-        _default_concurrency: u32,
-        _now: Timestamp,
+        frequency: &str,
+        default_concurrency: u32,
+        now: Timestamp,
     ) -> Result<Option<Run>, StoreError> {
-        self.enter().await.map(|_| None)
+        let mut memory = self.enter().await?;
+        let Some(state) = memory
+            .schedules
+            .get(frequency)
+            .filter(|s| s.backfill.is_some() && s.open_run.is_none())
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let id = state.backfill.clone().expect("filtered");
+        let (Some(backfill), Some(definition)) = (
+            memory.backfills.get(&id).cloned(),
+            memory.frequencies.get(frequency).cloned(),
+        ) else {
+            return Ok(None);
+        };
+        let last = backfill
+            .runs
+            .last()
+            .and_then(|r| memory.runs.get(r))
+            .and_then(|d| d.run.clone());
+        let concurrency = definition.concurrency.unwrap_or(default_concurrency);
+        let step = lifecycle::backfill_step(
+            &state,
+            &backfill,
+            last.as_ref(),
+            &definition,
+            concurrency,
+            now,
+        );
+        match step {
+            None => Ok(None),
+            Some(BackfillStep::End { backfill, schedule }) => {
+                memory.backfills.insert(backfill.id.clone(), backfill);
+                memory.schedules.insert(frequency.to_string(), schedule);
+                Ok(None)
+            }
+            Some(BackfillStep::Run {
+                run,
+                backfill,
+                schedule,
+            }) => {
+                memory.runs.insert(
+                    run.id.clone(),
+                    RunData {
+                        run: Some((*run).clone()),
+                        ..RunData::default()
+                    },
+                );
+                memory.backfills.insert(backfill.id.clone(), backfill);
+                memory.schedules.insert(frequency.to_string(), schedule);
+                Ok(Some(*run))
+            }
+        }
     }
 
     async fn start(

@@ -6,11 +6,12 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::catalog::{Table, TableDoc, TableId};
+use crate::catalog::{Frequency, Table, TableDoc, TableId};
 use crate::dag::PlannedJob;
 use crate::lifecycle::{LeaseOutcome, Planned};
 use crate::ports::RunPort;
-use crate::run::{Job, Run, Trigger};
+use crate::run::{Backfill, BackfillState, Job, Run, RunSummary, ScheduleState, Trigger};
+use crate::state::RunState;
 
 /// A run as the check expects to find it, for the caller to store first: two slots.
 pub fn fresh_run(run_id: &str, now: Timestamp) -> Run {
@@ -195,6 +196,101 @@ pub async fn a_run_plans_its_frequency_or_its_tables_and_downstream(
     Ok(())
 }
 
+/// A backfill of two hourly instants, for the caller to store first: the frequency, its
+/// schedule (naming the backfill, no run open) and the backfill.
+pub fn backfill(now: Timestamp) -> (Frequency, ScheduleState, Backfill) {
+    let frequency = Frequency::every("hourly", 3_600);
+    let schedule = ScheduleState {
+        frequency: frequency.name.clone(),
+        open_run: None,
+        last_instant: None,
+        backfill: Some("suite-backfill".into()),
+    };
+    let backfill = Backfill {
+        schema_version: 1,
+        id: "suite-backfill".into(),
+        frequency: frequency.name.clone(),
+        instants: vec![
+            now - SignedDuration::from_hours(2),
+            now - SignedDuration::from_hours(1),
+        ],
+        runs: vec![],
+        state: BackfillState::Running,
+        requested_by: None,
+        error: None,
+        created_at: now,
+        finished_at: None,
+    };
+    (frequency, schedule, backfill)
+}
+
+/// A backfill creates one run at a time, in order, each with the default concurrency when its
+/// frequency sets none, the next only once the one before has succeeded and freed the
+/// frequency; after the last, nothing more. Needs `backfill`'s documents.
+pub async fn a_backfill_runs_its_instants_one_at_a_time(
+    runs: &impl RunPort,
+    now: Timestamp,
+) -> Result<(), String> {
+    let e = |e: crate::ports::StoreError| e.to_string();
+    let (frequency, _, fixture) = backfill(now);
+    let name = frequency.name.as_str();
+    for (n, instant) in fixture.instants.iter().enumerate() {
+        let run = runs.advance_backfill(name, 7, now).await.map_err(e)?;
+        let run = run.ok_or(format!("no run for instant {n}"))?;
+        ensure!(
+            run.instant == *instant,
+            "run {n} is for {}, not {instant}",
+            run.instant
+        );
+        ensure!(
+            run.backfill.as_deref() == Some("suite-backfill"),
+            "run {n}: {run:?}"
+        );
+        ensure!(
+            run.concurrency == 7,
+            "run {n} has concurrency {}",
+            run.concurrency
+        );
+        let again = runs.advance_backfill(name, 7, now).await.map_err(e)?;
+        ensure!(
+            again.is_none(),
+            "a second run while {} is open: {again:?}",
+            run.id
+        );
+        // The run is planned (no jobs), closes succeeded and frees the frequency.
+        let lease = runs
+            .take_lease(&run.id, "suite", now + SignedDuration::from_secs(60), now)
+            .await
+            .map_err(e)?;
+        ensure!(
+            matches!(lease, Some(LeaseOutcome::Taken(_))),
+            "the lease: {lease:?}"
+        );
+        let planned = Planned::Jobs {
+            count: 0,
+            excluded: vec![],
+        };
+        let ended = runs
+            .end_planning(&run.id, "suite", &planned, now)
+            .await
+            .map_err(e)?;
+        ensure!(ended.is_some(), "planning {} did not end", run.id);
+        let closed = runs
+            .close(&run.id, &RunSummary::default(), now)
+            .await
+            .map_err(e)?;
+        ensure!(
+            closed.is_some_and(|r| r.state == RunState::Succeeded),
+            "{} did not close succeeded",
+            run.id
+        );
+        runs.release_schedule(name, &run.id).await.map_err(e)?;
+    }
+    let after = runs.advance_backfill(name, 7, now).await.map_err(e)?;
+    ensure!(after.is_none(), "a run after the last instant: {after:?}");
+    Ok(())
+}
+
 #[cfg(test)]
 mod on_memory {
     use super::*;
@@ -233,6 +329,23 @@ mod on_memory {
         futures_lite::future::block_on(
             super::a_run_plans_its_frequency_or_its_tables_and_downstream(&runs, now),
         )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_backfill_runs_its_instants_one_at_a_time() {
+        let now: Timestamp = "2026-11-22T02:00:00Z".parse().unwrap();
+        let (frequency, schedule, backfill) = super::backfill(now);
+        let mut memory = Memory::default();
+        memory
+            .frequencies
+            .insert(frequency.name.clone(), frequency.clone());
+        memory.schedules.insert(frequency.name.clone(), schedule);
+        memory.backfills.insert(backfill.id.clone(), backfill);
+        let runs = MemoryRuns::new(memory);
+        futures_lite::future::block_on(super::a_backfill_runs_its_instants_one_at_a_time(
+            &runs, now,
+        ))
         .unwrap();
     }
 }
