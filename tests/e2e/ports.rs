@@ -57,3 +57,11 @@ async fn a_backfill_runs_its_instants_one_at_a_time() -> anyhow::Result<()> {
         .await
         .map_err(anyhow::Error::msg)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_life_from_plan_to_close() -> anyhow::Result<()> {
+    let (store, run_id, start) = store_holding_a_fresh_run("port-life").await?;
+    port_suite::a_jobs_life_from_plan_to_close(&store, &run_id, start)
+        .await
+        .map_err(anyhow::Error::msg)
+}

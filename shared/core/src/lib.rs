@@ -3,13 +3,14 @@
 //!
 //! The catalog (`catalog`), schedules (`schedule`), dependency inference (`sql`), plans
 //! (`dag`), run and job states (`state`, `run`), every change of a run as a pure transition
-//! (`lifecycle`), the executor's decisions about an attempt (`attempt`), ids (`ids`), messages (`messages`), cost roll-ups (`costs`), connections
-//! (`connections`) and their sealed secrets (`secrets`), the statements of the write modes
-//! (`writes`), BigQuery's jobs and schemas in Baton's terms (`warehouse`), reading settings from the environment (`config`), errors' common questions
-//! (`errors`) and how instants are stored (`stamp`). The ports the services are written against
-//! (`ports`), with their own error kinds; with the `memory` feature, an in-memory model of them
-//! for property tests (`memory`) and the behaviour every implementation must show
-//! (`port_suite`).
+//! (`lifecycle`), the executor's decisions about an attempt (`attempt`), ids (`ids`), messages
+//! (`messages`), cost roll-ups (`costs`), connections (`connections`) and their sealed secrets
+//! (`secrets`), the statements of the write modes (`writes`), BigQuery's jobs and schemas in
+//! Baton's terms (`warehouse`), reading settings from the environment (`config`), errors'
+//! common questions (`errors`) and how instants are stored (`stamp`). The ports the services
+//! are written against (`ports`), with their own error kinds; with the `memory` feature, an
+//! in-memory model of them for property tests (`memory`) and the behaviour every
+//! implementation must show (`port_suite`).
 pub mod attempt;
 pub mod catalog;
 pub mod config;

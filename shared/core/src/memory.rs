@@ -41,7 +41,7 @@ pub struct Memory {
 }
 
 /// The in-memory `RunPort`. Clones share one model, as processes share one database.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct MemoryRuns {
     pub state: Arc<Mutex<Memory>>,
     calls: Arc<AtomicU64>,

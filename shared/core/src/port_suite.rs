@@ -8,10 +8,12 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::catalog::{Frequency, Table, TableDoc, TableId};
 use crate::dag::PlannedJob;
-use crate::lifecycle::{LeaseOutcome, Planned};
+use crate::lifecycle::{LeaseOutcome, Outcome, Planned, Settled};
 use crate::ports::RunPort;
-use crate::run::{Backfill, BackfillState, Job, Run, RunSummary, ScheduleState, Trigger};
-use crate::state::RunState;
+use crate::run::{
+    Backfill, BackfillState, Job, JobStatistics, Run, RunSummary, ScheduleState, Trigger,
+};
+use crate::state::{JobState, RunState};
 
 /// A run as the check expects to find it, for the caller to store first: two slots.
 pub fn fresh_run(run_id: &str, now: Timestamp) -> Run {
@@ -128,6 +130,213 @@ pub async fn a_slow_planner_cannot_rewrite_a_plan_after_a_takeover(
     Ok(())
 }
 
+/// A job's life through the port, as the planner and the executor live it: planned under the
+/// lease, the parent waiting and the child pending; the parent claimed into a slot (once),
+/// started, retried as a second attempt in the same slot, started again and finished; its
+/// slot released; its child settled into the queue; the child claimed, started, failed; the
+/// run closed failed; the child resumed, skipped, resumed again and cancelled. Needs a run
+/// `run_id` in state `created` with two slots and no jobs.
+pub async fn a_jobs_life_from_plan_to_close(
+    runs: &impl RunPort,
+    run_id: &str,
+    now: Timestamp,
+) -> Result<(), String> {
+    let e = |e: crate::ports::StoreError| e.to_string();
+    let run = runs.run(run_id).await.map_err(e)?.ok_or("no run")?;
+    let (a, b): (TableId, TableId) = (
+        "suite.a".parse().expect("a table id"),
+        "suite.b".parse().expect("a table id"),
+    );
+    let job = |table: &TableId, parents: Vec<TableId>, children: Vec<TableId>| {
+        let planned = PlannedJob {
+            table: table.clone(),
+            parents,
+            outside_parents: vec![],
+            children,
+            priority: 0,
+        };
+        Job::planned(
+            &run,
+            planned,
+            Table::query(table, "SELECT 1 AS x"),
+            vec![],
+            "suite",
+            now,
+        )
+    };
+    let jobs = vec![
+        job(&a, vec![], vec![b.clone()]),
+        job(&b, vec![a.clone()], vec![]),
+    ];
+    let until = now + SignedDuration::from_secs(60);
+    let lease = runs.take_lease(run_id, "p", until, now).await.map_err(e)?;
+    ensure!(
+        matches!(lease, Some(LeaseOutcome::Taken(_))),
+        "the lease: {lease:?}"
+    );
+    ensure!(
+        runs.write_plan(run_id, "p", jobs, 2).await.map_err(e)?,
+        "the plan was not written"
+    );
+    let planned = Planned::Jobs {
+        count: 2,
+        excluded: vec![],
+    };
+    let running = runs
+        .end_planning(run_id, "p", &planned, now)
+        .await
+        .map_err(e)?;
+    ensure!(
+        running.is_some_and(|r| r.state == RunState::Running),
+        "the run is not running after planning"
+    );
+    let all = runs.jobs(run_id).await.map_err(e)?;
+    ensure!(all.len() == 2, "the run has {} jobs", all.len());
+    let waiting: Vec<TableId> = runs
+        .waiting_jobs(run_id, 10)
+        .await
+        .map_err(e)?
+        .into_iter()
+        .map(|j| j.table)
+        .collect();
+    ensure!(waiting == [a.clone()], "waiting: {waiting:?}");
+    let free = runs.free_slots(run_id).await.map_err(e)?;
+    ensure!(free.len() == 2, "free slots: {free:?}");
+
+    // The parent: claimed once, started, retried in its slot, started again, succeeded.
+    let claimed = runs.claim(run_id, 0, &a, "cause-1", now).await.map_err(e)?;
+    ensure!(
+        claimed.as_ref().is_some_and(|j| j.dispatched),
+        "the claim: {claimed:?}"
+    );
+    let twice = runs.claim(run_id, 1, &a, "cause-2", now).await.map_err(e)?;
+    ensure!(
+        twice.is_none(),
+        "a dispatched job was claimed again: {twice:?}"
+    );
+    let sent: Vec<TableId> = runs
+        .dispatched_by(run_id, "cause-1")
+        .await
+        .map_err(e)?
+        .into_iter()
+        .map(|j| j.table)
+        .collect();
+    ensure!(sent == [a.clone()], "dispatched by cause-1: {sent:?}");
+    let started = runs.start(run_id, &a, 1, "bq-a-1", now).await.map_err(e)?;
+    ensure!(
+        started.as_ref().is_some_and(
+            |j| j.state == JobState::Running && j.bigquery_job_id.as_deref() == Some("bq-a-1")
+        ),
+        "the start: {started:?}"
+    );
+    let retried = runs
+        .retry(
+            run_id,
+            &a,
+            1,
+            "backendError: try again",
+            SignedDuration::ZERO,
+            now,
+        )
+        .await
+        .map_err(e)?;
+    ensure!(
+        retried.as_ref().is_some_and(|j| j.attempt == 2
+            && j.state == JobState::Queued
+            && j.dispatched
+            && j.previous_attempts.len() == 1),
+        "the retry: {retried:?}"
+    );
+    ensure!(
+        runs.free_slots(run_id).await.map_err(e)?.len() == 1,
+        "the retry gave up its slot"
+    );
+    let stale = runs.start(run_id, &a, 1, "bq-a-1", now).await.map_err(e)?;
+    ensure!(
+        stale
+            .as_ref()
+            .is_some_and(|j| j.attempt == 2 && j.state == JobState::Queued),
+        "a stale start changed the job: {stale:?}"
+    );
+    runs.start(run_id, &a, 2, "bq-a-2", now).await.map_err(e)?;
+    let succeeded = Outcome::Succeeded {
+        statistics: JobStatistics::default(),
+        extract: None,
+    };
+    let done = runs
+        .finish(run_id, &a, 2, &succeeded, now)
+        .await
+        .map_err(e)?;
+    ensure!(
+        done.as_ref()
+            .is_some_and(|j| j.state == JobState::Succeeded),
+        "the finish: {done:?}"
+    );
+    runs.release(run_id, 0, &a, 2).await.map_err(e)?;
+    ensure!(
+        runs.free_slots(run_id).await.map_err(e)?.len() == 2,
+        "the slot was not released"
+    );
+
+    // The child: settled into the queue, claimed, started, failed; the run closes failed.
+    let settled = runs.settle(run_id, &b, now).await.map_err(e)?;
+    ensure!(
+        matches!(settled, Some(Settled::Queued(_))),
+        "the child's settle: {settled:?}"
+    );
+    ensure!(
+        runs.has_open_jobs(run_id).await.map_err(e)?,
+        "no open job before b ran"
+    );
+    runs.claim(run_id, 1, &b, "cause-3", now).await.map_err(e)?;
+    runs.start(run_id, &b, 1, "bq-b-1", now).await.map_err(e)?;
+    let failed = Outcome::Failed {
+        error: "invalidQuery: no".into(),
+        statistics: JobStatistics::default(),
+    };
+    runs.finish(run_id, &b, 1, &failed, now).await.map_err(e)?;
+    runs.release(run_id, 1, &b, 1).await.map_err(e)?;
+    ensure!(
+        !runs.has_open_jobs(run_id).await.map_err(e)?,
+        "an open job after both ended"
+    );
+    let summary = RunSummary {
+        succeeded: 1,
+        failed: 1,
+        ..RunSummary::default()
+    };
+    let closed = runs.close(run_id, &summary, now).await.map_err(e)?;
+    ensure!(
+        closed.is_some_and(|r| r.state == RunState::Failed),
+        "the run did not close failed"
+    );
+
+    // The failed child, resumed (once however often asked), skipped, resumed, cancelled.
+    let state = |job: Option<Job>| job.map(|j| (j.state, j.attempt, j.resumed));
+    runs.resume_job(run_id, &b, 1, now).await.map_err(e)?;
+    runs.resume_job(run_id, &b, 1, now).await.map_err(e)?;
+    let resumed = state(runs.job(run_id, &b).await.map_err(e)?);
+    ensure!(
+        resumed == Some((JobState::Pending, 2, 1)),
+        "resumed: {resumed:?}"
+    );
+    runs.skip(run_id, &b, &a, now).await.map_err(e)?;
+    let skipped = runs.job(run_id, &b).await.map_err(e)?;
+    ensure!(
+        skipped.as_ref().is_some_and(|j| j.state == JobState::Skipped
+            && j.skipped_because.as_ref() == Some(&a)),
+        "skipped: {skipped:?}"
+    );
+    runs.resume_job(run_id, &b, 2, now).await.map_err(e)?;
+    runs.cancel_job(run_id, &b, now).await.map_err(e)?;
+    let cancelled = state(runs.job(run_id, &b).await.map_err(e)?);
+    ensure!(
+        cancelled.is_some_and(|(s, _, resumed)| s == JobState::Cancelled && resumed == 2),
+        "cancelled: {cancelled:?}"
+    );
+    Ok(())
+}
+
 /// A small catalog for the checks of what a run plans: `suite.a` feeds `suite.b`, which feeds
 /// `suite.c`; `suite.x` stands apart; all of frequency `hourly` but `suite.c`.
 pub fn catalog(now: Timestamp) -> Vec<TableDoc> {
@@ -234,6 +443,11 @@ pub async fn a_backfill_runs_its_instants_one_at_a_time(
     let e = |e: crate::ports::StoreError| e.to_string();
     let (frequency, _, fixture) = backfill(now);
     let name = frequency.name.as_str();
+    let stored = runs.frequency(name).await.map_err(e)?;
+    ensure!(
+        stored.as_ref() == Some(&frequency),
+        "the frequency: {stored:?}"
+    );
     for (n, instant) in fixture.instants.iter().enumerate() {
         let run = runs.advance_backfill(name, 7, now).await.map_err(e)?;
         let run = run.ok_or(format!("no run for instant {n}"))?;
@@ -347,5 +561,13 @@ mod on_memory {
             &runs, now,
         ))
         .unwrap();
+    }
+
+    #[test]
+    fn a_jobs_life_from_plan_to_close() {
+        let start: Timestamp = "2026-11-22T02:00:00Z".parse().unwrap();
+        let runs = holding(fresh_run("r", start));
+        futures_lite::future::block_on(super::a_jobs_life_from_plan_to_close(&runs, "r", start))
+            .unwrap();
     }
 }

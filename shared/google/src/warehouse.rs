@@ -101,6 +101,8 @@ fn timestamp_parameter(name: &str, value: Option<jiff::Timestamp>) -> QueryParam
     }
 }
 
+/// BigQuery as the core's `WarehousePort`, with a few reads of its own for tools and tests
+/// (`table`, `job_ids`, `query_rows`).
 #[derive(Clone)]
 pub struct Warehouse {
     client: Client,
