@@ -524,7 +524,7 @@ impl WarehousePort for Warehouse {
 }
 
 /// A schema in Baton's terms: BigQuery's `TableFieldSchema` as JSON, read into `Field`s.
-pub fn fields(schema: &TableSchema) -> Vec<Field> {
+fn fields(schema: &TableSchema) -> Vec<Field> {
     schema
         .fields
         .iter()
@@ -548,12 +548,12 @@ fn parse_i64(value: Option<&String>) -> i64 {
 }
 
 /// A table's row count, when BigQuery says it.
-pub fn rows(table: &Table) -> Option<i64> {
+fn rows(table: &Table) -> Option<i64> {
     table.num_rows.as_ref().and_then(|n| n.parse().ok())
 }
 
 /// BigQuery's statistics in Baton's terms.
-pub fn statistics(job: &Job) -> JobStatistics {
+fn statistics(job: &Job) -> JobStatistics {
     let Some(stats) = job.statistics.as_ref() else {
         return JobStatistics::default();
     };
@@ -581,7 +581,7 @@ pub fn statistics(job: &Job) -> JobStatistics {
 }
 
 /// A job's progress from its status.
-pub fn progress(job: &Job) -> JobProgress {
+fn progress(job: &Job) -> JobProgress {
     let status = job.status.as_ref();
     if status.and_then(|s| s.state.as_deref()) != Some("DONE") {
         return JobProgress::Running;
