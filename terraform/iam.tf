@@ -131,14 +131,3 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent
 }
-
-# People (or groups) who may call the API; the other services answer only Google's tokens.
-resource "google_cloud_run_v2_service_iam_member" "api_invokers" {
-  for_each = toset(var.api_invokers)
-
-  project  = var.project
-  location = var.region
-  name     = google_cloud_run_v2_service.service["api"].name
-  role     = "roles/run.invoker"
-  member   = each.value
-}

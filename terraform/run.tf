@@ -3,12 +3,14 @@
 # starting and idles under 10 MB resident (tests/bench/services.sh): 1 vCPU and 256 MiB
 # leave room for 80 concurrent requests.
 #
-# The tick, planner, executor and importer verify every caller's Google-signed OIDC token
-# themselves (signature, issuer, expiry, audience, caller), so Cloud Run's own invoker check is
-# off for them: when Cloud Run checks a token itself it removes the token's signature before
-# the container sees it, and the services would refuse every call. Their ingress is internal:
-# only Google's own callers (Pub/Sub, Cloud Scheduler) in the project reach them at all. The
-# API has no authentication of its own yet, so Cloud Run IAM guards it (api_invokers).
+# Every service verifies every caller's token itself, so Cloud Run's own invoker check is off
+# for all five: when Cloud Run checks a token itself it removes the token's signature before
+# the container sees it, and the services would refuse every call. The tick, planner,
+# executor and importer take Google-signed OIDC tokens of their one caller (Cloud Scheduler,
+# Pub/Sub push) and their ingress is internal: only Google's own callers in the project reach
+# them. The API is reachable from anywhere and lets in people who sign in with Google (ID
+# tokens for one of var.oauth_client_ids, from var.allowed_domains) and Baton's API tokens,
+# each call checked against the caller's role.
 
 locals {
   # What every service but the importer reads.
@@ -73,6 +75,8 @@ locals {
       env = merge(local.common_env, {
         BATON_DEFAULT_CONCURRENCY = tostring(var.default_concurrency)
         BATON_PRICE_PER_TIB       = tostring(var.price_per_tib)
+        BATON_OAUTH_CLIENT_ID     = join(",", var.oauth_client_ids)
+        BATON_ALLOWED_DOMAINS     = join(",", var.allowed_domains)
       })
       secret_env = { BATON_ENCRYPTION_KEY = google_secret_manager_secret.encryption_key.secret_id }
     }
@@ -89,7 +93,7 @@ resource "google_cloud_run_v2_service" "service" {
   deletion_protection = var.deletion_protection
 
   ingress              = each.key == "api" ? "INGRESS_TRAFFIC_ALL" : "INGRESS_TRAFFIC_INTERNAL_ONLY"
-  invoker_iam_disabled = each.key != "api"
+  invoker_iam_disabled = true
 
   template {
     service_account                  = google_service_account.service[each.key].email

@@ -68,8 +68,18 @@ variable "encryption_key_version" {
   default     = 1
 }
 
-variable "api_invokers" {
-  description = "Who may call the API (Cloud Run IAM, until the API authenticates its users itself): members such as user:ana@example.com or group:data@example.com."
+variable "oauth_client_ids" {
+  description = "The OAuth client ids people's Google ID tokens are issued for (the client the CLI signs in with): the API accepts no other audience."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.oauth_client_ids) > 0 && alltrue([for id in var.oauth_client_ids : endswith(id, ".apps.googleusercontent.com")])
+    error_message = "Give at least one OAuth client id, ending in .apps.googleusercontent.com."
+  }
+}
+
+variable "allowed_domains" {
+  description = "The Google Workspace domains whose people may sign in (the ID token's hd claim). Empty: any verified Google account may sign up; it stays disabled until an admin enables it, but the first to sign in becomes the admin."
   type        = list(string)
   default     = []
 }

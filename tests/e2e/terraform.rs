@@ -232,6 +232,8 @@ fn sample(variable: &str) -> String {
         "BATON_PRICE_PER_TIB" => "6.25".into(),
         "BATON_EXTRACT_BUCKET" => "acme-baton-extracts".into(),
         "BATON_ENCRYPTION_KEY" => baton_core::secrets::Sealer::generate_key(),
+        "BATON_OAUTH_CLIENT_ID" => "123-abc.apps.googleusercontent.com".into(),
+        "BATON_ALLOWED_DOMAINS" => "acme.example".into(),
         other => panic!("give tests/e2e/terraform.rs a sample value of {other}"),
     }
 }
@@ -391,7 +393,11 @@ fn every_topic_has_an_oidc_push_subscription_to_its_service_which_accepts_its_to
         wait + 30 <= 600,
         "the executor's wait leaves no margin before its ack deadline"
     );
-    assert!(text(at(run.body, "invoker_iam_disabled")?).contains("!=\"api\""));
+    // Every service checks its callers' tokens itself (Cloud Run's check would strip their
+    // signatures), the API included: it signs people in.
+    assert_eq!(text(at(run.body, "invoker_iam_disabled")?), "true");
+    let api = service_env(&module, "api")?;
+    assert!(api.contains_key("BATON_OAUTH_CLIENT_ID") && api.contains_key("BATON_ALLOWED_DOMAINS"));
 
     // Cloud Scheduler calls the tick with a token the tick accepts.
     let job = module.resource("google_cloud_scheduler_job", "tick")?;
@@ -611,8 +617,7 @@ fn each_identity_holds_exactly_the_roles_the_readme_lists() -> anyhow::Result<()
         undocumented.is_empty(),
         "Terraform makes bindings the README does not list: {undocumented:#?}"
     );
-    // Least privilege: no primitive role, no one outside the project's identities but the
-    // API's invokers.
+    // Least privilege: no primitive role, no one outside the project's identities.
     for (who, role, _) in &deployed {
         assert!(
             !["roles/owner", "roles/editor", "roles/viewer"].contains(&role.as_str()),

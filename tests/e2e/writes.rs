@@ -62,7 +62,6 @@ async fn backfill(baton: &Baton, from: &str, to: &str) -> anyhow::Result<Vec<Str
             frequency: "daily".into(),
             from: at(from),
             to: at(to),
-            requested_by: Some("e2e".into()),
         })
         .await?;
     let ended = eventually("the backfill ended", TIMEOUT, || async {
@@ -251,7 +250,6 @@ async fn run_table(baton: &Baton, table: &str) -> anyhow::Result<RunResponse> {
             tables: vec![id(table)],
             downstream: false,
             idempotency_key: None,
-            requested_by: Some("e2e".into()),
         })
         .await?;
     baton.wait_for_run(&started.run.id, TIMEOUT).await

@@ -208,6 +208,8 @@ pub struct Options {
     /// concurrent deliveries then race on Firestore as in production, not only within one
     /// process.
     pub two_of_each: bool,
+    /// Nobody signs in at start: the first to sign in is whoever the test makes first.
+    pub nobody_signed_in: bool,
 }
 
 impl Options {
@@ -218,6 +220,11 @@ impl Options {
 
     pub fn two_of_each(mut self) -> Self {
         self.two_of_each = true;
+        self
+    }
+
+    pub fn nobody_signed_in(mut self) -> Self {
+        self.nobody_signed_in = true;
         self
     }
 }
@@ -238,7 +245,14 @@ pub struct Baton {
     pub relays: Relays,
     /// The OIDC issuer whose tokens the services accept (Google's stand-in).
     pub issuer: Issuer,
+    /// The API's client, signed in as `admin` (the first to sign in, so the admin).
     pub client: Client,
+    /// The admin's email.
+    pub admin: String,
+    /// An API token of the admin's, which `cli()` gives the `baton` command.
+    cli_token: String,
+    /// The key connections' secrets are sealed with (`BATON_ENCRYPTION_KEY`).
+    pub encryption_key: String,
     pub store: Store,
     pub warehouse: Warehouse,
     pub gcp: Gcp,
@@ -309,10 +323,8 @@ impl Baton {
         ];
         env.extend(stack.emulator_env()?);
         // Connections are sealed with a key of this Baton's own.
-        env.push((
-            "BATON_ENCRYPTION_KEY".into(),
-            baton_core::secrets::Sealer::generate_key(),
-        ));
+        let encryption_key = baton_core::secrets::Sealer::generate_key();
+        env.push(("BATON_ENCRYPTION_KEY".into(), encryption_key.clone()));
         // Extracts go to the project's own bucket.
         let bucket = format!("{project}-extracts");
         env.push(("BATON_EXTRACT_BUCKET".into(), bucket.clone()));
@@ -335,7 +347,20 @@ impl Baton {
         }
         for (name, service) in processes {
             let mut service_env = env.clone();
-            if service != "api" {
+            if service == "api" {
+                // People sign in with ID tokens of the stack's issuer, as with Google's.
+                service_env.extend([
+                    (
+                        "BATON_OAUTH_CLIENT_ID".to_string(),
+                        oidc::CLIENT_ID.to_string(),
+                    ),
+                    (
+                        "BATON_ALLOWED_DOMAINS".to_string(),
+                        oidc::DOMAIN.to_string(),
+                    ),
+                    ("BATON_AUTH_JWKS_URL".to_string(), issuer.jwks_url.clone()),
+                ]);
+            } else {
                 let caller = Self::caller_of(&project, service);
                 service_env.extend([
                     ("BATON_AUTH_AUDIENCE".to_string(), caller.audience),
@@ -403,8 +428,29 @@ impl Baton {
         // The harness reads Firestore and BigQuery as the services do.
         let store = Store::connect(&gcp).await?;
         let warehouse = Warehouse::new(&gcp).await?;
+        // The harness's person signs in first, and so is the admin; the CLI gets a token.
+        let admin = format!("admin@{}", oidc::DOMAIN);
+        let client = Client::new(&urls.api).with_token(Some(issuer.id_token(&admin)));
+        let cli_token = if options.nobody_signed_in {
+            String::new()
+        } else {
+            let me = client.me().await?;
+            if me.role != baton_core::access::Role::Admin {
+                bail!("the first to sign in is not the admin: {me:?}");
+            }
+            client
+                .create_token(&baton_service::api::CreateTokenRequest {
+                    name: "harness-cli".into(),
+                    expires_in_days: Some(1),
+                })
+                .await?
+                .token
+        };
         Ok(Self {
-            client: Client::new(&urls.api),
+            client,
+            admin,
+            cli_token,
+            encryption_key,
             project,
             urls,
             relays,
@@ -437,11 +483,21 @@ impl Baton {
         self.issuer.bearer(&Self::caller_of(&self.project, service))
     }
 
-    /// The `baton` command, pointed at this Baton's API.
+    /// The `baton` command, pointed at this Baton's API with the admin's API token, its
+    /// config folder in the logs' (never the user's own).
     pub fn cli(&self) -> Command {
         let mut command = Command::new(bin_dir().join("baton"));
-        command.env("BATON_API_URL", &self.urls.api);
         command
+            .env("BATON_API_URL", &self.urls.api)
+            .env("BATON_TOKEN", &self.cli_token)
+            .env("BATON_CONFIG_DIR", self.log_dir.join("config"));
+        command
+    }
+
+    /// A client of the API signed in as `email` of the allowed domain (a Google ID token of
+    /// the stack's issuer).
+    pub fn client_as(&self, email: &str) -> Client {
+        Client::new(&self.urls.api).with_token(Some(self.issuer.id_token(email)))
     }
 
     /// POSTs `/tick` as Cloud Scheduler does and returns its report.

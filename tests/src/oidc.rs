@@ -135,6 +135,45 @@ async fn certs(State(inner): State<Arc<Inner>>) -> axum::Json<serde_json::Value>
     axum::Json(serde_json::json!({ "keys": keys }))
 }
 
+/// The OAuth client id people's ID tokens are issued for on the stack (the API's
+/// `BATON_OAUTH_CLIENT_ID`).
+pub const CLIENT_ID: &str = "baton-local.apps.googleusercontent.com";
+
+/// The Workspace domain allowed to sign in on the stack (the API's `BATON_ALLOWED_DOMAINS`).
+pub const DOMAIN: &str = "example.com";
+
+impl Issuer {
+    /// The claims of the ID token Google would give `email` signing in to Baton, in Workspace
+    /// domain `hd` (none: a consumer account), valid for an hour from now.
+    pub fn person_claims(email: &str, hd: Option<&str>) -> serde_json::Value {
+        let mut claims = Self::claims(CLIENT_ID, email);
+        claims["sub"] = format!("{:x}", sha_of(email)).into();
+        if let Some(hd) = hd {
+            claims["hd"] = hd.into();
+        }
+        claims
+    }
+
+    /// An `Authorization` value for `email` of the allowed domain signing in.
+    pub fn person(&self, email: &str) -> String {
+        let token = self
+            .sign("a", &Self::person_claims(email, Some(DOMAIN)))
+            .expect("key a signs");
+        format!("Bearer {token}")
+    }
+
+    /// The ID token alone, for a client's `with_token`.
+    pub fn id_token(&self, email: &str) -> String {
+        self.person(email)["Bearer ".len()..].to_string()
+    }
+}
+
+fn sha_of(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 /// Who calls a service, and the audience its tokens name.
 #[derive(Debug, Clone)]
 pub struct Caller {

@@ -1,18 +1,25 @@
 //! The API: the catalog (apply, read); runs (start a frequency or chosen tables now, resume,
 //! cancel, read with their jobs); backfills; costs by day; dry runs of SQL; connections (their
-//! secrets go in sealed and never come out). Authentication comes later; until then deploy it
-//! private (Cloud Run IAM), as Terraform does.
+//! secrets go in sealed and never come out); people (users, groups, API tokens) and the audit
+//! trail of every change.
+//!
+//! Every route is in one table (`endpoints`) with the access it asks: the router is built from
+//! it, the caller is checked against it (`people::authorize`), and `GET /v1/routes` lists it.
+//! Every error is the JSON error shape, whatever produced it.
+
+mod people;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
+use axum::http::{Method, StatusCode};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use axum::{Json, Router};
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use baton_core::catalog::apply::plan_apply;
+use baton_core::access::{self, Access, Principal};
+use baton_core::catalog::apply::{Action, plan_apply};
 use baton_core::catalog::{Frequency, Problem, TableDoc, TableId, WriteMode};
 use baton_core::config::{ConfigError, Env};
 use baton_core::connections::{self, Connection, ConnectionView};
@@ -32,11 +39,12 @@ use baton_google::store::Store;
 use baton_google::warehouse::Warehouse;
 use baton_service::api::{
     ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, ConnectionsResponse,
-    CostsResponse, DryRunRequest, DryRunResponse, PutConnectionRequest, RunChange, RunResponse,
-    RunsResponse, StartRunRequest,
+    CostsResponse, DryRunRequest, DryRunResponse, PutConnectionRequest, RouteInfo, RunChange,
+    RunResponse, RunsResponse, StartRunRequest,
 };
 use baton_service::config::Listen;
-use baton_service::http::{ApiError, healthz};
+use baton_service::http::{ApiError, Body, healthz, no_method, no_route, path_id};
+use baton_service::oidc::SignIn;
 use baton_service::service::ServiceConfig;
 
 #[derive(Debug, Clone)]
@@ -50,6 +58,9 @@ pub struct Config {
     /// Seals connections' secrets (`BATON_ENCRYPTION_KEY`); without it connections cannot be
     /// stored.
     pub sealer: Option<Sealer>,
+    /// Who may sign in (`BATON_OAUTH_CLIENT_ID`, `BATON_ALLOWED_DOMAINS`), or nobody needs to
+    /// (`BATON_AUTH_DISABLED`).
+    pub sign_in: SignIn,
 }
 
 impl ServiceConfig for Config {
@@ -63,6 +74,7 @@ impl ServiceConfig for Config {
             )?,
             price_per_tib: env.parse_or("BATON_PRICE_PER_TIB", 6.25)?,
             sealer: Sealer::from_env(env)?,
+            sign_in: SignIn::from_env(env)?,
         })
     }
 
@@ -76,6 +88,7 @@ pub struct App {
     store: Store,
     topics: Topics,
     warehouse: Warehouse,
+    gate: people::Gate,
     config: Config,
 }
 
@@ -85,6 +98,7 @@ impl App {
             store: Store::connect(&config.gcp).await?,
             topics: Topics::new(&config.gcp)?,
             warehouse: Warehouse::new(&config.gcp).await?,
+            gate: people::Gate::new(&config.sign_in),
             config,
         })
     }
@@ -107,30 +121,268 @@ pub async fn start(config: Config) -> anyhow::Result<Router> {
     Ok(router(Arc::new(App::connect(config).await?)))
 }
 
+/// One route: its method and path, what it asks of its caller, what it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+    pub summary: &'static str,
+}
+
+type Handler = MethodRouter<Arc<App>>;
+
+/// Every route of the API with its handler: the one list the router, the access checks and
+/// `GET /v1/routes` are made from.
+fn endpoints() -> Vec<(Endpoint, Handler)> {
+    use Access::{Admin, Change, Open, Read, SignedIn};
+    let e = |method, path, access, summary| Endpoint {
+        method,
+        path,
+        access,
+        summary,
+    };
+    vec![
+        (
+            e("GET", "/healthz", Open, "Whether the service is up"),
+            get(healthz),
+        ),
+        (
+            e(
+                "GET",
+                "/v1/routes",
+                Open,
+                "Every route and the access it asks",
+            ),
+            get(list_routes),
+        ),
+        (
+            e(
+                "GET",
+                "/v1/me",
+                SignedIn,
+                "Who the caller is: email, role, groups",
+            ),
+            get(people::me),
+        ),
+        (
+            e(
+                "GET",
+                "/v1/catalog",
+                Read,
+                "The stored frequencies and tables",
+            ),
+            get(get_catalog),
+        ),
+        (
+            e(
+                "POST",
+                "/v1/catalog/apply",
+                Change,
+                "Apply a catalog (members: their groups' tables)",
+            ),
+            post(apply_catalog),
+        ),
+        (
+            e("GET", "/v1/runs", Read, "The latest runs"),
+            get(list_runs),
+        ),
+        (
+            e(
+                "POST",
+                "/v1/runs",
+                Change,
+                "Start a run of a frequency or of tables",
+            ),
+            post(start_run),
+        ),
+        (
+            e("GET", "/v1/runs/{run_id}", Read, "A run and its jobs"),
+            get(get_run),
+        ),
+        (
+            e(
+                "POST",
+                "/v1/runs/{run_id}/resume",
+                Change,
+                "Resume a failed run",
+            ),
+            post(resume_run),
+        ),
+        (
+            e("POST", "/v1/runs/{run_id}/cancel", Change, "Cancel a run"),
+            post(cancel_run),
+        ),
+        (
+            e(
+                "POST",
+                "/v1/backfills",
+                Change,
+                "Run a frequency over past instants",
+            ),
+            post(start_backfill),
+        ),
+        (
+            e("GET", "/v1/backfills/{backfill_id}", Read, "A backfill"),
+            get(get_backfill),
+        ),
+        (e("GET", "/v1/costs", Read, "Costs by day"), get(get_costs)),
+        (
+            e(
+                "POST",
+                "/v1/dry-run",
+                Read,
+                "Check SQL and estimate its bytes",
+            ),
+            post(dry_run),
+        ),
+        (
+            e(
+                "GET",
+                "/v1/connections",
+                Admin,
+                "Connections, without secrets",
+            ),
+            get(list_connections),
+        ),
+        (
+            e(
+                "PUT",
+                "/v1/connections/{name}",
+                Admin,
+                "Create or replace a connection",
+            ),
+            put(put_connection),
+        ),
+        (
+            e(
+                "DELETE",
+                "/v1/connections/{name}",
+                Admin,
+                "Delete a connection",
+            ),
+            delete(delete_connection),
+        ),
+        (
+            e("GET", "/v1/users", Admin, "Every user"),
+            get(people::list_users),
+        ),
+        (
+            e(
+                "PATCH",
+                "/v1/users/{email}",
+                Admin,
+                "Enable, disable, or change a user's role or groups",
+            ),
+            patch(people::update_user),
+        ),
+        (
+            e("GET", "/v1/groups", Read, "Groups and their members"),
+            get(people::list_groups),
+        ),
+        (
+            e(
+                "PUT",
+                "/v1/groups/{name}",
+                Admin,
+                "Create or describe a group",
+            ),
+            put(people::put_group),
+        ),
+        (
+            e(
+                "DELETE",
+                "/v1/groups/{name}",
+                Admin,
+                "Delete a group without members",
+            ),
+            delete(people::delete_group),
+        ),
+        (
+            e(
+                "GET",
+                "/v1/tokens",
+                Read,
+                "The caller's API tokens (an admin's: all)",
+            ),
+            get(people::list_tokens),
+        ),
+        (
+            e(
+                "POST",
+                "/v1/tokens",
+                Read,
+                "Create an API token, shown once",
+            ),
+            post(people::create_token),
+        ),
+        (
+            e(
+                "DELETE",
+                "/v1/tokens/{token_id}",
+                Read,
+                "Revoke an API token",
+            ),
+            delete(people::revoke_token),
+        ),
+        (
+            e("GET", "/v1/audit", Read, "The audit trail, newest first"),
+            get(people::list_audit),
+        ),
+    ]
+}
+
+/// Every route of the API.
+pub fn routes() -> Vec<Endpoint> {
+    endpoints().into_iter().map(|(e, _)| e).collect()
+}
+
+/// What a route asks of its caller; a route missing from the table asks the most.
+fn access_of(method: &Method, path: &str) -> Access {
+    static TABLE: std::sync::OnceLock<Vec<Endpoint>> = std::sync::OnceLock::new();
+    TABLE
+        .get_or_init(routes)
+        .iter()
+        .find(|e| e.path == path && e.method == method.as_str())
+        .map_or(Access::Admin, |e| e.access)
+}
+
+async fn list_routes() -> Json<Vec<RouteInfo>> {
+    Json(
+        routes()
+            .into_iter()
+            .map(|e| RouteInfo {
+                method: e.method.to_string(),
+                path: e.path.to_string(),
+                access: e.access,
+                summary: e.summary.to_string(),
+            })
+            .collect(),
+    )
+}
+
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/v1/catalog", get(get_catalog))
-        .route("/v1/catalog/apply", post(apply_catalog))
-        .route("/v1/runs", get(list_runs).post(start_run))
-        .route("/v1/runs/{run_id}", get(get_run))
-        .route("/v1/runs/{run_id}/resume", post(resume_run))
-        .route("/v1/runs/{run_id}/cancel", post(cancel_run))
-        .route("/v1/backfills", post(start_backfill))
-        .route("/v1/costs", get(get_costs))
-        .route("/v1/dry-run", post(dry_run))
-        .route("/v1/connections", get(list_connections))
-        .route(
-            "/v1/connections/{name}",
-            axum::routing::put(put_connection).delete(delete_connection),
-        )
-        .route("/v1/backfills/{backfill_id}", get(get_backfill))
+    let mut router = Router::new();
+    for (endpoint, handler) in endpoints() {
+        router = router.route(endpoint.path, handler);
+    }
+    router
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            people::authorize,
+        ))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
+        .layer(axum::middleware::map_response(
+            baton_service::http::json_errors,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
 }
 
 /// A stored frequency and its schedule: 404 when there is none, 400 when it cannot run.
 async fn frequency_and_schedule(app: &App, name: &str) -> Result<(Frequency, Schedule), ApiError> {
+    baton_core::catalog::validate_frequency_name(name).map_err(|e| ApiError::bad_request(e.0))?;
     let frequency = app
         .store
         .frequency(name)
@@ -175,27 +427,34 @@ async fn get_catalog(State(app): State<Arc<App>>) -> Result<Json<CatalogResponse
 
 async fn apply_catalog(
     State(app): State<Arc<App>>,
-    Json(request): Json<ApplyRequest>,
+    Extension(principal): Extension<Principal>,
+    Body(request): Body<ApplyRequest>,
 ) -> Result<Json<ApplyResponse>, ApiError> {
     let frequencies = app.store.frequencies().await.map_err(store_error)?;
     let tables = app.store.tables().await.map_err(store_error)?;
+    let before_groups: std::collections::BTreeMap<TableId, Option<String>> = tables
+        .iter()
+        .map(|t| (t.id.clone(), t.definition.group.clone()))
+        .collect();
     // Reading thousands of tables' SQL is CPU work: off the async workers.
     let project = app.config.gcp.bigquery_project.clone();
     let catalog = request.catalog;
     let prune = request.prune;
-    let plan = tokio::task::spawn_blocking(move || {
-        plan_apply(
+    let (plan, before) = tokio::task::spawn_blocking(move || {
+        let plan = plan_apply(
             &frequencies,
             &tables,
             &catalog,
             prune,
             &project,
             Timestamp::now(),
-        )
+        );
+        (plan, access::digest(&(&frequencies, &tables)))
     })
     .await
-    .map_err(|e| ApiError::internal(format!("planning the change failed: {e}")))?
-    .map_err(problems_error)?;
+    .map_err(|e| ApiError::internal(format!("planning the change failed: {e}")))?;
+    let plan = plan.map_err(problems_error)?;
+    may_apply(&principal, &plan, &before_groups)?;
     if !request.dry_run {
         app.store.apply_catalog(&plan).await.map_err(store_error)?;
         tracing::info!(
@@ -203,6 +462,24 @@ async fn apply_catalog(
             deleted = plan.delete_tables.len() + plan.delete_frequencies.len(),
             "catalog applied"
         );
+        let changed = |action: Action| plan.changes.iter().filter(|c| c.action == action).count();
+        if plan.changes.iter().any(|c| c.action != Action::Unchanged) {
+            app.record(
+                &principal,
+                "catalog.apply",
+                "catalog",
+                Some(before),
+                Some(access::digest(&(&plan.write_frequencies, &plan.write_tables, &plan.delete_frequencies, &plan.delete_tables))),
+                serde_json::json!({
+                    "created": changed(Action::Created),
+                    "updated": changed(Action::Updated),
+                    "deleted": changed(Action::Deleted),
+                    "prune": request.prune,
+                    "changes": plan.changes.iter().filter(|c| c.action != Action::Unchanged).take(100).collect::<Vec<_>>(),
+                }),
+            )
+            .await;
+        }
     }
     Ok(Json(ApplyResponse {
         dry_run: request.dry_run,
@@ -210,6 +487,58 @@ async fn apply_catalog(
         dependencies: plan.dependencies,
         warnings: plan.warnings,
     }))
+}
+
+/// Refuses a member's apply that creates, changes or deletes tables of other groups (by the
+/// group they had and the group they get), or changes frequencies, naming each.
+fn may_apply(
+    principal: &Principal,
+    plan: &baton_core::catalog::apply::ApplyPlan,
+    before_groups: &std::collections::BTreeMap<TableId, Option<String>>,
+) -> Result<(), ApiError> {
+    if principal.is_admin() {
+        return Ok(());
+    }
+    let frequencies: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == "frequency" && c.action != Action::Unchanged)
+        .map(|c| format!("frequency {}", c.id))
+        .collect();
+    if !frequencies.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            format!(
+                "{} may not change frequencies (admins only): {}",
+                principal.email,
+                frequencies.join(", ")
+            ),
+        )
+        .with_details(serde_json::json!({ "frequencies": frequencies })));
+    }
+    let after_groups: std::collections::BTreeMap<&TableId, Option<&str>> = plan
+        .write_tables
+        .iter()
+        .map(|t| (&t.id, t.definition.group.as_deref()))
+        .collect();
+    let touched: Vec<(TableId, Option<String>)> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == "table" && c.action != Action::Unchanged)
+        .filter_map(|c| c.id.parse::<TableId>().ok())
+        .flat_map(|id| {
+            let before = before_groups.get(&id).cloned().flatten();
+            let after = after_groups.get(&id).map(|g| g.map(str::to_string));
+            let mut groups = vec![(id.clone(), before)];
+            if let Some(after) = after {
+                groups.push((id, after));
+            }
+            groups
+        })
+        .collect();
+    let refused = principal.not_owned(touched.iter().map(|(id, g)| (id, g.as_deref())));
+    people::not_theirs(principal, "change", refused)
 }
 
 fn problems_error(problems: Vec<Problem>) -> ApiError {
@@ -229,7 +558,7 @@ fn problems_error(problems: Vec<Problem>) -> ApiError {
 /// Baton could not read it).
 async fn dry_run(
     State(app): State<Arc<App>>,
-    Json(request): Json<DryRunRequest>,
+    Body(request): Body<DryRunRequest>,
 ) -> Result<Json<DryRunResponse>, ApiError> {
     let stored = match &request.table {
         Some(id) => Some(
@@ -244,6 +573,13 @@ async fn dry_run(
     let definition = stored.as_ref().map(|doc| &doc.definition);
     let (sql, parameters) = match (&request.sql, &stored) {
         (Some(sql), _) => {
+            if sql.len() > baton_core::catalog::MAX_SQL_BYTES {
+                return Err(ApiError::bad_request(format!(
+                    "the SQL has {} bytes; a table's SQL may have at most {}",
+                    sql.len(),
+                    baton_core::catalog::MAX_SQL_BYTES
+                )));
+            }
             let analysis = baton_core::sql::analyze(sql, &Default::default())
                 .map_err(|e| ApiError::bad_request(format!("the SQL cannot be read: {e}")))?;
             (sql.clone(), analysis.parameters.into_iter().collect())
@@ -319,10 +655,16 @@ async fn list_connections(
 /// Creates or replaces a connection; the secret is sealed for its document and not returned.
 async fn put_connection(
     State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
-    Json(request): Json<PutConnectionRequest>,
+    Body(request): Body<PutConnectionRequest>,
 ) -> Result<Json<ConnectionView>, ApiError> {
     connections::validate_name(&name).map_err(|e| ApiError::bad_request(e.0))?;
+    let before: Option<Connection> = app
+        .store
+        .get(None, connections::COLLECTION, &name)
+        .await
+        .map_err(store_error)?;
     connections::validate_secret(request.kind, &request.secret).map_err(ApiError::bad_request)?;
     let sealer = app.config.sealer.as_ref().ok_or_else(|| {
         ApiError::unavailable("connections cannot be stored: the API has no BATON_ENCRYPTION_KEY")
@@ -340,25 +682,48 @@ async fn put_connection(
         .await
         .map_err(store_error)?;
     tracing::info!(connection = %name, kind = ?connection.kind, "connection stored");
+    // The digests are of what can be shown: a sealed secret changes with every seal.
+    app.record(
+        &principal,
+        "connection.put",
+        &name,
+        before
+            .as_ref()
+            .map(|c| access::digest(&ConnectionView::from(c))),
+        Some(access::digest(&ConnectionView::from(&connection))),
+        serde_json::json!({ "kind": connection.kind, "secret_replaced": true }),
+    )
+    .await;
     Ok(Json(ConnectionView::from(&connection)))
 }
 
 async fn delete_connection(
     State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    connections::validate_name(&name).map_err(|e| ApiError::bad_request(e.0))?;
     let found: Option<Connection> = app
         .store
         .get(None, connections::COLLECTION, &name)
         .await
         .map_err(store_error)?;
-    if found.is_none() {
+    let Some(found) = found else {
         return Err(ApiError::not_found(format!("no connection {name}")));
-    }
+    };
     app.store
         .delete_all(None, connections::COLLECTION, std::slice::from_ref(&name))
         .await
         .map_err(store_error)?;
+    app.record(
+        &principal,
+        "connection.delete",
+        &name,
+        Some(access::digest(&ConnectionView::from(&found))),
+        None,
+        serde_json::Value::Null,
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -366,6 +731,7 @@ async fn delete_connection(
 const MAX_COST_DAYS: i32 = 366;
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CostsQuery {
     by: Option<String>,
     from: Option<String>,
@@ -418,6 +784,7 @@ async fn get_costs(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RunsQuery {
     limit: Option<u32>,
 }
@@ -435,6 +802,7 @@ async fn get_run(
     State(app): State<Arc<App>>,
     Path(run_id): Path<String>,
 ) -> Result<Json<RunResponse>, ApiError> {
+    path_id("run", &run_id)?;
     let run = stored_run(&app, &run_id).await?;
     let mut jobs = RunPort::jobs(&app.store, &run_id)
         .await
@@ -447,7 +815,8 @@ async fn get_run(
 /// tables (and all downstream of them).
 async fn start_run(
     State(app): State<Arc<App>>,
-    Json(request): Json<StartRunRequest>,
+    Extension(principal): Extension<Principal>,
+    Body(request): Body<StartRunRequest>,
 ) -> Result<(StatusCode, Json<RunChange>), ApiError> {
     let now = Timestamp::now()
         .round(jiff::Unit::Second)
@@ -455,6 +824,7 @@ async fn start_run(
     let admitted = match (&request.frequency, request.tables.is_empty()) {
         (Some(name), true) => {
             let (frequency, schedule) = frequency_and_schedule(&app, name).await?;
+            may_run_frequency(&app, &principal, name).await?;
             // The window runs from the latest scheduled instant to now.
             let window_start = schedule
                 .latest(now)
@@ -477,7 +847,7 @@ async fn start_run(
                     .unwrap_or(app.config.default_concurrency),
                 now,
             );
-            run.requested_by = request.requested_by.clone();
+            run.requested_by = Some(principal.email.clone());
             app.store
                 .admit(&run, &schedule, true, now)
                 .await
@@ -502,6 +872,21 @@ async fn start_run(
                     names.join(", ")
                 )));
             }
+            if !principal.is_admin() {
+                let running: Vec<TableDoc> = if request.downstream {
+                    let all = app.store.tables().await.map_err(store_error)?;
+                    let chosen = baton_core::dag::downstream(&all, &request.tables);
+                    all.into_iter().filter(|t| chosen.contains(&t.id)).collect()
+                } else {
+                    found
+                };
+                let refused = principal.not_owned(
+                    running
+                        .iter()
+                        .map(|t| (&t.id, t.definition.group.as_deref())),
+                );
+                people::not_theirs(&principal, "run", refused)?;
+            }
             let what = ids_label(&request.tables);
             let id = manual_run_id(
                 &what,
@@ -520,7 +905,7 @@ async fn start_run(
             );
             run.tables = request.tables.clone();
             run.downstream = request.downstream;
-            run.requested_by = request.requested_by.clone();
+            run.requested_by = Some(principal.email.clone());
             app.store
                 .create_table_run(&run)
                 .await
@@ -534,6 +919,19 @@ async fn start_run(
     };
     match admitted {
         Admitted::Created(run) => {
+            app.record(
+                &principal,
+                "run.start",
+                &run.id,
+                None,
+                Some(access::digest(&run)),
+                serde_json::json!({
+                    "frequency": run.frequency,
+                    "tables": run.tables,
+                    "downstream": run.downstream,
+                }),
+            )
+            .await;
             app.announce(PlannerEvent::RunCreated {
                 run_id: run.id.clone(),
             })
@@ -568,6 +966,40 @@ async fn start_run(
     }
 }
 
+/// Refuses a member's run of a frequency with tables of other groups, naming them.
+async fn may_run_frequency(app: &App, principal: &Principal, name: &str) -> Result<(), ApiError> {
+    if principal.is_admin() {
+        return Ok(());
+    }
+    let tables = app
+        .store
+        .tables_of_frequency(name)
+        .await
+        .map_err(store_error)?;
+    let refused = principal.not_owned(
+        tables
+            .iter()
+            .map(|t| (&t.id, t.definition.group.as_deref())),
+    );
+    people::not_theirs(principal, "run", refused)
+}
+
+/// Refuses a member's resume or cancel of a run they did not start that has jobs of tables of
+/// other groups.
+async fn may_change_run(app: &App, principal: &Principal, run: &Run) -> Result<(), ApiError> {
+    if principal.is_admin() || run.requested_by.as_deref() == Some(principal.email.as_str()) {
+        return Ok(());
+    }
+    let jobs = RunPort::jobs(&app.store, &run.id)
+        .await
+        .map_err(store_error)?;
+    let refused = principal.not_owned(
+        jobs.iter()
+            .map(|j| (&j.table, j.definition.group.as_deref())),
+    );
+    people::not_theirs(principal, "change the run of", refused)
+}
+
 fn ids_label(tables: &[TableId]) -> String {
     match tables {
         [one] => one.to_string(),
@@ -580,8 +1012,12 @@ fn ids_label(tables: &[TableId]) -> String {
 /// that is running after a resume tells the planner again (a lost message is not lost).
 async fn resume_run(
     State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
     Path(run_id): Path<String>,
 ) -> Result<(StatusCode, Json<RunChange>), ApiError> {
+    path_id("run", &run_id)?;
+    let before = stored_run(&app, &run_id).await?;
+    may_change_run(&app, &principal, &before).await?;
     match app
         .store
         .resume(&run_id, Timestamp::now())
@@ -589,6 +1025,15 @@ async fn resume_run(
         .map_err(store_error)?
     {
         Ok(run) => {
+            app.record(
+                &principal,
+                "run.resume",
+                &run.id,
+                Some(access::digest(&before)),
+                Some(access::digest(&run)),
+                serde_json::json!({ "resume": run.resumes }),
+            )
+            .await;
             app.announce(PlannerEvent::RunResumed {
                 run_id: run.id.clone(),
                 resume: run.resumes,
@@ -621,9 +1066,12 @@ async fn resume_run(
 /// for a cancelled run tells the planner again.
 async fn cancel_run(
     State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
     Path(run_id): Path<String>,
 ) -> Result<(StatusCode, Json<RunChange>), ApiError> {
+    path_id("run", &run_id)?;
     let before = stored_run(&app, &run_id).await?;
+    may_change_run(&app, &principal, &before).await?;
     let run = app
         .store
         .cancel(&run_id, Timestamp::now())
@@ -645,16 +1093,29 @@ async fn cancel_run(
     })
     .await?;
     let changed = before.state != RunState::Cancelled;
+    if changed {
+        app.record(
+            &principal,
+            "run.cancel",
+            &run.id,
+            Some(access::digest(&before)),
+            Some(access::digest(&run)),
+            serde_json::json!({ "was": before.state }),
+        )
+        .await;
+    }
     Ok((StatusCode::ACCEPTED, Json(RunChange { run, changed })))
 }
 
 /// Starts a backfill: the frequency's instants in `from..=to`, run one after another.
 async fn start_backfill(
     State(app): State<Arc<App>>,
-    Json(request): Json<BackfillRequest>,
+    Extension(principal): Extension<Principal>,
+    Body(request): Body<BackfillRequest>,
 ) -> Result<(StatusCode, Json<Backfill>), ApiError> {
     let name = &request.frequency;
     let (_, schedule) = frequency_and_schedule(&app, name).await?;
+    may_run_frequency(&app, &principal, name).await?;
     let now = Timestamp::now();
     if request.to > now {
         return Err(ApiError::bad_request(
@@ -681,7 +1142,7 @@ async fn start_backfill(
         instants,
         runs: Vec::new(),
         state: BackfillState::Running,
-        requested_by: request.requested_by.clone(),
+        requested_by: Some(principal.email.clone()),
         error: None,
         created_at: now,
         finished_at: None,
@@ -694,6 +1155,18 @@ async fn start_backfill(
     {
         return Err(ApiError::new(StatusCode::CONFLICT, "conflict", reason));
     }
+    app.record(
+        &principal,
+        "backfill.start",
+        &backfill.id,
+        None,
+        Some(access::digest(&backfill)),
+        serde_json::json!({
+            "frequency": backfill.frequency,
+            "instants": backfill.instants.len(),
+        }),
+    )
+    .await;
     if let Some(run) = app
         .store
         .advance_backfill(name, app.config.default_concurrency, now)
@@ -716,6 +1189,7 @@ async fn get_backfill(
     State(app): State<Arc<App>>,
     Path(backfill_id): Path<String>,
 ) -> Result<Json<Backfill>, ApiError> {
+    path_id("backfill", &backfill_id)?;
     app.store
         .backfill(&backfill_id)
         .await

@@ -6,12 +6,20 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use baton_core::access::{Group, Principal, TokenView, User};
 use baton_core::run::Backfill;
 use baton_service::api::{
-    ApplyRequest, ApplyResponse, BackfillRequest, CatalogResponse, ConnectionsResponse,
-    CostsResponse, DryRunRequest, DryRunResponse, ErrorResponse, PutConnectionRequest, RunChange,
-    RunResponse, RunsResponse, StartRunRequest,
+    ApplyRequest, ApplyResponse, AuditResponse, BackfillRequest, CatalogResponse,
+    ConnectionsResponse, CostsResponse, CreateTokenRequest, CreatedToken, DryRunRequest,
+    DryRunResponse, ErrorResponse, GroupsResponse, PutConnectionRequest, PutGroupRequest,
+    RunChange, RunResponse, RunsResponse, StartRunRequest, TokensResponse, UpdateUserRequest,
+    UsersResponse,
 };
+
+/// One path segment, escaped: an id with `/` or `?` stays one segment.
+fn segment(id: &str) -> String {
+    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -110,7 +118,9 @@ impl Client {
         let status = response.status();
         let bytes = response.bytes().await.map_err(unreachable)?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| {
+            // A 204's empty body reads as `null`.
+            let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            return serde_json::from_slice(bytes).map_err(|e| {
                 ClientError::Api(ApiFailure {
                     status: status.as_u16(),
                     code: "bad_response".into(),
@@ -163,7 +173,7 @@ impl Client {
     }
 
     pub async fn run(&self, run_id: &str) -> Result<RunResponse, ClientError> {
-        self.get(&format!("/v1/runs/{run_id}")).await
+        self.get(&format!("/v1/runs/{}", segment(run_id))).await
     }
 
     pub async fn start_run(&self, request: &StartRunRequest) -> Result<RunChange, ClientError> {
@@ -171,13 +181,19 @@ impl Client {
     }
 
     pub async fn resume(&self, run_id: &str) -> Result<RunChange, ClientError> {
-        self.post(&format!("/v1/runs/{run_id}/resume"), &serde_json::json!({}))
-            .await
+        self.post(
+            &format!("/v1/runs/{}/resume", segment(run_id)),
+            &serde_json::json!({}),
+        )
+        .await
     }
 
     pub async fn cancel(&self, run_id: &str) -> Result<RunChange, ClientError> {
-        self.post(&format!("/v1/runs/{run_id}/cancel"), &serde_json::json!({}))
-            .await
+        self.post(
+            &format!("/v1/runs/{}/cancel", segment(run_id)),
+            &serde_json::json!({}),
+        )
+        .await
     }
 
     pub async fn start_backfill(&self, request: &BackfillRequest) -> Result<Backfill, ClientError> {
@@ -185,7 +201,7 @@ impl Client {
     }
 
     pub async fn backfill(&self, id: &str) -> Result<Backfill, ClientError> {
-        self.get(&format!("/v1/backfills/{id}")).await
+        self.get(&format!("/v1/backfills/{}", segment(id))).await
     }
 
     pub async fn put_connection(
@@ -193,7 +209,7 @@ impl Client {
         name: &str,
         request: &PutConnectionRequest,
     ) -> Result<baton_core::connections::ConnectionView, ClientError> {
-        let url = format!("{}/v1/connections/{name}", self.base);
+        let url = format!("{}/v1/connections/{}", self.base, segment(name));
         self.call(self.http.put(&url).json(request), &url).await
     }
 
@@ -221,5 +237,159 @@ impl Client {
             path.push_str(&format!("&to={to}"));
         }
         self.get(&path).await
+    }
+
+    async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        self.call(self.http.delete(&url), &url).await
+    }
+
+    /// Who the credential in use says the caller is.
+    pub async fn me(&self) -> Result<Principal, ClientError> {
+        self.get("/v1/me").await
+    }
+
+    pub async fn create_token(
+        &self,
+        request: &CreateTokenRequest,
+    ) -> Result<CreatedToken, ClientError> {
+        self.post("/v1/tokens", request).await
+    }
+
+    pub async fn tokens(&self) -> Result<TokensResponse, ClientError> {
+        self.get("/v1/tokens").await
+    }
+
+    pub async fn revoke_token(&self, id: &str) -> Result<TokenView, ClientError> {
+        self.delete(&format!("/v1/tokens/{}", segment(id))).await
+    }
+
+    pub async fn users(&self) -> Result<UsersResponse, ClientError> {
+        self.get("/v1/users").await
+    }
+
+    pub async fn update_user(
+        &self,
+        email: &str,
+        request: &UpdateUserRequest,
+    ) -> Result<User, ClientError> {
+        let url = format!("{}/v1/users/{}", self.base, segment(email));
+        self.call(self.http.patch(&url).json(request), &url).await
+    }
+
+    pub async fn groups(&self) -> Result<GroupsResponse, ClientError> {
+        self.get("/v1/groups").await
+    }
+
+    pub async fn put_group(
+        &self,
+        name: &str,
+        request: &PutGroupRequest,
+    ) -> Result<Group, ClientError> {
+        let url = format!("{}/v1/groups/{}", self.base, segment(name));
+        self.call(self.http.put(&url).json(request), &url).await
+    }
+
+    pub async fn delete_group(&self, name: &str) -> Result<(), ClientError> {
+        self.delete(&format!("/v1/groups/{}", segment(name))).await
+    }
+
+    pub async fn delete_connection(&self, name: &str) -> Result<(), ClientError> {
+        self.delete(&format!("/v1/connections/{}", segment(name)))
+            .await
+    }
+
+    /// The latest changes, newest first; those before entry `before` when given.
+    pub async fn audit(
+        &self,
+        limit: u32,
+        before: Option<&str>,
+    ) -> Result<AuditResponse, ClientError> {
+        let mut path = format!("/v1/audit?limit={limit}");
+        if let Some(before) = before {
+            path.push_str(&format!("&before={}", segment(before)));
+        }
+        self.get(&path).await
+    }
+}
+
+/// The credential `baton login` keeps for one API, in the user's config folder
+/// (`$BATON_CONFIG_DIR`, else `~/.config/baton` on Linux), readable by the user alone.
+pub mod credentials {
+    use std::io::Write;
+    use std::path::PathBuf;
+
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Clone, Serialize, Deserialize)]
+    pub struct Saved {
+        /// The API it is for: it is sent nowhere else.
+        pub api: String,
+        pub token: String,
+        pub email: String,
+    }
+
+    impl std::fmt::Debug for Saved {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Saved")
+                .field("api", &self.api)
+                .field("email", &self.email)
+                .finish_non_exhaustive()
+        }
+    }
+
+    /// Where the credential is kept.
+    pub fn path() -> Option<PathBuf> {
+        let dir = match std::env::var_os("BATON_CONFIG_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => dirs::config_dir()?.join("baton"),
+        };
+        Some(dir.join("credentials.json"))
+    }
+
+    /// The credential kept for `api`, if one is.
+    pub fn load(api: &str) -> Option<Saved> {
+        let text = std::fs::read(path()?).ok()?;
+        let saved: Saved = serde_json::from_slice(&text).ok()?;
+        (saved.api.trim_end_matches('/') == api.trim_end_matches('/')).then_some(saved)
+    }
+
+    /// Keeps `saved`, replacing what was kept: the folder made 0700, the file 0600 from its
+    /// first byte (written beside and renamed, so that a reader never sees half of it).
+    pub fn save(saved: &Saved) -> std::io::Result<PathBuf> {
+        let path = path().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no config folder (set BATON_CONFIG_DIR)",
+            )
+        })?;
+        let dir = path.parent().expect("the file is in a folder");
+        std::fs::create_dir_all(dir)?;
+        let partial = dir.join("credentials.json.partial");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            options.mode(0o600);
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let mut file = options.open(&partial)?;
+        file.write_all(&serde_json::to_vec_pretty(saved).map_err(std::io::Error::other)?)?;
+        file.sync_all()?;
+        std::fs::rename(&partial, &path)?;
+        Ok(path)
+    }
+
+    /// Forgets the kept credential; true when there was one.
+    pub fn forget() -> std::io::Result<bool> {
+        let Some(path) = path() else {
+            return Ok(false);
+        };
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }

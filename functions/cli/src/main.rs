@@ -27,8 +27,8 @@ struct Cli {
         global = true
     )]
     api: String,
-    /// A bearer token for the API: where Cloud Run's IAM guards it, an identity token
-    /// (`BATON_TOKEN=$(gcloud auth print-identity-token) baton …`).
+    /// An API token (`baton tokens create`) or a Google ID token, instead of what `baton
+    /// login` kept: for CI pipelines, `BATON_TOKEN`.
     #[arg(long, env = "BATON_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
     #[command(subcommand)]
@@ -74,6 +74,40 @@ enum Command {
         #[command(subcommand)]
         command: ConnectionsCommand,
     },
+    /// Keeps a credential for the API in the user's config folder (mode 0600): an API token
+    /// pasted on standard input.
+    Login {
+        /// Read an API token from standard input.
+        #[arg(long)]
+        with_token: bool,
+    },
+    /// Forgets the kept credential.
+    Logout,
+    /// Who the API says you are: email, role, groups.
+    Whoami,
+    /// API tokens: for CI pipelines and machines; each carries its owner's rights.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+    /// Users (admins only): enable the people who signed in, set roles and groups.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Groups: who owns which tables (a table's `group`).
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+    /// The audit trail: every change, who made it and when, newest first.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Entries older than this entry's id (for paging).
+        #[arg(long)]
+        before: Option<String>,
+    },
     /// Checks SQL with a BigQuery dry run: its result's columns and the bytes it would process.
     DryRun {
         /// A stored table: its SQL, or FILE's with the table's settings.
@@ -96,6 +130,55 @@ enum Command {
         #[arg(long)]
         to: Option<jiff::civil::Date>,
     },
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// Creates a token and prints it, this once.
+    Create {
+        name: String,
+        /// It stops working after this many days (never, when absent).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Your tokens (an admin's: everyone's), never their secrets.
+    List,
+    /// Revokes a token by its id.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Every user.
+    List,
+    /// Lets a user in.
+    Enable { email: String },
+    /// Shuts a user out (their tokens stop working too).
+    Disable { email: String },
+    /// Sets a user's role.
+    Role {
+        email: String,
+        #[arg(value_parser = ["admin", "member", "reader"])]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupsCommand {
+    /// Every group and its members.
+    List,
+    /// Creates a group (or describes it anew).
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Deletes a group that has no members.
+    Delete { name: String },
+    /// Adds a user to a group.
+    Add { group: String, email: String },
+    /// Takes a user out of a group.
+    Remove { group: String, email: String },
 }
 
 #[derive(Subcommand)]
@@ -179,8 +262,60 @@ async fn main() -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&cli.api).with_token(cli.token);
+    // The token given wins; else what `baton login` kept for this API.
+    let token = cli
+        .token
+        .clone()
+        .or_else(|| baton_cli::credentials::load(&cli.api).map(|saved| saved.token));
+    let client = Client::new(&cli.api).with_token(token);
     match cli.command {
+        Command::Login { with_token } => login(&cli.api, with_token).await,
+        Command::Logout => {
+            if baton_cli::credentials::forget()? {
+                println!("forgot the kept credential");
+            } else {
+                println!("no credential was kept");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Whoami => {
+            let me = client.me().await?;
+            let groups: Vec<&str> = me.groups.iter().map(String::as_str).collect();
+            println!(
+                "{} ({}{}), by {}{}",
+                me.email,
+                me.role,
+                if me.enabled { "" } else { ", not enabled yet" },
+                me.via,
+                if groups.is_empty() {
+                    String::new()
+                } else {
+                    format!("; groups {}", groups.join(", "))
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tokens { command } => tokens(&client, command).await,
+        Command::Users { command } => users(&client, command).await,
+        Command::Groups { command } => groups(&client, command).await,
+        Command::Audit { limit, before } => {
+            for entry in client.audit(limit, before.as_deref()).await?.entries {
+                let summary = if entry.summary.is_null() {
+                    String::new()
+                } else {
+                    format!("  {}", entry.summary)
+                };
+                println!(
+                    "{}  {:<28} {:<16} {}  ({}){summary}",
+                    entry.at.round(jiff::Unit::Second).unwrap_or(entry.at),
+                    entry.actor,
+                    entry.action,
+                    entry.target,
+                    entry.via
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Apply {
             dir,
             prune,
@@ -212,7 +347,6 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 tables: table,
                 downstream,
                 idempotency_key: key,
-                requested_by: std::env::var("USER").ok(),
             };
             match client.start_run(&request).await {
                 Ok(change) => {
@@ -261,7 +395,6 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     frequency,
                     from,
                     to,
-                    requested_by: std::env::var("USER").ok(),
                 })
                 .await?;
             println!(
@@ -546,4 +679,184 @@ async fn show_run(client: &Client, run_id: &str, wait: bool) -> anyhow::Result<E
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `baton login --with-token`: reads a token, checks it with the API, keeps it for this API.
+async fn login(api: &str, with_token: bool) -> anyhow::Result<ExitCode> {
+    if !with_token {
+        anyhow::bail!(
+            "sign in with an API token: `baton login --with-token` reads one from standard input \
+             (an admin makes one with `baton tokens create`); or set BATON_TOKEN"
+        );
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("paste the API token and press Enter: ");
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let secret = line.trim().to_string();
+    if secret.is_empty() {
+        anyhow::bail!("no token was given");
+    }
+    let me = Client::new(api)
+        .with_token(Some(secret.clone()))
+        .me()
+        .await?;
+    let path = baton_cli::credentials::save(&baton_cli::credentials::Saved {
+        api: api.to_string(),
+        token: secret,
+        email: me.email.clone(),
+    })?;
+    println!(
+        "signed in to {api} as {} ({}); kept in {}",
+        me.email,
+        me.role,
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn tokens(client: &Client, command: TokensCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TokensCommand::Create {
+            name,
+            expires_in_days,
+        } => {
+            let created = client
+                .create_token(&baton_service::api::CreateTokenRequest {
+                    name,
+                    expires_in_days,
+                })
+                .await?;
+            eprintln!(
+                "token {} ({}) for {}{}; it is shown only now:",
+                created.info.id,
+                created.info.name,
+                created.info.owner,
+                created
+                    .info
+                    .expires_at
+                    .map(|at| format!(", valid until {at}"))
+                    .unwrap_or_default()
+            );
+            println!("{}", created.token);
+        }
+        TokensCommand::List => {
+            for t in client.tokens().await?.tokens {
+                let state = match (t.revoked_at, t.expires_at) {
+                    (Some(at), _) => format!("revoked {at}"),
+                    (None, Some(at)) => format!("until {at}"),
+                    (None, None) => "no expiry".into(),
+                };
+                let used = t
+                    .last_used_at
+                    .map_or("never used".to_string(), |at| format!("used {at}"));
+                println!("{}  {:<20} {:<28} {state}; {used}", t.id, t.name, t.owner);
+            }
+        }
+        TokensCommand::Revoke { id } => {
+            let t = client.revoke_token(&id).await?;
+            println!("revoked token {} ({})", t.id, t.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn users(client: &Client, command: UsersCommand) -> anyhow::Result<ExitCode> {
+    use baton_service::api::UpdateUserRequest;
+    let (email, request) = match command {
+        UsersCommand::List => {
+            for u in client.users().await?.users {
+                let groups: Vec<&str> = u.groups.iter().map(String::as_str).collect();
+                println!(
+                    "{:<32} {:<7} {:<9} {}",
+                    u.email,
+                    u.role.to_string(),
+                    if u.enabled { "enabled" } else { "disabled" },
+                    groups.join(", ")
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        UsersCommand::Enable { email } => (
+            email,
+            UpdateUserRequest {
+                enabled: Some(true),
+                ..Default::default()
+            },
+        ),
+        UsersCommand::Disable { email } => (
+            email,
+            UpdateUserRequest {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        ),
+        UsersCommand::Role { email, role } => (
+            email,
+            UpdateUserRequest {
+                role: Some(serde_json::from_value(serde_json::json!(role))?),
+                ..Default::default()
+            },
+        ),
+    };
+    let user = client.update_user(&email, &request).await?;
+    println!(
+        "{} is {} and {}",
+        user.email,
+        user.role,
+        if user.enabled { "enabled" } else { "disabled" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn groups(client: &Client, command: GroupsCommand) -> anyhow::Result<ExitCode> {
+    use baton_service::api::{PutGroupRequest, UpdateUserRequest};
+    match command {
+        GroupsCommand::List => {
+            for g in client.groups().await?.groups {
+                println!(
+                    "{:<24} {:<40} {}",
+                    g.name,
+                    g.members.join(", "),
+                    g.description.unwrap_or_default()
+                );
+            }
+        }
+        GroupsCommand::Create { name, description } => {
+            let g = client
+                .put_group(&name, &PutGroupRequest { description })
+                .await?;
+            println!("group {}", g.name);
+        }
+        GroupsCommand::Delete { name } => {
+            client.delete_group(&name).await?;
+            println!("deleted group {name}");
+        }
+        GroupsCommand::Add { group, email } => {
+            let u = client
+                .update_user(
+                    &email,
+                    &UpdateUserRequest {
+                        add_groups: vec![group.clone()],
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            println!("{} is in {group}", u.email);
+        }
+        GroupsCommand::Remove { group, email } => {
+            let u = client
+                .update_user(
+                    &email,
+                    &UpdateUserRequest {
+                        remove_groups: vec![group.clone()],
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            println!("{} is out of {group}", u.email);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -52,6 +52,33 @@ pub fn manual_run_id(what: &str, key: Option<&str>, now: Timestamp, nonce: u32) 
     }
 }
 
+/// The longest id a path may carry (Firestore allows 1,500 bytes; Baton's own ids are far
+/// shorter).
+pub const MAX_PATH_ID_BYTES: usize = 256;
+
+/// Checks an id taken from a request's path (a run, backfill, connection, group, user or
+/// token) before it reaches storage: 1 to 256 bytes of letters, digits and `-_.:@+`, not `.`
+/// or `..` and not Firestore's reserved `__…__`. What it says names `what` and the id.
+pub fn validate_path_id(what: &str, id: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.:@+".contains(c);
+    if id.is_empty() || id.len() > MAX_PATH_ID_BYTES {
+        return Err(format!(
+            "a {what} id has 1 to {MAX_PATH_ID_BYTES} bytes, not {}",
+            id.len()
+        ));
+    }
+    if let Some(c) = id.chars().find(|c| !allowed(*c)) {
+        return Err(format!(
+            "a {what} id has only letters, digits and `-_.:@+`; `{}` has {c:?}",
+            id.escape_default()
+        ));
+    }
+    if id == "." || id == ".." || (id.starts_with("__") && id.ends_with("__")) {
+        return Err(format!("`{id}` is not a {what} id"));
+    }
+    Ok(())
+}
+
 /// How the BigQuery job ids of a run begin (when the run id is short enough to be kept whole,
 /// as every id Baton makes is).
 pub fn bigquery_job_prefix(run_id: &str) -> String {
@@ -166,5 +193,23 @@ mod tests {
         );
         let long = "x".repeat(900);
         assert!(bigquery_job_id("r", &t(&format!("d.{long}")), 1).len() <= 1024);
+    }
+
+    #[test]
+    fn ids_from_paths_are_checked_before_storage() {
+        for good in [
+            "daily-20261122T020000Z",
+            "shop.orders-manual-x",
+            "ana+1@example.com",
+        ] {
+            assert_eq!(validate_path_id("run", good), Ok(()), "{good}");
+        }
+        for bad in ["", ".", "..", "a/b", "__x__", "a b", "é", &"x".repeat(257)] {
+            let err = validate_path_id("run", bad).unwrap_err();
+            assert!(
+                err.contains("run id") || err.contains("not a run"),
+                "{bad}: {err}"
+            );
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Baton's pure core, kept pure by the compiler: nothing in its dependency tree talks to
 //! Firestore, HTTP, Google or an async runtime.
 //!
-//! The catalog (`catalog`), schedules (`schedule`), dependency inference (`sql`), plans
+//! People and what they may do (`access`). The catalog (`catalog`), schedules (`schedule`), dependency inference (`sql`), plans
 //! (`dag`), run and job states (`state`, `run`), every change of a run as a pure transition
 //! (`lifecycle`), the executor's decisions about an attempt (`attempt`), ids (`ids`), messages
 //! (`messages`), cost roll-ups (`costs`), connections (`connections`) and their sealed secrets
@@ -11,6 +11,7 @@
 //! are written against (`ports`), with their own error kinds; with the `memory` feature, an
 //! in-memory model of them for property tests (`memory`) and the behaviour every
 //! implementation must show (`port_suite`).
+pub mod access;
 pub mod attempt;
 pub mod catalog;
 pub mod config;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::dry_run::DryRunReport;
+use baton_core::access::{AuditEntry, Role, TokenView, User};
 use baton_core::catalog::apply::Change;
 use baton_core::catalog::{CatalogSpec, Frequency, Problem, TableDoc, TableId, WriteMode};
 use baton_core::connections::{ConnectionKind, ConnectionView};
@@ -14,7 +15,6 @@ use baton_core::run::{Job, Run};
 /// `POST /v1/catalog/apply`: the frequencies and tables to have.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApplyRequest {
-    #[serde(flatten)]
     pub catalog: CatalogSpec,
     /// Delete the stored tables and frequencies this request does not name.
     #[serde(default)]
@@ -84,8 +84,6 @@ pub struct StartRunRequest {
     /// A retried request with the same key finds the run the first one created.
     #[serde(default)]
     pub idempotency_key: Option<String>,
-    #[serde(default)]
-    pub requested_by: Option<String>,
 }
 
 /// The answer to starting, resuming or cancelling a run.
@@ -104,8 +102,6 @@ pub struct BackfillRequest {
     pub from: jiff::Timestamp,
     /// The last instant considered (included).
     pub to: jiff::Timestamp,
-    #[serde(default)]
-    pub requested_by: Option<String>,
 }
 
 /// `GET /v1/costs?by=group&from=2026-11-01&to=2026-11-30`: what BigQuery jobs cost each day
@@ -171,4 +167,97 @@ impl std::fmt::Debug for PutConnectionRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectionsResponse {
     pub connections: Vec<ConnectionView>,
+}
+
+/// `POST /v1/tokens`: an API token carrying the caller's rights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateTokenRequest {
+    /// What it is for: `ci-deploy`.
+    pub name: String,
+    /// It stops working after this many days; never when absent.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// The answer to creating a token: the token itself, shown this once.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub token: String,
+    #[serde(flatten)]
+    pub info: TokenView,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `GET /v1/tokens`: the caller's tokens (an admin's: everyone's).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokensResponse {
+    pub tokens: Vec<TokenView>,
+}
+
+/// `GET /v1/users`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UsersResponse {
+    pub users: Vec<User>,
+}
+
+/// `PATCH /v1/users/{email}`: what to change of a user; what is absent stays.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpdateUserRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// The user's groups, all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<std::collections::BTreeSet<String>>,
+    /// Groups to add the user to (beside what `groups` says).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_groups: Vec<String>,
+    /// Groups to take the user out of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_groups: Vec<String>,
+}
+
+/// A group and its members.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupView {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub members: Vec<String>,
+}
+
+/// `GET /v1/groups`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupsResponse {
+    pub groups: Vec<GroupView>,
+}
+
+/// `PUT /v1/groups/{name}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PutGroupRequest {
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `GET /v1/audit?limit=50&before=ID`: changes, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditResponse {
+    pub entries: Vec<AuditEntry>,
+}
+
+/// One route of the API, as `GET /v1/routes` and the OpenAPI document list them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteInfo {
+    pub method: String,
+    pub path: String,
+    pub access: baton_core::access::Access,
+    pub summary: String,
 }

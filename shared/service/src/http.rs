@@ -213,6 +213,155 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A JSON request body, read so that whatever does not fit answers the API's error shape: not
+/// JSON, the wrong type at a field (its path in `details.path`), an unknown field (request
+/// types refuse them), a body over the route's limit.
+#[derive(Debug, Clone)]
+pub struct Body<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for Body<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let json = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim() == "application/json")
+            });
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_argument",
+                "the body must be JSON (Content-Type: application/json)",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|e| {
+                let status = e.status();
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "too_large"
+                } else {
+                    "invalid_argument"
+                };
+                ApiError::new(
+                    status,
+                    code,
+                    format!("the body cannot be read: {}", e.body_text()),
+                )
+            })?;
+        from_json(&bytes).map(Body)
+    }
+}
+
+/// `bytes` as a `T`, or a 400 that says where and what did not fit.
+pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let mut unknown: Vec<String> = Vec::new();
+    let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let value: T = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
+        &mut deserializer,
+        &mut note,
+    ))
+    .map_err(|e| {
+        let path = e.path().to_string();
+        does_not_fit(&path, e.inner())
+    })?;
+    deserializer.end().map_err(|e| does_not_fit(".", &e))?;
+    if !unknown.is_empty() {
+        let fields = unknown
+            .iter()
+            .map(|p| format!("`{p}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ApiError::bad_request(format!(
+            "the body has {} unknown field{}: {fields}",
+            unknown.len(),
+            if unknown.len() == 1 { "" } else { "s" }
+        ))
+        .with_details(serde_json::json!({ "path": unknown[0], "unknown_fields": unknown })));
+    }
+    Ok(value)
+}
+
+fn does_not_fit(path: &str, error: &serde_json::Error) -> ApiError {
+    let message = if path == "." || path.is_empty() {
+        format!("the body does not fit: {error}")
+    } else {
+        format!("the body does not fit at `{path}`: {error}")
+    };
+    ApiError::bad_request(message).with_details(serde_json::json!({
+        "path": path,
+        "line": error.line(),
+        "column": error.column(),
+    }))
+}
+
+/// Any error answer that is not JSON yet (axum's own rejections of a path or a query, a
+/// 404, a 405) in the API's error shape, its headers kept.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        s if s.is_server_error() => "internal",
+        _ => "invalid_argument",
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let mut answer = ApiError::new(status, code, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
+}
+
+/// What the API answers to a path it does not have.
+pub async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route {}", uri.path()))
+}
+
+/// What the API answers to a method a path does not take.
+pub async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {method}", uri.path()),
+    )
+}
+
+/// An id from a request's path, checked before any storage call: 400 when it cannot be one.
+pub fn path_id(what: &str, id: &str) -> Result<(), ApiError> {
+    baton_core::ids::validate_path_id(what, id).map_err(ApiError::bad_request)
+}
+
 /// One Pub/Sub push delivery, its payload decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Push<T> {
@@ -377,5 +526,45 @@ mod tests {
         let ignored = PushOutcome::from_result(Err(E(false)));
         assert_eq!(ignored, PushOutcome::Ignored("efalse".into()));
         assert_eq!(ignored.into_response().status(), StatusCode::NO_CONTENT);
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Request {
+        #[serde(default)]
+        prune: bool,
+        #[serde(default)]
+        #[allow(dead_code)]
+        tables: Vec<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Inner {
+        #[allow(dead_code)]
+        name: String,
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused_naming_its_path() {
+        let err = from_json::<Request>(br#"{"prnue": true}"#).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(err.message.contains("`prnue`"), "{}", err.message);
+        let err = from_json::<Request>(br#"{"tables": [{"name": "a", "sq": 1}]}"#).unwrap_err();
+        assert_eq!(err.details["path"], "tables.0.sq");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field_and_where_it_is() {
+        let err = from_json::<Request>(b"{\n \"prune\": \"yes\"}").unwrap_err();
+        assert_eq!(err.details["path"], "prune");
+        assert_eq!(err.details["line"], 2);
+        assert!(err.message.contains("at `prune`"), "{}", err.message);
+        let err = from_json::<Request>(b"{} x").unwrap_err();
+        assert!(err.message.contains("trailing"), "{}", err.message);
+        assert!(from_json::<Request>(br#"{"prune": true}"#).unwrap().prune);
     }
 }

@@ -48,8 +48,9 @@ pub enum Callers {
 /// What a token must say to be let through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OidcConfig {
-    /// The `aud` tokens must carry: the service's own URL (`BATON_AUTH_AUDIENCE`).
-    pub audience: String,
+    /// The `aud` values accepted: a service's own URL (`BATON_AUTH_AUDIENCE`); for people
+    /// signing in to the API, the deployment's OAuth client ids (`BATON_OAUTH_CLIENT_ID`).
+    pub audiences: Vec<String>,
     /// The service accounts that may call, by email (`BATON_AUTH_CALLERS`, comma-separated).
     pub callers: BTreeSet<String>,
     /// Where the signing keys are published (`BATON_AUTH_JWKS_URL`).
@@ -107,12 +108,98 @@ impl Callers {
             None => GOOGLE_ISSUERS.iter().map(|s| s.to_string()).collect(),
         };
         Ok(Callers::Verified(OidcConfig {
-            audience,
+            audiences: vec![audience],
             callers,
             jwks_url: env.or("BATON_AUTH_JWKS_URL", GOOGLE_JWKS_URL),
             issuers,
             refetch_interval: Duration::from_secs(env.parse_or("BATON_AUTH_REFETCH_SECONDS", 30)?),
         }))
+    }
+}
+
+/// Who may sign in to the API: people with Google accounts, their ID tokens issued for the
+/// deployment's OAuth client, from the allowed Workspace domains (any verified account when
+/// none are named); or, explicitly, anyone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignIn {
+    Google {
+        /// The keys, issuers and OAuth client ids (`audiences`) of people's tokens.
+        oidc: OidcConfig,
+        /// `BATON_ALLOWED_DOMAINS`: the Workspace domains (`hd`) accepted; empty: any.
+        domains: BTreeSet<String>,
+    },
+    /// `BATON_AUTH_DISABLED=true`: every caller is an admin. For local work only.
+    Off,
+}
+
+impl SignIn {
+    /// Reads the sign-in settings. Without `BATON_OAUTH_CLIENT_ID` the API refuses to start
+    /// unless `BATON_AUTH_DISABLED=true` says, alone, that it runs open.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let disabled: bool = env.parse_or("BATON_AUTH_DISABLED", false)?;
+        let client_ids = env.get("BATON_OAUTH_CLIENT_ID");
+        if disabled {
+            if client_ids.is_some() {
+                return Err(ConfigError {
+                    variable: "BATON_AUTH_DISABLED".into(),
+                    message: "is true while BATON_OAUTH_CLIENT_ID is set: choose one".into(),
+                });
+            }
+            return Ok(SignIn::Off);
+        }
+        let list = |text: String| -> Vec<String> {
+            text.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let audiences = list(client_ids.unwrap_or_default());
+        if audiences.is_empty() {
+            return Err(ConfigError {
+                variable: "BATON_OAUTH_CLIENT_ID".into(),
+                message: "is not set: the OAuth client id(s) that people's Google ID tokens are                           issued for (comma-separated); set BATON_AUTH_DISABLED=true to let                           anyone in as an admin (local work only)"
+                    .into(),
+            });
+        }
+        let issuers = match env.get("BATON_AUTH_ISSUER") {
+            Some(issuer) => vec![issuer],
+            None => GOOGLE_ISSUERS.iter().map(|s| s.to_string()).collect(),
+        };
+        let domains = list(env.or("BATON_ALLOWED_DOMAINS", ""))
+            .into_iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect();
+        Ok(SignIn::Google {
+            oidc: OidcConfig {
+                audiences,
+                callers: BTreeSet::new(),
+                jwks_url: env.or("BATON_AUTH_JWKS_URL", GOOGLE_JWKS_URL),
+                issuers,
+                refetch_interval: Duration::from_secs(
+                    env.parse_or("BATON_AUTH_REFETCH_SECONDS", 30)?,
+                ),
+            },
+            domains,
+        })
+    }
+}
+
+/// Why `identity` may not sign in where only `domains` may (none named: all may).
+pub fn outside_domains(domains: &BTreeSet<String>, identity: &Identity) -> Option<Refusal> {
+    if domains.is_empty() {
+        return None;
+    }
+    match &identity.hosted_domain {
+        Some(hd) if domains.contains(&hd.to_ascii_lowercase()) => None,
+        Some(hd) => Some(Refusal::Forbidden(format!(
+            "{} belongs to {hd}, which may not sign in here",
+            identity.email
+        ))),
+        None => Some(Refusal::Forbidden(format!(
+            "{} is not an account of an allowed Workspace domain",
+            identity.email
+        ))),
     }
 }
 
@@ -130,14 +217,22 @@ pub enum Refusal {
     KeysUnavailable(String),
 }
 
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let (status, code) = match &self {
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        let (status, code) = match &refusal {
             Refusal::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Refusal::Forbidden(_) => (StatusCode::FORBIDDEN, "permission_denied"),
             Refusal::KeysUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         };
-        let mut response = ApiError::new(status, code, self.to_string()).into_response();
+        ApiError::new(status, code, refusal.to_string())
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let error = ApiError::from(self);
+        let status = error.status;
+        let mut response = error.into_response();
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -154,6 +249,28 @@ struct Claims {
     email: Option<String>,
     #[serde(default)]
     email_verified: Option<bool>,
+    /// The Google Workspace domain of the account, when it belongs to one.
+    #[serde(default)]
+    hd: Option<String>,
+}
+
+/// Who a verified token says the caller is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub email: String,
+    /// The account's Google Workspace domain (`hd`); none for a consumer account.
+    pub hosted_domain: Option<String>,
+}
+
+/// The bearer credential of an `Authorization` header's value.
+pub fn bearer(authorization: Option<&str>) -> Result<&str, Refusal> {
+    authorization
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Refusal::Unauthenticated("no bearer token in the Authorization header".into())
+        })
 }
 
 #[derive(Default)]
@@ -178,7 +295,7 @@ pub struct Verifier {
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
-            .field("audience", &self.config.audience)
+            .field("audiences", &self.config.audiences)
             .field("callers", &self.config.callers)
             .finish()
     }
@@ -187,7 +304,7 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     pub fn new(config: OidcConfig) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_audience(&[&config.audience]);
+        validation.set_audience(&config.audiences);
         validation.set_issuer(&config.issuers);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.validate_nbf = true;
@@ -206,15 +323,21 @@ impl Verifier {
     }
 
     /// The caller's email when `authorization` (the header's value) carries a token this
-    /// service accepts.
+    /// service accepts from one of its callers.
     pub async fn verify(&self, authorization: Option<&str>) -> Result<String, Refusal> {
-        let token = authorization
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Refusal::Unauthenticated("no bearer token in the Authorization header".into())
-            })?;
+        let identity = self.identity(bearer(authorization)?).await?;
+        let email = identity.email;
+        if !self.config.callers.contains(&email) {
+            return Err(Refusal::Forbidden(format!(
+                "{email} may not call this service"
+            )));
+        }
+        Ok(email)
+    }
+
+    /// Who `token` proves the caller is: its signature, issuer, audience, validity and a
+    /// verified email checked, whoever the caller.
+    pub async fn identity(&self, token: &str) -> Result<Identity, Refusal> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
             Refusal::Unauthenticated(format!(
                 "the token cannot be read ({e}); only RS256 tokens are accepted"
@@ -241,12 +364,10 @@ impl Verifier {
                 "the token's email {email} is not verified"
             )));
         }
-        if !self.config.callers.contains(&email) {
-            return Err(Refusal::Forbidden(format!(
-                "{email} may not call this service"
-            )));
-        }
-        Ok(email)
+        Ok(Identity {
+            email,
+            hosted_domain: claims.hd,
+        })
     }
 
     /// The key `kid`, fetching the set when it is missing, stale, or lacks `kid` (at most
@@ -447,6 +568,38 @@ mod tests {
         assert_eq!(config.issuers, GOOGLE_ISSUERS);
         assert_eq!(config.callers.len(), 2);
         assert_eq!(config.refetch_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_api_signs_people_in_for_its_client_ids_and_domains() {
+        let err = SignIn::from_env(&env(&[])).unwrap_err();
+        assert_eq!(err.variable, "BATON_OAUTH_CLIENT_ID");
+        assert_eq!(
+            SignIn::from_env(&env(&[("BATON_AUTH_DISABLED", "true")])).unwrap(),
+            SignIn::Off
+        );
+        let SignIn::Google { oidc, domains } = SignIn::from_env(&env(&[
+            (
+                "BATON_OAUTH_CLIENT_ID",
+                "1.apps.googleusercontent.com, 2.apps.googleusercontent.com",
+            ),
+            ("BATON_ALLOWED_DOMAINS", "Example.com"),
+        ]))
+        .unwrap() else {
+            panic!("sign-in is on")
+        };
+        assert_eq!(oidc.audiences.len(), 2);
+        let person = |hd: Option<&str>| Identity {
+            email: "ana@example.com".into(),
+            hosted_domain: hd.map(str::to_string),
+        };
+        assert_eq!(
+            outside_domains(&domains, &person(Some("example.com"))),
+            None
+        );
+        assert!(outside_domains(&domains, &person(Some("evil.example"))).is_some());
+        assert!(outside_domains(&domains, &person(None)).is_some());
+        assert_eq!(outside_domains(&BTreeSet::new(), &person(None)), None);
     }
 
     #[test]

@@ -51,8 +51,13 @@ async fn demo() -> anyhow::Result<bool> {
         println!("  {name:<9} {url}");
     }
     println!(
-        "  every service but the api verifies callers' OIDC tokens against keys at {}",
+        "  every service verifies its callers' tokens against the keys at {}",
         baton.issuer.jwks_url
+    );
+    println!(
+        "  {} signed in to the api first (a Google ID token of the stack's issuer), so is its \
+         admin, and made an API token for the baton command (BATON_TOKEN)",
+        baton.admin
     );
 
     step(&format!("baton apply {}", catalog.display()));

@@ -542,12 +542,40 @@ impl Table {
     }
 
     /// `source` if known, else the table's id: where a person should look.
+    /// What is too large to store or run, if anything: the SQL beyond [`MAX_SQL_BYTES`], the
+    /// description beyond [`MAX_DESCRIPTION_BYTES`].
+    pub fn oversized(&self) -> Option<String> {
+        if self.sql.len() > MAX_SQL_BYTES {
+            return Some(format!(
+                "the SQL has {} bytes; a table's SQL may have at most {MAX_SQL_BYTES} ({})",
+                self.sql.len(),
+                bytesize::ByteSize::b(MAX_SQL_BYTES as u64).display().iec(),
+            ));
+        }
+        let description = self.description.as_deref().unwrap_or_default();
+        if description.len() > MAX_DESCRIPTION_BYTES {
+            return Some(format!(
+                "the description has {} bytes; at most {MAX_DESCRIPTION_BYTES}",
+                description.len()
+            ));
+        }
+        None
+    }
+
     pub fn origin(&self) -> String {
         self.source
             .clone()
             .unwrap_or_else(|| format!("{}.{}", self.dataset, self.name))
     }
 }
+
+/// The most SQL one table may have: half of BigQuery's limit on a query's length (1 MiB), so
+/// that the table's document and each of its jobs' (which keep the SQL they ran) stay under
+/// Firestore's 1 MiB per document beside their other fields.
+pub const MAX_SQL_BYTES: usize = 512 * 1024;
+
+/// The longest description a table may have: BigQuery's limit on a table's description.
+pub const MAX_DESCRIPTION_BYTES: usize = 16 * 1024;
 
 /// A named schedule that runs every table assigned to it: a period and an offset (Maestro's
 /// rule), or a cron expression in a time zone.
@@ -716,6 +744,13 @@ impl CatalogSpec {
                     message,
                 });
             }
+            if let Some(message) = table.oversized() {
+                problems.push(Problem {
+                    at: at.clone(),
+                    message,
+                });
+                continue;
+            }
             if table.sql.trim().is_empty() {
                 problems.push(Problem {
                     at: at.clone(),
@@ -751,6 +786,30 @@ mod tests {
 
     fn table(dataset: &str, name: &str) -> Table {
         Table::query(&TableId::new(dataset, name).unwrap(), "SELECT 1")
+    }
+
+    #[test]
+    fn sql_and_descriptions_over_their_limits_are_refused_naming_the_file() {
+        let mut big = table("d", "t");
+        big.source = Some("d/t.sql".into());
+        big.sql = format!("SELECT 1 -- {}", "x".repeat(MAX_SQL_BYTES));
+        let spec = CatalogSpec {
+            frequencies: vec![],
+            tables: vec![big.clone()],
+        };
+        let problems = spec.validate(&BTreeSet::new());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].at, "d/t.sql");
+        assert!(
+            problems[0].message.contains("524288 (512.0 KiB)"),
+            "{}",
+            problems[0]
+        );
+        big.sql = "SELECT 1".into();
+        big.description = Some("x".repeat(MAX_DESCRIPTION_BYTES + 1));
+        assert!(big.oversized().unwrap().contains("description"));
+        big.description = None;
+        assert_eq!(big.oversized(), None);
     }
 
     #[test]

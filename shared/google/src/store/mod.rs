@@ -11,6 +11,11 @@
 //! cost_rollups/{day.dim.shard.value} costs::Rollup
 //! connections/{name}                 connections::Connection
 //! alerts/{id}                        alerts::AlertDoc
+//! users/{email}                      access::User
+//! groups/{name}                      access::Group
+//! api_tokens/{sha256}                access::ApiToken
+//! access/first_admin                 access::FirstAdmin
+//! audit/{id}                         access::AuditEntry
 //! ```
 //!
 //! Every state change that two deliveries could race on happens in a transaction (`Txn`) or
@@ -20,6 +25,7 @@
 //! The process counts the documents it reads and writes as Firestore bills them (`usage`): a
 //! query that finds nothing costs one read, a transaction's writes count when it commits.
 
+mod access;
 mod catalog;
 pub mod indexes;
 mod runs;
@@ -54,6 +60,36 @@ pub const BACKFILLS: &str = "backfills";
 
 /// Firestore allows 500 writes in one commit.
 pub const MAX_WRITES_PER_COMMIT: usize = 500;
+
+/// The most a commit carries, by its documents' JSON: under the emulator's 4 MiB gRPC message
+/// and Firestore's 10 MiB request.
+pub const MAX_BYTES_PER_COMMIT: usize = 3 * 1024 * 1024;
+
+/// `items` in commits of at most 500 writes and [`MAX_BYTES_PER_COMMIT`] bytes (as `size`
+/// tells; a single item larger than that goes alone).
+pub fn commits<T>(items: &[T], size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut commits = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let item_bytes = size(item);
+        if i > start
+            && (i - start == MAX_WRITES_PER_COMMIT || bytes + item_bytes > MAX_BYTES_PER_COMMIT)
+        {
+            commits.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += item_bytes;
+    }
+    if start < items.len() {
+        commits.push(&items[start..]);
+    }
+    commits
+}
+
+/// What a document weighs in a commit, roughly: its JSON's length.
+pub fn json_size<T: Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value).map_or(0, |v| v.len())
+}
 
 /// What a Firestore error means to the store's callers.
 pub(crate) fn stored(e: FirestoreError) -> StoreError {
@@ -257,7 +293,7 @@ impl Store {
         collection: &str,
         docs: &[(String, T)],
     ) -> Result<(), StoreError> {
-        for chunk in docs.chunks(MAX_WRITES_PER_COMMIT) {
+        for chunk in commits(docs, |(_, doc)| json_size(doc)) {
             let mut tx = self.db.begin_transaction().await.map_err(stored)?;
             for (id, value) in chunk {
                 let builder = self.db.fluent().update().in_col(collection).document_id(id);
@@ -299,20 +335,22 @@ impl Store {
         Ok(())
     }
 
-    /// Every document of a collection.
+    /// Every document of a collection. Read by a query, whose answer streams one document per
+    /// message: a page of documents listed at once can pass the 4 MiB a gRPC message may
+    /// have (a hundred tables of 40 KB of SQL), one document cannot (Firestore's 1 MiB).
     pub async fn list<T: DeserializeOwned + Send + 'static>(
         &self,
         parent: Option<&str>,
         collection: &str,
     ) -> Result<Vec<T>, StoreError> {
-        let builder = self.db.fluent().list().from(collection);
+        let builder = self.db.fluent().select().from(collection);
         let builder = match parent {
             Some(p) => builder.parent(p),
             None => builder,
         };
         let stream = builder
             .obj::<T>()
-            .stream_all_with_errors()
+            .stream_query_with_errors()
             .await
             .map_err(stored)?;
         let items: Vec<Result<T, FirestoreError>> = stream.collect().await;
@@ -532,6 +570,24 @@ where
 #[cfg(test)]
 mod tests {
     use firestore::gcloud_sdk::google::firestore::v1::value::ValueType;
+
+    #[test]
+    fn commits_are_cut_by_count_and_by_size() {
+        let small = vec![10usize; 1200];
+        let sizes: Vec<usize> = super::commits(&small, |n| *n)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, [500, 500, 200]);
+        let mib = 1024 * 1024;
+        let large = vec![mib, mib, mib, 5 * mib, 1];
+        let sizes: Vec<usize> = super::commits(&large, |n| *n)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, [3, 1, 1]);
+        assert!(super::commits(&Vec::<usize>::new(), |n| *n).is_empty());
+    }
 
     #[test]
     fn instants_are_stored_as_timestamps() {

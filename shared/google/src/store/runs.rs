@@ -529,7 +529,11 @@ impl RunPort for Store {
             .chain(slots.iter().map(PlanWrite::Slot))
             .collect();
         // Each commit reads the run and writes only while the lease is still `holder`'s.
-        for chunk in writes.chunks(super::MAX_WRITES_PER_COMMIT) {
+        let weight = |write: &PlanWrite<'_>| match write {
+            PlanWrite::Job(job) => super::json_size(*job),
+            _ => 100,
+        };
+        for chunk in super::commits(&writes, weight) {
             let written = self
                 .under_lease(run_id, holder, |tx| {
                     chunk.iter().try_for_each(|write| match write {

@@ -1,0 +1,134 @@
+//! People's documents (`baton_core::access`): users, groups, API tokens, the first admin's
+//! mark, and the audit trail.
+
+use jiff::Timestamp;
+
+use baton_core::access::{
+    ACCESS, AUDIT, ApiToken, AuditEntry, FIRST_ADMIN, FirstAdmin, TOKENS, USERS, User,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Store, StoreError, counted, retry_contention, stored};
+
+/// How often a contended change of one document is tried.
+const TRIES: u32 = 8;
+
+impl Store {
+    /// Changes one document in a transaction: `change` sees what is stored and says what to
+    /// write instead (none: nothing). The document as it is after; none when there is none.
+    pub async fn modify<T, F>(
+        &self,
+        collection: &str,
+        id: &str,
+        change: F,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: Fn(&T) -> Option<T>,
+    {
+        retry_contention(TRIES, || async {
+            let mut tx = self.begin().await?;
+            let Some(current) = tx.get::<T>(None, collection, id).await? else {
+                tx.rollback().await;
+                return Ok(None);
+            };
+            match change(&current) {
+                Some(new) => {
+                    tx.set(None, collection, id, &new)?;
+                    tx.commit().await?;
+                    Ok(Some(new))
+                }
+                None => {
+                    tx.rollback().await;
+                    Ok(Some(current))
+                }
+            }
+        })
+        .await
+    }
+
+    /// The user of `email` (normalized), signing them up when they are new: the first person
+    /// ever becomes the admin, atomically (the `access/first_admin` mark is created once, so of
+    /// two first sign-ins at once one is the admin); everyone later starts disabled. True when
+    /// this call made the user.
+    pub async fn sign_up(&self, email: &str, now: Timestamp) -> Result<(User, bool), StoreError> {
+        if let Some(user) = self.get::<User>(None, USERS, email).await? {
+            return Ok((user, false));
+        }
+        let mark = FirstAdmin {
+            email: email.to_string(),
+            at: now,
+        };
+        let first = match self.create(None, ACCESS, FIRST_ADMIN, &mark).await {
+            Ok(()) => true,
+            // Someone is the first admin already; it may be this person, whose sign-up
+            // stopped before their user was written.
+            Err(StoreError::AlreadyExists(_)) => self
+                .get::<FirstAdmin>(None, ACCESS, FIRST_ADMIN)
+                .await?
+                .is_some_and(|m| m.email == email),
+            Err(e) => return Err(e),
+        };
+        let user = User::signed_up(email, first, now);
+        match self.create(None, USERS, email, &user).await {
+            Ok(()) => Ok((user, true)),
+            // The same person signing in twice at once.
+            Err(StoreError::AlreadyExists(_)) => self
+                .get::<User>(None, USERS, email)
+                .await?
+                .map(|u| (u, false))
+                .ok_or_else(|| StoreError::Unavailable(format!("user {email} is being made"))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The stored token whose hash is `hash`.
+    pub async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        self.get(None, TOKENS, hash).await
+    }
+
+    /// Every token, or those of `owner`.
+    pub async fn tokens(&self, owner: Option<&str>) -> Result<Vec<ApiToken>, StoreError> {
+        let Some(owner) = owner else {
+            return self.list(None, TOKENS).await;
+        };
+        let owner = owner.to_string();
+        self.db()
+            .fluent()
+            .select()
+            .from(TOKENS)
+            .filter(|q| q.for_all([q.field("owner").eq(owner.clone())]))
+            .obj()
+            .query()
+            .await
+            .map(counted)
+            .map_err(stored)
+    }
+
+    /// Keeps one change in the audit trail.
+    pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.create(None, AUDIT, &entry.id, entry).await
+    }
+
+    /// The latest changes, newest first; those before `before` (an entry's id) when given.
+    pub async fn recent_audit(
+        &self,
+        limit: u32,
+        before: Option<&str>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let before = before.map(str::to_string);
+        self.db()
+            .fluent()
+            .select()
+            .from(AUDIT)
+            .filter(|q| q.for_all([before.clone().and_then(|b| q.field("id").less_than(b))]))
+            .order(|o| o.fields([o.field("id").desc()]))
+            .limit(limit)
+            .obj()
+            .query()
+            .await
+            .map(counted)
+            .map_err(stored)
+    }
+}
