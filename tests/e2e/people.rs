@@ -79,6 +79,7 @@ fn call_of(route: &RouteInfo, run_id: &str) -> Option<(String, Option<serde_json
     match (route.method.as_str(), route.path.as_str()) {
         ("GET", "/healthz") => call("/healthz", None),
         ("GET", "/v1/routes") => call("/v1/routes", None),
+        ("GET", "/v1/openapi.json") => call("/v1/openapi.json", None),
         ("GET", "/v1/me") => call("/v1/me", None),
         ("GET", "/v1/catalog") => call("/v1/catalog", None),
         ("POST", "/v1/catalog/apply") => call("/v1/catalog/apply", Some(apply)),
@@ -287,6 +288,19 @@ async fn every_route_answers_every_caller_as_their_role_says() -> anyhow::Result
         .json()
         .await?;
     assert!(routes.len() >= 25, "{routes:?}");
+    // The OpenAPI document served is the one generated from the route table, and every answer
+    // below fits the schema it documents for the route and status.
+    let document: serde_json::Value = http
+        .get(format!("{}/v1/openapi.json", baton.urls.api))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert!(
+        document == baton_api::openapi(),
+        "the document served is not the one the route table makes"
+    );
+    let mut checked = 0;
     let mut bodies = Vec::new();
     for route in &routes {
         let (path, body) = call_of(route, &run.id).unwrap_or_else(|| {
@@ -328,12 +342,18 @@ async fn every_route_answers_every_caller_as_their_role_says() -> anyhow::Result
                     );
                 }
             }
+            checked += fits_the_document(&document, route, status, &text, &case);
             // A created token's answer is the one place a token may appear.
             if route.path != "/v1/tokens" || route.method != "POST" {
                 bodies.push(text);
             }
         }
     }
+
+    assert!(
+        checked > 200,
+        "only {checked} answers checked against the document"
+    );
 
     // No token, secret or key in any answer or log line.
     let mut secrets: Vec<(String, String)> = vec![
@@ -379,6 +399,54 @@ async fn every_route_answers_every_caller_as_their_role_says() -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// Checks an answer against what the OpenAPI document says `route` answers with `status`
+/// (its success schema, or the error shape); 1 when it was checked.
+fn fits_the_document(
+    document: &serde_json::Value,
+    route: &RouteInfo,
+    status: StatusCode,
+    text: &str,
+    case: &str,
+) -> usize {
+    let responses = &document["paths"][&route.path][route.method.to_ascii_lowercase()]["responses"];
+    let documented = if status.is_success() {
+        let answer = &responses[status.as_str()];
+        assert!(
+            answer.is_object(),
+            "{case}: {status} is not documented: {responses}"
+        );
+        answer
+    } else {
+        &responses["default"]
+    };
+    let schema = &documented["content"]["application/json"]["schema"];
+    if schema.is_null() {
+        let plain = documented["content"]["text/plain"].is_object();
+        assert!(
+            text.is_empty() || plain,
+            "{case}: an undocumented body: {text}"
+        );
+        return 0;
+    }
+    let root = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": document["components"],
+        "allOf": [schema],
+    });
+    let validator = jsonschema::validator_for(&root).expect("the document's schemas compile");
+    let body: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{case}: not JSON ({e}): {text}"));
+    let errors: Vec<String> = validator
+        .iter_errors(&body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{case}: the answer does not fit the document: {errors:?}\n{text}"
+    );
+    1
 }
 
 /// Every line every service logged.

@@ -45,6 +45,7 @@ use baton_service::api::{
 use baton_service::config::Listen;
 use baton_service::http::{ApiError, Body, healthz, no_method, no_route, path_id};
 use baton_service::oidc::SignIn;
+use baton_service::openapi::Route;
 use baton_service::service::ServiceConfig;
 
 #[derive(Debug, Clone)]
@@ -121,141 +122,166 @@ pub async fn start(config: Config) -> anyhow::Result<Router> {
     Ok(router(Arc::new(App::connect(config).await?)))
 }
 
-/// One route: its method and path, what it asks of its caller, what it does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Endpoint {
-    pub method: &'static str,
-    pub path: &'static str,
-    pub access: Access,
-    pub summary: &'static str,
-}
+/// One route: its method and path, what it asks of its caller, what it does, and the types of
+/// its body, query and answer.
+pub type Endpoint = Route;
 
 type Handler = MethodRouter<Arc<App>>;
 
-/// Every route of the API with its handler: the one list the router, the access checks and
-/// `GET /v1/routes` are made from.
+/// Every route of the API with its handler: the one list the router, the access checks,
+/// `GET /v1/routes` and the OpenAPI document are made from.
 fn endpoints() -> Vec<(Endpoint, Handler)> {
     use Access::{Admin, Change, Open, Read, SignedIn};
-    let e = |method, path, access, summary| Endpoint {
-        method,
-        path,
-        access,
-        summary,
-    };
+    use baton_service::api as wire;
+    let r = Route::new;
     vec![
         (
-            e("GET", "/healthz", Open, "Whether the service is up"),
+            r(
+                "GET",
+                "/healthz",
+                Open,
+                "Whether the service is up (answers `ok`)",
+            )
+            .answers_text(),
             get(healthz),
         ),
         (
-            e(
+            r(
                 "GET",
                 "/v1/routes",
                 Open,
                 "Every route and the access it asks",
-            ),
+            )
+            .answers::<Vec<RouteInfo>>(),
             get(list_routes),
         ),
         (
-            e(
+            r("GET", "/v1/openapi.json", Open, "This document").answers::<serde_json::Value>(),
+            get(openapi_json),
+        ),
+        (
+            r(
                 "GET",
                 "/v1/me",
                 SignedIn,
                 "Who the caller is: email, role, groups",
-            ),
+            )
+            .answers::<Principal>(),
             get(people::me),
         ),
         (
-            e(
+            r(
                 "GET",
                 "/v1/catalog",
                 Read,
                 "The stored frequencies and tables",
-            ),
+            )
+            .answers::<wire::CatalogResponse>(),
             get(get_catalog),
         ),
         (
-            e(
+            r(
                 "POST",
                 "/v1/catalog/apply",
                 Change,
                 "Apply a catalog (members: their groups' tables)",
-            ),
+            )
+            .body::<wire::ApplyRequest>()
+            .answers::<wire::ApplyResponse>(),
             post(apply_catalog),
         ),
         (
-            e("GET", "/v1/runs", Read, "The latest runs"),
+            r("GET", "/v1/runs", Read, "The latest runs")
+                .query::<RunsQuery>()
+                .answers::<wire::RunsResponse>(),
             get(list_runs),
         ),
         (
-            e(
+            r(
                 "POST",
                 "/v1/runs",
                 Change,
                 "Start a run of a frequency or of tables",
-            ),
+            )
+            .body::<wire::StartRunRequest>()
+            .answers_with::<wire::RunChange>(&[201, 200]),
             post(start_run),
         ),
         (
-            e("GET", "/v1/runs/{run_id}", Read, "A run and its jobs"),
+            r("GET", "/v1/runs/{run_id}", Read, "A run and its jobs")
+                .answers::<wire::RunResponse>(),
             get(get_run),
         ),
         (
-            e(
+            r(
                 "POST",
                 "/v1/runs/{run_id}/resume",
                 Change,
                 "Resume a failed run",
-            ),
+            )
+            .answers_with::<wire::RunChange>(&[202]),
             post(resume_run),
         ),
         (
-            e("POST", "/v1/runs/{run_id}/cancel", Change, "Cancel a run"),
+            r("POST", "/v1/runs/{run_id}/cancel", Change, "Cancel a run")
+                .answers_with::<wire::RunChange>(&[202]),
             post(cancel_run),
         ),
         (
-            e(
+            r(
                 "POST",
                 "/v1/backfills",
                 Change,
                 "Run a frequency over past instants",
-            ),
+            )
+            .body::<wire::BackfillRequest>()
+            .answers_with::<Backfill>(&[201]),
             post(start_backfill),
         ),
         (
-            e("GET", "/v1/backfills/{backfill_id}", Read, "A backfill"),
+            r("GET", "/v1/backfills/{backfill_id}", Read, "A backfill").answers::<Backfill>(),
             get(get_backfill),
         ),
-        (e("GET", "/v1/costs", Read, "Costs by day"), get(get_costs)),
         (
-            e(
+            r("GET", "/v1/costs", Read, "Costs by day")
+                .query::<CostsQuery>()
+                .answers::<wire::CostsResponse>(),
+            get(get_costs),
+        ),
+        (
+            r(
                 "POST",
                 "/v1/dry-run",
                 Read,
                 "Check SQL and estimate its bytes",
-            ),
+            )
+            .body::<wire::DryRunRequest>()
+            .answers::<wire::DryRunResponse>(),
             post(dry_run),
         ),
         (
-            e(
+            r(
                 "GET",
                 "/v1/connections",
                 Admin,
                 "Connections, without secrets",
-            ),
+            )
+            .answers::<wire::ConnectionsResponse>(),
             get(list_connections),
         ),
         (
-            e(
+            r(
                 "PUT",
                 "/v1/connections/{name}",
                 Admin,
                 "Create or replace a connection",
-            ),
+            )
+            .body::<wire::PutConnectionRequest>()
+            .answers::<ConnectionView>(),
             put(put_connection),
         ),
         (
-            e(
+            r(
                 "DELETE",
                 "/v1/connections/{name}",
                 Admin,
@@ -264,33 +290,38 @@ fn endpoints() -> Vec<(Endpoint, Handler)> {
             delete(delete_connection),
         ),
         (
-            e("GET", "/v1/users", Admin, "Every user"),
+            r("GET", "/v1/users", Admin, "Every user").answers::<wire::UsersResponse>(),
             get(people::list_users),
         ),
         (
-            e(
+            r(
                 "PATCH",
                 "/v1/users/{email}",
                 Admin,
                 "Enable, disable, or change a user's role or groups",
-            ),
+            )
+            .body::<wire::UpdateUserRequest>()
+            .answers::<access::User>(),
             patch(people::update_user),
         ),
         (
-            e("GET", "/v1/groups", Read, "Groups and their members"),
+            r("GET", "/v1/groups", Read, "Groups and their members")
+                .answers::<wire::GroupsResponse>(),
             get(people::list_groups),
         ),
         (
-            e(
+            r(
                 "PUT",
                 "/v1/groups/{name}",
                 Admin,
                 "Create or describe a group",
-            ),
+            )
+            .body::<wire::PutGroupRequest>()
+            .answers::<access::Group>(),
             put(people::put_group),
         ),
         (
-            e(
+            r(
                 "DELETE",
                 "/v1/groups/{name}",
                 Admin,
@@ -299,37 +330,53 @@ fn endpoints() -> Vec<(Endpoint, Handler)> {
             delete(people::delete_group),
         ),
         (
-            e(
+            r(
                 "GET",
                 "/v1/tokens",
                 Read,
                 "The caller's API tokens (an admin's: all)",
-            ),
+            )
+            .answers::<wire::TokensResponse>(),
             get(people::list_tokens),
         ),
         (
-            e(
+            r(
                 "POST",
                 "/v1/tokens",
                 Read,
                 "Create an API token, shown once",
-            ),
+            )
+            .body::<wire::CreateTokenRequest>()
+            .answers_with::<wire::CreatedToken>(&[201]),
             post(people::create_token),
         ),
         (
-            e(
+            r(
                 "DELETE",
                 "/v1/tokens/{token_id}",
                 Read,
                 "Revoke an API token",
-            ),
+            )
+            .answers::<access::TokenView>(),
             delete(people::revoke_token),
         ),
         (
-            e("GET", "/v1/audit", Read, "The audit trail, newest first"),
+            r("GET", "/v1/audit", Read, "The audit trail, newest first")
+                .query::<people::AuditQuery>()
+                .answers::<wire::AuditResponse>(),
             get(people::list_audit),
         ),
     ]
+}
+
+/// The OpenAPI 3.1 document of every route.
+pub fn openapi() -> serde_json::Value {
+    baton_service::openapi::document(&routes(), "Baton API", env!("CARGO_PKG_VERSION"))
+}
+
+async fn openapi_json() -> Json<serde_json::Value> {
+    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    Json(DOCUMENT.get_or_init(openapi).clone())
 }
 
 /// Every route of the API.
@@ -730,7 +777,7 @@ async fn delete_connection(
 /// The longest span one costs request covers.
 const MAX_COST_DAYS: i32 = 366;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CostsQuery {
     by: Option<String>,
@@ -783,7 +830,7 @@ async fn get_costs(
     Ok(Json(CostsResponse { by, from, to, rows }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RunsQuery {
     limit: Option<u32>,
@@ -1196,4 +1243,74 @@ async fn get_backfill(
         .map_err(store_error)?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no backfill {backfill_id}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` under `value`.
+    fn refs<'a>(value: &'a serde_json::Value, found: &mut Vec<&'a str>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(r)) = map.get("$ref") {
+                    found.push(r);
+                }
+                map.values().for_each(|v| refs(v, found));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_openapi_document_has_every_route_and_nothing_else() {
+        let doc = openapi();
+        let mut documented: Vec<(String, String, serde_json::Value)> = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("operations") {
+                documented.push((
+                    method.to_ascii_uppercase(),
+                    path.clone(),
+                    operation["x-baton-access"].clone(),
+                ));
+            }
+        }
+        documented.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let mut routed: Vec<(String, String, serde_json::Value)> = routes()
+            .iter()
+            .map(|r| {
+                (
+                    r.method.to_string(),
+                    r.path.to_string(),
+                    serde_json::to_value(r.access).expect("an access serializes"),
+                )
+            })
+            .collect();
+        routed.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        assert_eq!(documented, routed);
+        // Each route with a body or an answer names its types, and every reference resolves.
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(found.len() > 40, "{found:?}");
+        for r in found {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{r} points outside the components"));
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{r} resolves to nothing"
+            );
+        }
+        for route in routes() {
+            let operation = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
+            assert_eq!(
+                route.body.is_some(),
+                operation["requestBody"].is_object(),
+                "{} {}",
+                route.method,
+                route.path
+            );
+        }
+    }
 }

@@ -531,7 +531,7 @@ pub async fn revoke_token(
     Ok(Json(TokenView::from(&revoked)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     limit: Option<u32>,

@@ -34,7 +34,17 @@ pub const TOKEN_PREFIX: &str = "baton_";
 
 /// What a user may do.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, strum::Display,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -48,7 +58,7 @@ pub enum Role {
 }
 
 /// A person (or the owner of tokens), by email.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct User {
     pub schema_version: u32,
     pub email: String,
@@ -58,8 +68,10 @@ pub struct User {
     #[serde(default)]
     pub groups: BTreeSet<String>,
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub created_at: Timestamp,
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub updated_at: Timestamp,
 }
 
@@ -79,26 +91,28 @@ impl User {
 }
 
 /// The mark that someone became the first admin; created once (`exists: false`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FirstAdmin {
     pub email: String,
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub at: Timestamp,
 }
 
 /// A group of people, who own the tables whose `group` names it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Group {
     pub schema_version: u32,
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub created_at: Timestamp,
 }
 
 /// A stored API token: its hash and what is known about it, never the token.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApiToken {
     pub schema_version: u32,
     /// The public id people revoke it by: the first 16 hex digits of its hash.
@@ -109,13 +123,17 @@ pub struct ApiToken {
     /// SHA-256 of the token, hex.
     pub hash: String,
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub created_at: Timestamp,
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub expires_at: Option<Timestamp>,
     /// Updated at most once a minute.
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub last_used_at: Option<Timestamp>,
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub revoked_at: Option<Timestamp>,
 }
 
@@ -161,7 +179,7 @@ impl ApiToken {
 }
 
 /// What the API says of a token: everything but its hash.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokenView {
     pub id: String,
     pub name: String,
@@ -209,7 +227,7 @@ pub fn token_hash(secret: &str) -> String {
 }
 
 /// How a caller proved who they are.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Via {
     /// A Google ID token.
@@ -231,7 +249,9 @@ impl std::fmt::Display for Via {
 }
 
 /// What a route asks of its caller before its handler looks closer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, strum::Display, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Access {
@@ -248,7 +268,7 @@ pub enum Access {
 }
 
 /// An enabled or disabled user making a call, and how they proved it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Principal {
     pub email: String,
     pub role: Role,
@@ -337,11 +357,12 @@ impl Principal {
 }
 
 /// One change, as the audit trail keeps it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditEntry {
     pub schema_version: u32,
     pub id: String,
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub at: Timestamp,
     /// Who: the user's email.
     pub actor: String,

@@ -13,7 +13,7 @@ pub const COLLECTION: &str = "connections";
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// What a connection connects to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionKind {
     /// A Slack incoming webhook; the secret is its URL.
@@ -21,7 +21,7 @@ pub enum ConnectionKind {
 }
 
 /// A stored connection.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Connection {
     pub schema_version: u32,
     pub name: String,
@@ -31,11 +31,12 @@ pub struct Connection {
     /// The secret, sealed for this document.
     pub secret: Sealed,
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub updated_at: Timestamp,
 }
 
 /// What the API says of a connection: everything but the secret.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConnectionView {
     pub name: String,
     pub kind: ConnectionKind,

@@ -34,6 +34,7 @@ pub const SHARDS: u32 = 16;
     strum::EnumString,
     strum::VariantNames,
     strum::EnumIter,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -65,7 +66,7 @@ impl Dimension {
 pub const NONE: &str = "(none)";
 
 /// The fixed fields of one roll-up document; the figures are added to it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RollupKey {
     /// The UTC day the jobs ended, `YYYY-MM-DD`.
     pub day: String,
@@ -89,7 +90,7 @@ impl RollupKey {
 }
 
 /// A roll-up document: its key and the sums of the jobs added to it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Rollup {
     pub day: String,
     pub dimension: Dimension,
@@ -136,7 +137,7 @@ pub fn shard(table: &TableId) -> u32 {
 }
 
 /// One day's total for one value of a dimension.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CostRow {
     pub day: String,
     pub value: String,

@@ -8,7 +8,7 @@ use crate::catalog::TableId;
 use crate::run::Job;
 
 /// What the planner is told.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum PlannerEvent {
     /// A run was created: freeze its plan and dispatch its first jobs.
@@ -60,7 +60,7 @@ impl PlannerEvent {
 }
 
 /// What the executor is told.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ExecutorTask {
     /// Run this attempt of this table's job.

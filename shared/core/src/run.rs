@@ -21,7 +21,7 @@ pub const JOB_SCHEMA_VERSION: u32 = 1;
 pub const DEFAULT_CONCURRENCY: u32 = 10;
 
 /// What started a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     /// The tick, at the frequency's scheduled instant.
@@ -33,7 +33,7 @@ pub enum Trigger {
 }
 
 /// `runs/{id}`: one execution of a frequency, or of chosen tables.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Run {
     pub schema_version: u32,
     pub id: String,
@@ -43,9 +43,11 @@ pub struct Run {
     pub trigger: Trigger,
     /// The instant the run is for: `@run_time` and `@window_end` in its queries.
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub instant: Timestamp,
     /// The start of the period it covers, `@window_start` (the schedule's previous instant).
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub window_start: Option<Timestamp>,
     pub state: RunState,
     /// At most this many of its jobs are dispatched at once.
@@ -68,6 +70,7 @@ pub struct Run {
     #[serde(default)]
     pub missed_instants: u32,
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub missed_since: Option<Timestamp>,
     /// Tables of the frequency left out because their calendar conditions did not hold.
     #[serde(default)]
@@ -76,10 +79,13 @@ pub struct Run {
     #[serde(default)]
     pub resumes: u32,
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub created_at: Timestamp,
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub planned_at: Option<Timestamp>,
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub finished_at: Option<Timestamp>,
     /// Who holds the right to write the plan, and until when (see the planner).
     #[serde(default)]
@@ -93,14 +99,15 @@ pub struct Run {
 }
 
 /// A time-limited claim on a piece of work, so that a crashed holder's work is taken over.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Lease {
     pub holder: String,
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub until: Timestamp,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunSummary {
     pub succeeded: u32,
     pub failed: u32,
@@ -224,7 +231,7 @@ impl Transitions for Slot {}
 impl Transitions for ScheduleState {}
 
 /// BigQuery's statistics of a finished job, as Baton records them.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JobStatistics {
     pub bytes_processed: i64,
     pub bytes_billed: i64,
@@ -262,7 +269,7 @@ impl JobStatistics {
 }
 
 /// The instants a run gives its SQL's parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Instants {
     /// `@run_time`, and `@window_end`.
     pub run_time: Timestamp,
@@ -289,7 +296,7 @@ impl Instants {
 }
 
 /// What an extract wrote, and what its notify URL answered.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExtractRecord {
     /// The BigQuery extract job that wrote the files.
     pub bigquery_job_id: String,
@@ -297,13 +304,14 @@ pub struct ExtractRecord {
     pub uri: String,
     pub files: Vec<ExtractFile>,
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub urls_expire_at: Timestamp,
     #[serde(default)]
     pub notify: Option<NotifyRecord>,
 }
 
 /// One file of an extract.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExtractFile {
     /// `gs://bucket/name`.
     pub uri: String,
@@ -313,7 +321,7 @@ pub struct ExtractFile {
 }
 
 /// How the POST to a notify URL went.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NotifyRecord {
     /// The last answer's status; `None` when no answer came.
     pub status: Option<u16>,
@@ -324,25 +332,28 @@ pub struct NotifyRecord {
     #[serde(default)]
     pub error: Option<String>,
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub at: Timestamp,
 }
 
 /// An attempt that ended without ending the job (a transient failure, or a failure before a
 /// resume).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AttemptRecord {
     pub attempt: u32,
     #[serde(default)]
     pub bigquery_job_id: Option<String>,
     pub error: String,
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub started_at: Option<Timestamp>,
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub ended_at: Timestamp,
 }
 
 /// `runs/{run}/jobs/{table}`: one table's work in a run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Job {
     pub schema_version: u32,
     pub run_id: String,
@@ -370,8 +381,10 @@ pub struct Job {
     #[serde(default)]
     pub parameters: Vec<String>,
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub run_time: Timestamp,
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub window_start: Option<Timestamp>,
     /// `project.dataset.table` of the BigQuery table it writes.
     pub destination: String,
@@ -388,6 +401,7 @@ pub struct Job {
     pub bigquery_job_id: Option<String>,
     /// A retried attempt waits until then before it starts.
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub retry_at: Option<Timestamp>,
     /// The attempts before this one, and why each ended.
     #[serde(default)]
@@ -406,12 +420,16 @@ pub struct Job {
     #[serde(default)]
     pub skipped_because: Option<TableId>,
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub queued_at: Option<Timestamp>,
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub dispatched_at: Option<Timestamp>,
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub started_at: Option<Timestamp>,
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub finished_at: Option<Timestamp>,
 }
 
@@ -489,7 +507,7 @@ impl Job {
 
 /// `runs/{run}/slots/{n}`: one of a run's `concurrency` places for a dispatched job. Slots
 /// cap the run's concurrency without a counter that every job would write.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Slot {
     pub index: u32,
     /// Always present, so that free slots can be queried (Firestore cannot query a field
@@ -517,7 +535,7 @@ impl Slot {
 
 /// `schedules/{frequency}`: what the scheduler knows of a frequency, apart from its
 /// definition (which a catalog change rewrites).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScheduleState {
     pub frequency: String,
     /// The frequency's run that has not ended: while there is one, no other starts.
@@ -525,13 +543,14 @@ pub struct ScheduleState {
     pub open_run: Option<String>,
     /// The latest instant a run was created for (started or skipped).
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub last_instant: Option<Timestamp>,
     /// The backfill in progress.
     #[serde(default)]
     pub backfill: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BackfillState {
     Running,
@@ -541,7 +560,7 @@ pub enum BackfillState {
 }
 
 /// `backfills/{id}`: a frequency run over past instants, one after another.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Backfill {
     pub schema_version: u32,
     pub id: String,
@@ -556,8 +575,10 @@ pub struct Backfill {
     #[serde(default)]
     pub error: Option<String>,
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub created_at: Timestamp,
     #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
     pub finished_at: Option<Timestamp>,
 }
 

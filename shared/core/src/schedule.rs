@@ -186,7 +186,7 @@ fn zone(name: Option<&str>) -> Result<TimeZone, ScheduleError> {
 }
 
 /// A calendar condition on a table: every field given must match.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Condition {
     /// 1 (January) to 12.
     #[serde(default)]

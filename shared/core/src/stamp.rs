@@ -8,7 +8,8 @@
 //! `instants_are_stored_as_timestamps` fails if the name ever stops being recognised.
 //!
 //! Use with serde: `#[serde(with = "crate::stamp::timestamp")]`, or `optional_timestamp`
-//! (with `#[serde(default)]`) for an `Option`.
+//! (with `#[serde(default)]`) for an `Option`; and, for the API's schemas, `#[schemars(with =
+//! "jiff::Timestamp")]` (an RFC 3339 string, as JSON carries it).
 
 use jiff::Timestamp;
 

@@ -27,6 +27,7 @@ use crate::catalog::TableId;
     strum::EnumString,
     strum::VariantNames,
     strum::EnumIter,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -102,6 +103,7 @@ impl fmt::Display for JobState {
     strum::EnumString,
     strum::VariantNames,
     strum::EnumIter,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]

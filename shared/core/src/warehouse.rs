@@ -62,7 +62,7 @@ pub fn is_transient(reason: &str, message: &str) -> bool {
 /// A column as BigQuery describes it (its `TableFieldSchema`): name, type, mode, a record's
 /// own columns, and whatever else BigQuery said of it (description, policy tags), kept as it
 /// is so that a schema written back loses nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Field {
     pub name: String,
     #[serde(rename = "type")]

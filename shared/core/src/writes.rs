@@ -10,7 +10,9 @@ use crate::catalog::{TableOptions, WriteMode};
 
 /// A top-level column of a result or a table: its name and BigQuery type (`INTEGER`,
 /// `STRING`, `RECORD`, …, as the API spells them).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Column {
     pub name: String,
     #[serde(rename = "type")]

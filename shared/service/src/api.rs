@@ -13,7 +13,7 @@ use baton_core::costs::{CostRow, Dimension};
 use baton_core::run::{Job, Run};
 
 /// `POST /v1/catalog/apply`: the frequencies and tables to have.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApplyRequest {
     pub catalog: CatalogSpec,
     /// Delete the stored tables and frequencies this request does not name.
@@ -24,7 +24,7 @@ pub struct ApplyRequest {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApplyResponse {
     pub dry_run: bool,
     pub changes: Vec<Change>,
@@ -36,32 +36,32 @@ pub struct ApplyResponse {
 }
 
 /// `GET /v1/catalog`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CatalogResponse {
     pub frequencies: Vec<Frequency>,
     pub tables: Vec<TableDoc>,
 }
 
 /// `GET /v1/runs`: the latest runs, newest first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunsResponse {
     pub runs: Vec<Run>,
 }
 
 /// `GET /v1/runs/{id}`: a run and its jobs, by table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunResponse {
     pub run: Run,
     pub jobs: Vec<Job>,
 }
 
 /// Every error the API answers: `{"error": {"code", "message", "details"}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorResponse {
     pub error: ErrorBody,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     pub code: String,
     pub message: String,
@@ -70,7 +70,7 @@ pub struct ErrorBody {
 }
 
 /// `POST /v1/runs`: a run now, of a frequency or of chosen tables.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StartRunRequest {
     /// Run this frequency's tables (give this or `tables`).
     #[serde(default)]
@@ -87,7 +87,7 @@ pub struct StartRunRequest {
 }
 
 /// The answer to starting, resuming or cancelling a run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunChange {
     pub run: Run,
     /// Whether this request made the change (false: it was made before).
@@ -95,7 +95,7 @@ pub struct RunChange {
 }
 
 /// `POST /v1/backfills`: a frequency run over past instants, one after another.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BackfillRequest {
     pub frequency: String,
     /// The first instant considered (included when it is one of the schedule's).
@@ -106,7 +106,7 @@ pub struct BackfillRequest {
 
 /// `GET /v1/costs?by=group&from=2026-11-01&to=2026-11-30`: what BigQuery jobs cost each day
 /// (UTC, by the day they ended), by table, user, group or frequency.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CostsResponse {
     pub by: Dimension,
     pub from: jiff::civil::Date,
@@ -117,7 +117,7 @@ pub struct CostsResponse {
 
 /// `POST /v1/dry-run`: check SQL and estimate its bytes, as a stored table's job would run it
 /// (`table`), or SQL not applied yet (`sql` with `dataset`, or with `table` for its settings).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DryRunRequest {
     #[serde(default)]
     pub table: Option<TableId>,
@@ -135,7 +135,7 @@ pub struct DryRunRequest {
     pub frequency: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DryRunResponse {
     #[serde(default)]
     pub table: Option<TableId>,
@@ -145,7 +145,7 @@ pub struct DryRunResponse {
 
 /// `PUT /v1/connections/{name}`: create or replace a connection. The secret is sealed before it
 /// is stored and never given back.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PutConnectionRequest {
     pub kind: ConnectionKind,
     /// A Slack connection's webhook URL.
@@ -164,13 +164,13 @@ impl std::fmt::Debug for PutConnectionRequest {
 }
 
 /// `GET /v1/connections`: every connection, without secrets.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConnectionsResponse {
     pub connections: Vec<ConnectionView>,
 }
 
 /// `POST /v1/tokens`: an API token carrying the caller's rights.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CreateTokenRequest {
     /// What it is for: `ci-deploy`.
     pub name: String,
@@ -180,7 +180,7 @@ pub struct CreateTokenRequest {
 }
 
 /// The answer to creating a token: the token itself, shown this once.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CreatedToken {
     pub token: String,
     #[serde(flatten)]
@@ -196,19 +196,19 @@ impl std::fmt::Debug for CreatedToken {
 }
 
 /// `GET /v1/tokens`: the caller's tokens (an admin's: everyone's).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokensResponse {
     pub tokens: Vec<TokenView>,
 }
 
 /// `GET /v1/users`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UsersResponse {
     pub users: Vec<User>,
 }
 
 /// `PATCH /v1/users/{email}`: what to change of a user; what is absent stays.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct UpdateUserRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
@@ -226,7 +226,7 @@ pub struct UpdateUserRequest {
 }
 
 /// A group and its members.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GroupView {
     pub name: String,
     #[serde(default)]
@@ -235,26 +235,26 @@ pub struct GroupView {
 }
 
 /// `GET /v1/groups`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GroupsResponse {
     pub groups: Vec<GroupView>,
 }
 
 /// `PUT /v1/groups/{name}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PutGroupRequest {
     #[serde(default)]
     pub description: Option<String>,
 }
 
 /// `GET /v1/audit?limit=50&before=ID`: changes, newest first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditResponse {
     pub entries: Vec<AuditEntry>,
 }
 
 /// One route of the API, as `GET /v1/routes` and the OpenAPI document list them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RouteInfo {
     pub method: String,
     pub path: String,

@@ -12,7 +12,7 @@ use baton_core::writes::Column;
 use baton_google::warehouse::Warehouse;
 
 /// What a dry run found.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DryRunReport {
     pub bytes_processed: i64,
     /// The bytes at the on-demand price: an estimate of what a run costs (BigQuery bills at

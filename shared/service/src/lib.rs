@@ -9,6 +9,7 @@ pub mod config;
 pub mod dry_run;
 pub mod http;
 pub mod oidc;
+pub mod openapi;
 pub mod serial;
 pub mod service;
 pub mod telemetry;

@@ -26,7 +26,7 @@ pub const TABLE_SCHEMA_VERSION: u32 = 1;
 pub const ANALYZER_VERSION: u32 = 2;
 
 /// `tables/{dataset.table}`: a table's definition and what Baton inferred from it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TableDoc {
     pub schema_version: u32,
     pub id: TableId,
@@ -54,6 +54,7 @@ pub struct TableDoc {
     #[serde(default)]
     pub external: Vec<String>,
     #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
     pub updated_at: Timestamp,
 }
 
@@ -111,7 +112,9 @@ impl TableDoc {
 }
 
 /// What a change did to one table or frequency.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Created,
@@ -120,7 +123,7 @@ pub enum Action {
     Deleted,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Change {
     /// `table` or `frequency`.
     pub kind: String,
@@ -129,7 +132,7 @@ pub struct Change {
 }
 
 /// The writes and deletes that make the stored catalog what the request asks.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApplyPlan {
     pub write_frequencies: Vec<Frequency>,
     pub write_tables: Vec<TableDoc>,

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::schedule::{Condition, Schedule};
 
 /// A table's id inside Baton: `dataset.table` in Baton's BigQuery project.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct TableId {
     dataset: String,
@@ -132,7 +134,9 @@ pub fn validate_frequency_name(name: &str) -> Result<(), InvalidName> {
 }
 
 /// What fills a table.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TableKind {
     /// A BigQuery Standard SQL query whose result becomes the table.
@@ -154,6 +158,7 @@ pub enum TableKind {
     strum::EnumString,
     strum::VariantNames,
     strum::EnumIter,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -196,7 +201,18 @@ impl WriteMode {
 }
 
 /// The unit of time partitioning.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, strum::EnumString)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::EnumString,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case", ascii_case_insensitive)]
 pub enum Granularity {
@@ -220,7 +236,7 @@ impl Granularity {
 }
 
 /// Time partitioning of a table: on a column, or on ingestion time when there is none.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Partitioning {
     /// A DATE, DATETIME or TIMESTAMP column; `None` partitions by ingestion time.
     #[serde(default)]
@@ -271,6 +287,7 @@ impl Partitioning {
     Deserialize,
     strum::EnumString,
     strum::VariantNames,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case", ascii_case_insensitive)]
@@ -318,7 +335,7 @@ pub const MAX_URL_EXPIRY_SECONDS: i64 = 7 * 86_400;
 
 /// An extract to Cloud Storage after each successful job: sharded files, signed URLs to read
 /// them, and a notify URL told where they are.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Extract {
     pub format: ExtractFormat,
     /// One of the format's `compressions`, or none.
@@ -376,7 +393,7 @@ impl Extract {
 }
 
 /// How a table is written, shaped and guarded, beyond its SQL. All optional.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TableOptions {
     /// The key columns of `merge` and `insert_unique`.
     #[serde(default)]
@@ -480,7 +497,7 @@ impl TableOptions {
 }
 
 /// A table as its owner defines it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Table {
     pub dataset: String,
     pub name: String,
@@ -579,7 +596,7 @@ pub const MAX_DESCRIPTION_BYTES: usize = 16 * 1024;
 
 /// A named schedule that runs every table assigned to it: a period and an offset (Maestro's
 /// rule), or a cron expression in a time zone.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Frequency {
     pub name: String,
     #[serde(default)]
@@ -672,7 +689,7 @@ impl Frequency {
 }
 
 /// A catalog, or the part of one a request brings: frequencies and tables.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CatalogSpec {
     #[serde(default)]
     pub frequencies: Vec<Frequency>,
@@ -681,7 +698,7 @@ pub struct CatalogSpec {
 }
 
 /// One thing wrong with a catalog, said so that a person can find and fix it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Problem {
     /// Where: a file (with line and column when known) or a table or frequency name.
     pub at: String,

@@ -35,7 +35,7 @@ impl Defaults {
 }
 
 /// What a SQL text reads and writes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Analysis {
     /// Tables (and models) read, dotted and without backticks: `project.dataset.table` when
     /// defaults were given, else as written. Wildcard tables keep their `*`.
@@ -54,7 +54,7 @@ pub struct Analysis {
 }
 
 /// SQL that cannot be read, with the place to look.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SqlError {
     /// 1-based.
     pub line: u64,
