@@ -899,3 +899,85 @@ async fn bodies_ids_and_sizes_that_do_not_fit_answer_the_error_shape_before_stor
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_with_google_in_the_browser_and_the_sign_in_is_renewed()
+-> anyhow::Result<()> {
+    use std::io::BufRead;
+    let stack = Stack::load()?;
+    let baton = Baton::start(&stack, "login").await?;
+    let issuer = &baton.issuer;
+    // The ID tokens of this sign-in expire within the minute: the next command renews it.
+    issuer.set_lifetime(30);
+    let oauth = |command: &mut std::process::Command| {
+        command
+            .env_remove("BATON_TOKEN")
+            .env("BATON_OAUTH_CLIENT_ID", oidc::CLIENT_ID)
+            .env("BATON_OAUTH_CLIENT_SECRET", oidc::CLIENT_SECRET)
+            .env("BATON_OAUTH_AUTH_URL", &issuer.auth_url)
+            .env("BATON_OAUTH_TOKEN_URL", &issuer.token_url)
+            .env("BATON_NO_BROWSER", "1");
+    };
+    let mut login = baton.cli();
+    oauth(&mut login);
+    let mut child = login
+        .args(["login", "--email", "pat@example.com"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    // The page to open is on standard error; the test is the browser.
+    let stderr = child.stderr.take().expect("piped");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = sender.send(line);
+        }
+    });
+    let page = loop {
+        let line = receiver.recv_timeout(std::time::Duration::from_secs(30))?;
+        if let Some(url) = line.trim().strip_prefix("http") {
+            break format!("http{url}");
+        }
+    };
+    assert!(
+        page.starts_with(&issuer.auth_url) && page.contains("code_challenge="),
+        "{page}"
+    );
+    let back = reqwest::get(&page).await?;
+    assert!(back.status().is_success(), "{}", back.status());
+    assert!(back.text().await?.contains("close this tab"));
+    let output = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("pat@example.com") && text.contains("waiting for an admin"),
+        "{text}"
+    );
+
+    // The kept sign-in is renewed as it expires, and used.
+    let mut whoami = baton.cli();
+    oauth(&mut whoami);
+    whoami.arg("whoami");
+    let output = whoami.output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("pat@example.com") && text.contains("by sign-in"),
+        "{text}"
+    );
+    assert_eq!(
+        issuer.refreshes(),
+        1,
+        "the expiring sign-in was renewed once"
+    );
+    let kept = std::fs::read_to_string(baton.log_dir.join("config/credentials.json"))?;
+    assert!(kept.contains("refresh_token"));
+    Ok(())
+}

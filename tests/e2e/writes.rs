@@ -267,9 +267,12 @@ async fn a_table_that_keeps_its_rows_gains_columns_and_refuses_other_changes() -
     baton.apply(catalog("SELECT 1 AS id, 'a' AS name")).await?;
     let first = run_table(&baton, "s.kept").await?;
     assert_eq!(first.run.state, RunState::Succeeded, "{first:?}");
-    // A manual run's job is attributed to whoever asked for it (pricing is tested with a
-    // billing job in faults.rs: local-bigquery bills nothing).
-    assert_eq!(first.jobs[0].attributed_user.as_deref(), Some("e2e"));
+    // A manual run's job is attributed to whoever asked for it, the signed-in caller (pricing
+    // is tested with a billing job in faults.rs: local-bigquery bills nothing).
+    assert_eq!(
+        first.jobs[0].attributed_user.as_deref(),
+        Some(baton.admin.as_str())
+    );
 
     baton
         .apply(catalog(

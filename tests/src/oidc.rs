@@ -27,6 +27,20 @@ struct Inner {
     published: Mutex<Vec<String>>,
     signing: HashMap<String, EncodingKey>,
     fetches: AtomicU64,
+    /// Codes given by `/auth` and not yet exchanged.
+    codes: Mutex<HashMap<String, Pending>>,
+    /// How long the ID tokens `/token` gives are valid, in seconds.
+    lifetime: std::sync::atomic::AtomicI64,
+    /// How often `/token` renewed a sign-in.
+    refreshes: AtomicU64,
+}
+
+/// A sign-in waiting for its code to be exchanged.
+struct Pending {
+    email: String,
+    client_id: String,
+    redirect_uri: String,
+    challenge: String,
 }
 
 /// An OIDC issuer on loopback.
@@ -35,6 +49,10 @@ pub struct Issuer {
     inner: Arc<Inner>,
     /// Where its keys are published: a service's `BATON_AUTH_JWKS_URL`.
     pub jwks_url: String,
+    /// Its sign-in page and token endpoint, as Google's for installed apps: the page signs in
+    /// whoever `login_hint` names at once and sends the browser back with a code.
+    pub auth_url: String,
+    pub token_url: String,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -67,12 +85,32 @@ impl Issuer {
             published: Mutex::new(vec!["a".to_string()]),
             signing,
             fetches: AtomicU64::new(0),
+            codes: Mutex::new(HashMap::new()),
+            lifetime: std::sync::atomic::AtomicI64::new(3600),
+            refreshes: AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/certs", get(certs))
+            .route("/auth", get(authorize))
+            .route("/token", axum::routing::post(token))
             .with_state(inner.clone());
-        let jwks_url = format!("{}/certs", crate::serve_on_loopback(app).await?);
-        Ok(Self { inner, jwks_url })
+        let base = crate::serve_on_loopback(app).await?;
+        Ok(Self {
+            inner,
+            jwks_url: format!("{base}/certs"),
+            auth_url: format!("{base}/auth"),
+            token_url: format!("{base}/token"),
+        })
+    }
+
+    /// How long the ID tokens of its sign-ins are valid from now on.
+    pub fn set_lifetime(&self, seconds: i64) {
+        self.inner.lifetime.store(seconds, Ordering::SeqCst);
+    }
+
+    /// How often a sign-in was renewed with a refresh token.
+    pub fn refreshes(&self) -> u64 {
+        self.inner.refreshes.load(Ordering::SeqCst)
     }
 
     /// Publishes key `kid` beside the others, as Google does before it signs with a new key.
@@ -172,6 +210,123 @@ fn sha_of(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     })
+}
+
+/// The client secret of the stack's installed-app client.
+pub const CLIENT_SECRET: &str = "local-installed-app-secret";
+
+#[derive(serde::Deserialize)]
+struct AuthQuery {
+    client_id: String,
+    redirect_uri: String,
+    state: String,
+    code_challenge: String,
+    code_challenge_method: String,
+    login_hint: String,
+    scope: String,
+}
+
+/// The sign-in page: signs in `login_hint` and redirects back with a code.
+async fn authorize(
+    State(inner): State<Arc<Inner>>,
+    axum::extract::Query(q): axum::extract::Query<AuthQuery>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if q.code_challenge_method != "S256" || !q.scope.split(' ').any(|s| s == "openid") {
+        return (axum::http::StatusCode::BAD_REQUEST, "S256 and openid only").into_response();
+    }
+    let code = format!("code-{:x}", rand_u64());
+    inner.codes.lock().expect("not poisoned").insert(
+        code.clone(),
+        Pending {
+            email: q.login_hint,
+            client_id: q.client_id,
+            redirect_uri: q.redirect_uri.clone(),
+            challenge: q.code_challenge,
+        },
+    );
+    let back = format!("{}?code={code}&state={}", q.redirect_uri, q.state);
+    axum::response::Redirect::to(&back).into_response()
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(jiff::Timestamp::now().as_nanosecond() as u64);
+    hasher.finish()
+}
+
+/// The token endpoint: exchanges a code (its PKCE verifier checked) or a refresh token for an
+/// ID token of the client's audience.
+async fn token(
+    State(inner): State<Arc<Inner>>,
+    axum::extract::Form(form): axum::extract::Form<HashMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let refuse = |why: &str| {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({"error": "invalid_grant", "error_description": why})),
+        )
+            .into_response()
+    };
+    if form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET) {
+        return refuse("wrong client secret");
+    }
+    let (email, client_id) = match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {
+            let code = form.get("code").cloned().unwrap_or_default();
+            let Some(pending) = inner.codes.lock().expect("not poisoned").remove(&code) else {
+                return refuse("unknown code");
+            };
+            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+            let challenge = {
+                use base64::Engine;
+                use sha2::Digest;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(sha2::Sha256::digest(verifier.as_bytes()))
+            };
+            if challenge != pending.challenge
+                || form.get("redirect_uri") != Some(&pending.redirect_uri)
+                || form.get("client_id") != Some(&pending.client_id)
+            {
+                return refuse("the verifier, redirect or client does not match");
+            }
+            (pending.email, pending.client_id)
+        }
+        Some("refresh_token") => {
+            let refresh = form.get("refresh_token").cloned().unwrap_or_default();
+            let Some(email) = refresh.strip_prefix("refresh-") else {
+                return refuse("unknown refresh token");
+            };
+            inner.refreshes.fetch_add(1, Ordering::SeqCst);
+            (
+                email.to_string(),
+                form.get("client_id").cloned().unwrap_or_default(),
+            )
+        }
+        _ => return refuse("unsupported grant"),
+    };
+    let mut claims = Issuer::person_claims(&email, Some(DOMAIN));
+    claims["aud"] = client_id.into();
+    let now = jiff::Timestamp::now().as_second();
+    claims["exp"] = (now + inner.lifetime.load(Ordering::SeqCst)).into();
+    let Some(key) = inner.signing.get("a") else {
+        return refuse("no key");
+    };
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("a".into());
+    let Ok(id_token) = jsonwebtoken::encode(&header, &claims, key) else {
+        return refuse("cannot sign");
+    };
+    axum::Json(serde_json::json!({
+        "access_token": "an-access-token",
+        "token_type": "Bearer",
+        "expires_in": 3600,
+        "id_token": id_token,
+        "refresh_token": format!("refresh-{email}"),
+    }))
+    .into_response()
 }
 
 /// Who calls a service, and the audience its tokens name.

@@ -325,8 +325,14 @@ pub mod credentials {
     pub struct Saved {
         /// The API it is for: it is sent nowhere else.
         pub api: String,
+        /// An API token, or a Google ID token (renewed with `refresh_token`).
         pub token: String,
         pub email: String,
+        /// How a Google sign-in is renewed: its refresh token and the client that got it.
+        #[serde(default)]
+        pub refresh_token: Option<String>,
+        #[serde(default)]
+        pub oauth: Option<super::signin::OAuthClient>,
     }
 
     impl std::fmt::Debug for Saved {
@@ -381,6 +387,25 @@ pub mod credentials {
         Ok(path)
     }
 
+    /// The credential to send to `api`: what was kept for it, a Google sign-in renewed first
+    /// when its ID token has less than a minute left.
+    pub async fn current(api: &str) -> anyhow::Result<Option<String>> {
+        let Some(mut saved) = load(api) else {
+            return Ok(None);
+        };
+        if let (Some(refresh), Some(oauth)) = (&saved.refresh_token, &saved.oauth) {
+            let now = jiff::Timestamp::now().as_second();
+            let expiring = super::signin::expires_at(&saved.token).is_none_or(|exp| exp - now < 60);
+            if expiring {
+                let tokens = super::signin::refresh(oauth, refresh).await?;
+                saved.token = tokens.id_token;
+                saved.refresh_token = tokens.refresh_token;
+                save(&saved)?;
+            }
+        }
+        Ok(Some(saved.token))
+    }
+
     /// Forgets the kept credential; true when there was one.
     pub fn forget() -> std::io::Result<bool> {
         let Some(path) = path() else {
@@ -391,5 +416,240 @@ pub mod credentials {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Google sign-in for a person at the terminal: the browser flow of an installed app (RFC
+/// 8252: authorization code with PKCE, the answer received on a loopback port), and the
+/// refresh of the ID token it gives, an hour at a time.
+pub mod signin {
+    use std::time::Duration;
+
+    use oauth2::basic::{
+        BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+        BasicTokenType,
+    };
+    use oauth2::{
+        AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+        EndpointSet, ExtraTokenFields, PkceCodeChallenge, RedirectUrl, RefreshToken, Scope,
+        StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+    };
+    use serde::{Deserialize, Serialize};
+
+    /// Google's endpoints for installed apps.
+    pub const GOOGLE_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
+    pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+
+    /// How long the browser has to come back.
+    const WAIT: Duration = Duration::from_secs(300);
+
+    /// The OAuth client people sign in with: an installed app's (desktop) client of the
+    /// deployment's project, whose id the API accepts as its tokens' audience. An installed
+    /// app's client secret is not a secret (Google says so: it ships with the app), but it is
+    /// still kept out of logs.
+    #[derive(Clone, Serialize, Deserialize)]
+    pub struct OAuthClient {
+        pub client_id: String,
+        #[serde(default)]
+        pub client_secret: Option<String>,
+        pub auth_url: String,
+        pub token_url: String,
+    }
+
+    impl std::fmt::Debug for OAuthClient {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("OAuthClient")
+                .field("client_id", &self.client_id)
+                .field("token_url", &self.token_url)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl OAuthClient {
+        /// `BATON_OAUTH_CLIENT_ID` (required), `BATON_OAUTH_CLIENT_SECRET`, and Google's
+        /// endpoints unless `BATON_OAUTH_AUTH_URL` and `BATON_OAUTH_TOKEN_URL` say otherwise.
+        pub fn from_env() -> anyhow::Result<Self> {
+            let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+            let client_id = var("BATON_OAUTH_CLIENT_ID").ok_or_else(|| {
+                anyhow::anyhow!(
+                    "signing in with Google needs BATON_OAUTH_CLIENT_ID (and \
+                     BATON_OAUTH_CLIENT_SECRET): the installed-app OAuth client your deployment \
+                     accepts; or use `baton login --with-token`"
+                )
+            })?;
+            Ok(Self {
+                client_id,
+                client_secret: var("BATON_OAUTH_CLIENT_SECRET"),
+                auth_url: var("BATON_OAUTH_AUTH_URL").unwrap_or_else(|| GOOGLE_AUTH_URL.into()),
+                token_url: var("BATON_OAUTH_TOKEN_URL").unwrap_or_else(|| GOOGLE_TOKEN_URL.into()),
+            })
+        }
+    }
+
+    /// The `id_token` Google adds to a token answer when `openid` is asked.
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    pub struct IdTokenField {
+        #[serde(default)]
+        pub id_token: Option<String>,
+    }
+
+    impl ExtraTokenFields for IdTokenField {}
+
+    type Answer = StandardTokenResponse<IdTokenField, BasicTokenType>;
+
+    type Client<HasAuthUrl = EndpointSet> = oauth2::Client<
+        BasicErrorResponse,
+        Answer,
+        BasicTokenIntrospectionResponse,
+        StandardRevocableToken,
+        BasicRevocationErrorResponse,
+        HasAuthUrl,
+        EndpointNotSet,
+        EndpointNotSet,
+        EndpointNotSet,
+        EndpointSet,
+    >;
+
+    /// What a sign-in or a refresh gives: the ID token, and the refresh token to get the next.
+    #[derive(Clone)]
+    pub struct Tokens {
+        pub id_token: String,
+        pub refresh_token: Option<String>,
+    }
+
+    fn client(oauth: &OAuthClient, redirect: Option<&str>) -> anyhow::Result<Client> {
+        let mut client = oauth2::Client::new(ClientId::new(oauth.client_id.clone()))
+            .set_auth_uri(AuthUrl::new(oauth.auth_url.clone())?)
+            .set_token_uri(TokenUrl::new(oauth.token_url.clone())?)
+            .set_auth_type(AuthType::RequestBody);
+        if let Some(secret) = &oauth.client_secret {
+            client = client.set_client_secret(ClientSecret::new(secret.clone()));
+        }
+        if let Some(redirect) = redirect {
+            client = client.set_redirect_uri(RedirectUrl::new(redirect.to_string())?);
+        }
+        Ok(client)
+    }
+
+    fn http() -> anyhow::Result<reqwest::Client> {
+        // No redirects: a token endpoint that redirects is not trusted with a code.
+        Ok(reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()?)
+    }
+
+    fn tokens(answer: &Answer, previous_refresh: Option<&str>) -> anyhow::Result<Tokens> {
+        let id_token =
+            answer.extra_fields().id_token.clone().ok_or_else(|| {
+                anyhow::anyhow!("the sign-in gave no ID token (was `openid` asked?)")
+            })?;
+        Ok(Tokens {
+            id_token,
+            refresh_token: answer
+                .refresh_token()
+                .map(|t| t.secret().clone())
+                .or_else(|| previous_refresh.map(str::to_string)),
+        })
+    }
+
+    #[derive(Deserialize)]
+    struct Callback {
+        #[serde(default)]
+        code: Option<String>,
+        #[serde(default)]
+        state: Option<String>,
+        #[serde(default)]
+        error: Option<String>,
+    }
+
+    /// Signs a person in through their browser: listens on a loopback port, has `show` tell
+    /// them the page to open (and opens it unless `BATON_NO_BROWSER` is set), receives the
+    /// code there, checks the state, and exchanges the code with its PKCE verifier.
+    pub async fn browser(
+        oauth: &OAuthClient,
+        login_hint: Option<&str>,
+        show: impl Fn(&str),
+    ) -> anyhow::Result<Tokens> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let redirect = format!("http://127.0.0.1:{}/", listener.local_addr()?.port());
+        let client = client(oauth, Some(&redirect))?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client
+            .authorize_url(CsrfToken::new_random)
+            .add_scope(Scope::new("openid".into()))
+            .add_scope(Scope::new("email".into()))
+            .set_pkce_challenge(challenge)
+            .add_extra_param("access_type", "offline")
+            .add_extra_param("prompt", "consent");
+        if let Some(hint) = login_hint {
+            request = request.add_extra_param("login_hint", hint.to_string());
+        }
+        let (url, state) = request.url();
+        show(url.as_str());
+        if std::env::var_os("BATON_NO_BROWSER").is_none() {
+            let _ = webbrowser::open(url.as_str());
+        }
+
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Callback>(1);
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(
+                move |axum::extract::Query(callback): axum::extract::Query<Callback>| {
+                    let sender = sender.clone();
+                    async move {
+                        let _ = sender.send(callback).await;
+                        axum::response::Html(
+                            "<p>Baton: you may close this tab and go back to the terminal.</p>",
+                        )
+                    }
+                },
+            ),
+        );
+        let mut receiver = receiver;
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let callback = tokio::time::timeout(WAIT, receiver.recv()).await;
+        server.abort();
+        let callback = callback
+            .map_err(|_| anyhow::anyhow!("the browser did not come back within 5 minutes"))?
+            .ok_or_else(|| anyhow::anyhow!("the sign-in page closed"))?;
+        if let Some(error) = callback.error {
+            anyhow::bail!("the sign-in was refused: {error}");
+        }
+        if callback.state.as_deref() != Some(state.secret().as_str()) {
+            anyhow::bail!("the sign-in came back with another state: not this sign-in's answer");
+        }
+        let code = callback
+            .code
+            .ok_or_else(|| anyhow::anyhow!("the sign-in came back without a code"))?;
+        let answer = client
+            .exchange_code(AuthorizationCode::new(code))
+            .set_pkce_verifier(verifier)
+            .request_async(&http()?)
+            .await
+            .map_err(|e| anyhow::anyhow!("the code could not be exchanged: {e}"))?;
+        tokens(&answer, None)
+    }
+
+    /// A new ID token for a refresh token.
+    pub async fn refresh(oauth: &OAuthClient, refresh_token: &str) -> anyhow::Result<Tokens> {
+        let answer = client(oauth, None)?
+            .exchange_refresh_token(&RefreshToken::new(refresh_token.to_string()))
+            .request_async(&http()?)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("the sign-in could not be renewed ({e}): `baton login` again")
+            })?;
+        tokens(&answer, Some(refresh_token))
+    }
+
+    /// When a JWT expires (its `exp`, read without checking its signature: the API checks).
+    pub fn expires_at(jwt: &str) -> Option<i64> {
+        use base64::Engine;
+        let payload = jwt.split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .ok()?;
+        serde_json::from_slice::<serde_json::Value>(&bytes).ok()?["exp"].as_i64()
     }
 }

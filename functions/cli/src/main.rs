@@ -74,12 +74,16 @@ enum Command {
         #[command(subcommand)]
         command: ConnectionsCommand,
     },
-    /// Keeps a credential for the API in the user's config folder (mode 0600): an API token
-    /// pasted on standard input.
+    /// Signs in and keeps the credential for the API in the user's config folder (mode 0600):
+    /// with Google in the browser (BATON_OAUTH_CLIENT_ID, BATON_OAUTH_CLIENT_SECRET), renewed
+    /// as it expires; or an API token pasted on standard input.
     Login {
-        /// Read an API token from standard input.
+        /// Read an API token from standard input instead.
         #[arg(long)]
         with_token: bool,
+        /// The Google account to sign in with (a hint to the sign-in page).
+        #[arg(long, conflicts_with = "with_token")]
+        email: Option<String>,
     },
     /// Forgets the kept credential.
     Logout,
@@ -263,13 +267,16 @@ async fn main() -> ExitCode {
 
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     // The token given wins; else what `baton login` kept for this API.
-    let token = cli
-        .token
-        .clone()
-        .or_else(|| baton_cli::credentials::load(&cli.api).map(|saved| saved.token));
+    if let Command::Login { with_token, email } = &cli.command {
+        return login(&cli.api, *with_token, email.as_deref()).await;
+    }
+    let token = match cli.token.clone() {
+        Some(token) => Some(token),
+        None => baton_cli::credentials::current(&cli.api).await?,
+    };
     let client = Client::new(&cli.api).with_token(token);
     match cli.command {
-        Command::Login { with_token } => login(&cli.api, with_token).await,
+        Command::Login { .. } => unreachable!("handled above"),
         Command::Logout => {
             if baton_cli::credentials::forget()? {
                 println!("forgot the kept credential");
@@ -681,13 +688,39 @@ async fn show_run(client: &Client, run_id: &str, wait: bool) -> anyhow::Result<E
     })
 }
 
-/// `baton login --with-token`: reads a token, checks it with the API, keeps it for this API.
-async fn login(api: &str, with_token: bool) -> anyhow::Result<ExitCode> {
+/// `baton login`: signs in with Google in the browser, or (`--with-token`) reads an API
+/// token; checks the credential with the API and keeps it for this API.
+async fn login(api: &str, with_token: bool, email: Option<&str>) -> anyhow::Result<ExitCode> {
     if !with_token {
-        anyhow::bail!(
-            "sign in with an API token: `baton login --with-token` reads one from standard input \
-             (an admin makes one with `baton tokens create`); or set BATON_TOKEN"
+        let oauth = baton_cli::signin::OAuthClient::from_env()?;
+        let tokens = baton_cli::signin::browser(&oauth, email, |url| {
+            eprintln!("open this page to sign in with Google (opened if a browser was found):");
+            eprintln!("  {url}");
+        })
+        .await?;
+        let me = Client::new(api)
+            .with_token(Some(tokens.id_token.clone()))
+            .me()
+            .await?;
+        let path = baton_cli::credentials::save(&baton_cli::credentials::Saved {
+            api: api.to_string(),
+            token: tokens.id_token,
+            email: me.email.clone(),
+            refresh_token: tokens.refresh_token,
+            oauth: Some(oauth),
+        })?;
+        println!(
+            "signed in to {api} as {} ({}{}); kept in {}",
+            me.email,
+            me.role,
+            if me.enabled {
+                ""
+            } else {
+                ", waiting for an admin to enable you"
+            },
+            path.display()
         );
+        return Ok(ExitCode::SUCCESS);
     }
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         eprint!("paste the API token and press Enter: ");
@@ -706,6 +739,8 @@ async fn login(api: &str, with_token: bool) -> anyhow::Result<ExitCode> {
         api: api.to_string(),
         token: secret,
         email: me.email.clone(),
+        refresh_token: None,
+        oauth: None,
     })?;
     println!(
         "signed in to {api} as {} ({}); kept in {}",
