@@ -981,3 +981,62 @@ async fn a_person_signs_in_with_google_in_the_browser_and_the_sign_in_is_renewed
     assert!(kept.contains("refresh_token"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_lets_people_in_and_sorts_them_into_groups_with_the_cli() -> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let baton = Baton::start(&stack, "people-cli").await?;
+    let li = baton.client_as("li@example.com");
+    assert!(!li.me().await?.enabled);
+    assert!(li.runs(1).await.is_err(), "a new user waits to be enabled");
+    let baton_cli = |args: &[&str]| -> anyhow::Result<(bool, String)> {
+        let output = baton.cli().args(args).output()?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok((output.status.success(), text))
+    };
+    for args in [
+        &["users", "enable", "li@example.com"][..],
+        &["users", "role", "li@example.com", "member"],
+        &[
+            "groups",
+            "create",
+            "finance",
+            "--description",
+            "the money people",
+        ],
+        &["groups", "add", "finance", "li@example.com"],
+    ] {
+        let (ok, text) = baton_cli(args)?;
+        assert!(ok, "{args:?}: {text}");
+    }
+    let me = li.me().await?;
+    assert!(me.enabled && me.role == Role::Member && me.groups.contains("finance"));
+    let (_, listed) = baton_cli(&["groups", "list"])?;
+    assert!(
+        listed.contains("finance") && listed.contains("li@example.com"),
+        "{listed}"
+    );
+    let (_, users) = baton_cli(&["users", "list"])?;
+    assert!(
+        users.contains("li@example.com") && users.contains("member"),
+        "{users}"
+    );
+    // A group with members stays; the last admin stays an admin.
+    let (ok, text) = baton_cli(&["groups", "delete", "finance"])?;
+    assert!(!ok && text.contains("li@example.com"), "{text}");
+    let (ok, text) = baton_cli(&["users", "disable", "admin@example.com"])?;
+    assert!(!ok && text.contains("last enabled admin"), "{text}");
+    let (ok, text) = baton_cli(&["groups", "remove", "finance", "li@example.com"])?;
+    assert!(ok, "{text}");
+    let (ok, text) = baton_cli(&["groups", "delete", "finance"])?;
+    assert!(ok, "{text}");
+    // Disabled, a user is shut out.
+    let (ok, text) = baton_cli(&["users", "disable", "li@example.com"])?;
+    assert!(ok, "{text}");
+    assert!(li.runs(1).await.is_err(), "a disabled user is shut out");
+    Ok(())
+}
