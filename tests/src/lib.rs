@@ -331,8 +331,9 @@ impl Baton {
         let storage = Storage::new(&stack.gcp(&project)?, None)?;
         storage.ensure_bucket(&project, &bucket).await?;
 
-        // Every service but the API verifies its callers' tokens, as in production: the tick
-        // Cloud Scheduler's, the others the Pub/Sub push identity's.
+        // Every service verifies its callers' tokens, as in production: the tick Cloud
+        // Scheduler's, the planner, executor and importer the Pub/Sub push identity's, the API
+        // people's ID tokens (and Baton's API tokens).
         let issuer = Issuer::start(stack).await?;
         let mut services = Vec::new();
         let mut processes = vec![
