@@ -566,6 +566,10 @@ async fn members_are_refused_other_groups_tables_by_name_and_the_audit_trail_kee
         "{actions:?}"
     );
     assert!(
+        actions.contains(&("admin@example.com", "group.put")),
+        "{actions:?}"
+    );
+    assert!(
         actions.contains(&("li@example.com", "user.sign_up")),
         "{actions:?}"
     );
@@ -679,6 +683,17 @@ async fn tokens_are_shown_once_stored_hashed_and_stop_working_when_revoked() -> 
     // Revoked: the next call with it is refused.
     let output = baton.cli().args(["tokens", "revoke", &mine.id]).output()?;
     assert!(output.status.success(), "{output:?}");
+    // Made and revoked, each with its entry in the audit trail.
+    let audit = baton.client.audit(100, None).await?.entries;
+    for action in ["token.create", "token.revoke"] {
+        assert!(
+            audit
+                .iter()
+                .any(|e| e.action == action && e.target == mine.id),
+            "no {action} of {}",
+            mine.id
+        );
+    }
     let output = whoami.output()?;
     assert!(!output.status.success());
     assert!(

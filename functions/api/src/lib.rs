@@ -724,13 +724,8 @@ async fn put_connection(
         secret: sealer.seal(&request.secret, &connections::bound_to(&name)),
         updated_at: Timestamp::now(),
     };
-    app.store
-        .set(None, connections::COLLECTION, &name, &connection)
-        .await
-        .map_err(store_error)?;
-    tracing::info!(connection = %name, kind = ?connection.kind, "connection stored");
     // The digests are of what can be shown: a sealed secret changes with every seal.
-    app.record(
+    let entry = people::entry(
         &principal,
         "connection.put",
         &name,
@@ -739,8 +734,12 @@ async fn put_connection(
             .map(|c| access::digest(&ConnectionView::from(c))),
         Some(access::digest(&ConnectionView::from(&connection))),
         serde_json::json!({ "kind": connection.kind, "secret_replaced": true }),
-    )
-    .await;
+    );
+    app.store
+        .change_audited(connections::COLLECTION, &name, Some(&connection), &entry)
+        .await
+        .map_err(store_error)?;
+    tracing::info!(connection = %name, kind = ?connection.kind, "connection stored");
     Ok(Json(ConnectionView::from(&connection)))
 }
 
@@ -758,19 +757,18 @@ async fn delete_connection(
     let Some(found) = found else {
         return Err(ApiError::not_found(format!("no connection {name}")));
     };
-    app.store
-        .delete_all(None, connections::COLLECTION, std::slice::from_ref(&name))
-        .await
-        .map_err(store_error)?;
-    app.record(
+    let entry = people::entry(
         &principal,
         "connection.delete",
         &name,
         Some(access::digest(&ConnectionView::from(&found))),
         None,
         serde_json::Value::Null,
-    )
-    .await;
+    );
+    app.store
+        .change_audited::<Connection>(connections::COLLECTION, &name, None, &entry)
+        .await
+        .map_err(store_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

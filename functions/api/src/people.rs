@@ -145,8 +145,9 @@ impl App {
         ))
     }
 
-    /// Keeps a change in the audit trail. The change is made by then: a failure to keep it is
-    /// logged as an error, not answered.
+    /// Keeps a change in the audit trail after it was made (runs, backfills, catalog applies,
+    /// sign-ups, whose writes are the store's own). A failure to keep it is logged as an error,
+    /// not answered: the change stands.
     pub(crate) async fn record(
         &self,
         who: &Principal,
@@ -156,22 +157,34 @@ impl App {
         after: Option<String>,
         summary: serde_json::Value,
     ) {
-        let at = Timestamp::now();
-        let entry = AuditEntry {
-            schema_version: access::SCHEMA_VERSION,
-            id: access::audit_id(at, rand::random()),
-            at,
-            actor: who.email.clone(),
-            via: who.via.clone(),
-            action: action.to_string(),
-            target: target.to_string(),
-            before,
-            after,
-            summary,
-        };
+        let entry = entry(who, action, target, before, after, summary);
         if let Err(e) = self.store.audit(&entry).await {
             tracing::error!(action, target, error = %e, "the audit trail could not keep a change");
         }
+    }
+}
+
+/// An audit entry of a change `who` makes now.
+pub(crate) fn entry(
+    who: &Principal,
+    action: &str,
+    target: &str,
+    before: Option<String>,
+    after: Option<String>,
+    summary: serde_json::Value,
+) -> AuditEntry {
+    let at = Timestamp::now();
+    AuditEntry {
+        schema_version: access::SCHEMA_VERSION,
+        id: access::audit_id(at, rand::random()),
+        at,
+        actor: who.email.clone(),
+        via: who.via.clone(),
+        action: action.to_string(),
+        target: target.to_string(),
+        before,
+        after,
+        summary,
     }
 }
 
@@ -296,36 +309,42 @@ pub async fn update_user(
         }
     }
     let now = Timestamp::now();
-    let after = app
+    let summary = serde_json::to_value(&request).unwrap_or_default();
+    let (after, _) = app
         .store
-        .modify(USERS, &email, |u: &User| {
-            Some(User {
-                enabled: request.enabled.unwrap_or(u.enabled),
-                role: request.role.unwrap_or(u.role),
-                groups: {
-                    let mut groups = request.groups.clone().unwrap_or_else(|| u.groups.clone());
-                    groups.extend(request.add_groups.iter().cloned());
-                    for group in &request.remove_groups {
-                        groups.remove(group);
-                    }
-                    groups
-                },
-                updated_at: now,
-                ..u.clone()
-            })
-        })
+        .modify_audited(
+            USERS,
+            &email,
+            |u: &User| {
+                Some(User {
+                    enabled: request.enabled.unwrap_or(u.enabled),
+                    role: request.role.unwrap_or(u.role),
+                    groups: {
+                        let mut groups = request.groups.clone().unwrap_or_else(|| u.groups.clone());
+                        groups.extend(request.add_groups.iter().cloned());
+                        for group in &request.remove_groups {
+                            groups.remove(group);
+                        }
+                        groups
+                    },
+                    updated_at: now,
+                    ..u.clone()
+                })
+            },
+            |before, after| {
+                entry(
+                    &principal,
+                    "user.update",
+                    &email,
+                    Some(access::digest(before)),
+                    Some(access::digest(after)),
+                    summary.clone(),
+                )
+            },
+        )
         .await
         .map_err(store_error)?
         .ok_or_else(|| ApiError::not_found(format!("no user {email}")))?;
-    app.record(
-        &principal,
-        "user.update",
-        &email,
-        Some(access::digest(&before)),
-        Some(access::digest(&after)),
-        serde_json::to_value(&request).unwrap_or_default(),
-    )
-    .await;
     Ok(Json(after))
 }
 
@@ -368,19 +387,18 @@ pub async fn put_group(
             .as_ref()
             .map_or_else(Timestamp::now, |g| g.created_at),
     };
-    app.store
-        .set(None, GROUPS, &name, &group)
-        .await
-        .map_err(store_error)?;
-    app.record(
+    let entry = entry(
         &principal,
         "group.put",
         &name,
         before.as_ref().map(access::digest),
         Some(access::digest(&group)),
         serde_json::Value::Null,
-    )
-    .await;
+    );
+    app.store
+        .change_audited(GROUPS, &name, Some(&group), &entry)
+        .await
+        .map_err(store_error)?;
     Ok(Json(group))
 }
 
@@ -410,19 +428,18 @@ pub async fn delete_group(
             format!("group {name} still has members: {}", members.join(", ")),
         ));
     }
-    app.store
-        .delete_all(None, GROUPS, std::slice::from_ref(&name))
-        .await
-        .map_err(store_error)?;
-    app.record(
+    let entry = entry(
         &principal,
         "group.delete",
         &name,
         Some(access::digest(&before)),
         None,
         serde_json::Value::Null,
-    )
-    .await;
+    );
+    app.store
+        .change_audited::<Group>(GROUPS, &name, None, &entry)
+        .await
+        .map_err(store_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -457,19 +474,18 @@ pub async fn create_token(
     };
     let secret = access::token_from_bytes(&rand::random());
     let token = ApiToken::new(&secret, name, &principal.email, expires_at, now);
-    app.store
-        .create(None, TOKENS, &token.hash, &token)
-        .await
-        .map_err(store_error)?;
-    app.record(
+    let entry = entry(
         &principal,
         "token.create",
         &token.id,
         None,
         Some(access::digest(&TokenView::from(&token))),
         serde_json::json!({ "name": token.name, "expires_at": token.expires_at }),
-    )
-    .await;
+    );
+    app.store
+        .change_audited(TOKENS, &token.hash, Some(&token), &entry)
+        .await
+        .map_err(store_error)?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -506,28 +522,31 @@ pub async fn revoke_token(
         .find(|t| t.id == id)
         .ok_or_else(|| ApiError::not_found(format!("no token {id} of yours")))?;
     let now = Timestamp::now();
-    let revoked = app
+    let (revoked, _) = app
         .store
-        .modify(TOKENS, &token.hash, |t: &ApiToken| {
-            t.revoked_at.is_none().then(|| ApiToken {
-                revoked_at: Some(now),
-                ..t.clone()
-            })
-        })
+        .modify_audited(
+            TOKENS,
+            &token.hash,
+            |t: &ApiToken| {
+                t.revoked_at.is_none().then(|| ApiToken {
+                    revoked_at: Some(now),
+                    ..t.clone()
+                })
+            },
+            |before, after| {
+                entry(
+                    &principal,
+                    "token.revoke",
+                    &id,
+                    Some(access::digest(&TokenView::from(before))),
+                    Some(access::digest(&TokenView::from(after))),
+                    serde_json::json!({ "name": before.name, "owner": before.owner }),
+                )
+            },
+        )
         .await
         .map_err(store_error)?
         .ok_or_else(|| ApiError::not_found(format!("no token {id}")))?;
-    if token.revoked_at.is_none() {
-        app.record(
-            &principal,
-            "token.revoke",
-            &id,
-            Some(access::digest(&TokenView::from(&token))),
-            Some(access::digest(&TokenView::from(&revoked))),
-            serde_json::json!({ "name": token.name, "owner": token.owner }),
-        )
-        .await;
-    }
     Ok(Json(TokenView::from(&revoked)))
 }
 

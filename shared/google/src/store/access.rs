@@ -106,6 +106,61 @@ impl Store {
             .map_err(stored)
     }
 
+    /// Writes `doc` as `collection/id` (deletes it, with none) and keeps `entry` in the audit
+    /// trail, in one commit: the change is never without its entry.
+    pub async fn change_audited<T: Serialize + DeserializeOwned + Send + Sync>(
+        &self,
+        collection: &str,
+        id: &str,
+        doc: Option<&T>,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        match doc {
+            Some(doc) => tx.set(None, collection, id, doc)?,
+            None => tx.delete(None, collection, id)?,
+        }
+        tx.set(None, AUDIT, &entry.id, entry)?;
+        tx.commit().await
+    }
+
+    /// `modify`, with the audit entry `entry` makes of the document before and after written
+    /// in the same transaction; nothing (and no entry) when `change` says nothing changes.
+    pub async fn modify_audited<T, F, E>(
+        &self,
+        collection: &str,
+        id: &str,
+        change: F,
+        entry: E,
+    ) -> Result<Option<(T, bool)>, StoreError>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: Fn(&T) -> Option<T>,
+        E: Fn(&T, &T) -> AuditEntry,
+    {
+        retry_contention(TRIES, || async {
+            let mut tx = self.begin().await?;
+            let Some(current) = tx.get::<T>(None, collection, id).await? else {
+                tx.rollback().await;
+                return Ok(None);
+            };
+            match change(&current) {
+                Some(new) => {
+                    let entry = entry(&current, &new);
+                    tx.set(None, collection, id, &new)?;
+                    tx.set(None, AUDIT, &entry.id, &entry)?;
+                    tx.commit().await?;
+                    Ok(Some((new, true)))
+                }
+                None => {
+                    tx.rollback().await;
+                    Ok(Some((current, false)))
+                }
+            }
+        })
+        .await
+    }
+
     /// Keeps one change in the audit trail.
     pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.create(None, AUDIT, &entry.id, entry).await
