@@ -27,25 +27,8 @@ impl Store {
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         F: Fn(&T) -> Option<T>,
     {
-        retry_contention(TRIES, || async {
-            let mut tx = self.begin().await?;
-            let Some(current) = tx.get::<T>(None, collection, id).await? else {
-                tx.rollback().await;
-                return Ok(None);
-            };
-            match change(&current) {
-                Some(new) => {
-                    tx.set(None, collection, id, &new)?;
-                    tx.commit().await?;
-                    Ok(Some(new))
-                }
-                None => {
-                    tx.rollback().await;
-                    Ok(Some(current))
-                }
-            }
-        })
-        .await
+        let changed = self.change_one(collection, id, change, |_, _| None).await?;
+        Ok(changed.map(|(doc, _)| doc))
     }
 
     /// The user of `email` (normalized), signing them up when they are new: the first person
@@ -125,7 +108,8 @@ impl Store {
     }
 
     /// `modify`, with the audit entry `entry` makes of the document before and after written
-    /// in the same transaction; nothing (and no entry) when `change` says nothing changes.
+    /// in the same transaction; nothing (and no entry) when `change` says nothing changes. The
+    /// document after, and whether this call changed it.
     pub async fn modify_audited<T, F, E>(
         &self,
         collection: &str,
@@ -138,25 +122,40 @@ impl Store {
         F: Fn(&T) -> Option<T>,
         E: Fn(&T, &T) -> AuditEntry,
     {
+        self.change_one(collection, id, change, |before, after| {
+            Some(entry(before, after))
+        })
+        .await
+    }
+
+    async fn change_one<T, F, E>(
+        &self,
+        collection: &str,
+        id: &str,
+        change: F,
+        entry: E,
+    ) -> Result<Option<(T, bool)>, StoreError>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: Fn(&T) -> Option<T>,
+        E: Fn(&T, &T) -> Option<AuditEntry>,
+    {
         retry_contention(TRIES, || async {
             let mut tx = self.begin().await?;
             let Some(current) = tx.get::<T>(None, collection, id).await? else {
                 tx.rollback().await;
                 return Ok(None);
             };
-            match change(&current) {
-                Some(new) => {
-                    let entry = entry(&current, &new);
-                    tx.set(None, collection, id, &new)?;
-                    tx.set(None, AUDIT, &entry.id, &entry)?;
-                    tx.commit().await?;
-                    Ok(Some((new, true)))
-                }
-                None => {
-                    tx.rollback().await;
-                    Ok(Some((current, false)))
-                }
+            let Some(new) = change(&current) else {
+                tx.rollback().await;
+                return Ok(Some((current, false)));
+            };
+            tx.set(None, collection, id, &new)?;
+            if let Some(entry) = entry(&current, &new) {
+                tx.set(None, AUDIT, &entry.id, &entry)?;
             }
+            tx.commit().await?;
+            Ok(Some((new, true)))
         })
         .await
     }
