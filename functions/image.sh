@@ -124,6 +124,7 @@ test_images() {
       --env BATON_PROJECT=image-test --env HOST=127.0.0.1 --env "PORT=$port" \
       --env BATON_AUTH_AUDIENCE="https://baton-$s.local.test" \
       --env BATON_AUTH_CALLERS=baton-push@image-test.iam.gserviceaccount.com \
+      --env BATON_OAUTH_CLIENT_ID=image-test.apps.googleusercontent.com \
       "$ctr" -- "/baton-$s" >"$target_dir/image-test-$s.log" 2>&1 </dev/null &
     pid=$!
     ok=0

@@ -158,7 +158,9 @@ impl SignIn {
         if audiences.is_empty() {
             return Err(ConfigError {
                 variable: "BATON_OAUTH_CLIENT_ID".into(),
-                message: "is not set: the OAuth client id(s) that people's Google ID tokens are                           issued for (comma-separated); set BATON_AUTH_DISABLED=true to let                           anyone in as an admin (local work only)"
+                message: "is not set: the OAuth client id(s) that people's Google ID tokens are \
+                          issued for (comma-separated); set BATON_AUTH_DISABLED=true to let \
+                          anyone in as an admin (local work only)"
                     .into(),
             });
         }
