@@ -26,11 +26,6 @@ fn table(name: &str, group: &str, frequency: &str) -> Table {
     }
 }
 
-/// What the matrix's callers send as `Authorization`.
-struct Callers {
-    cases: Vec<(&'static str, Option<String>)>,
-}
-
 /// Every collection a refused call could change, as JSON by document id; runs and backfills
 /// by id only, since the services move those on by themselves.
 async fn snapshot(store: &Store) -> anyhow::Result<BTreeMap<String, String>> {
@@ -252,32 +247,31 @@ async fn every_route_answers_every_caller_as_their_role_says() -> anyhow::Result
             parts[0], admin_parts[1], parts[2]
         ))
     };
-    let callers = Callers {
-        cases: vec![
-            ("anonymous", None),
-            ("expired", signed(expired)),
-            ("wrong audience", signed(other_audience)),
-            (
-                "wrong domain",
-                signed(Issuer::person_claims(
-                    "eve@evil.example",
-                    Some("evil.example"),
-                )),
-            ),
-            ("forged signature", forged),
-            ("disabled user", person("disabled@example.com")),
-            ("reader", person("reader@example.com")),
-            ("member of another group", person("other@example.com")),
-            ("member", person("member@example.com")),
-            ("admin", person("admin@example.com")),
-            ("revoked token", Some(format!("Bearer {}", revoked.token))),
-            (
-                "unknown token",
-                Some(format!("Bearer baton_{}", "A".repeat(43))),
-            ),
-            ("valid token", Some(format!("Bearer {}", valid.token))),
-        ],
-    };
+    // What each of the matrix's callers sends as `Authorization`.
+    let callers: Vec<(&str, Option<String>)> = vec![
+        ("anonymous", None),
+        ("expired", signed(expired)),
+        ("wrong audience", signed(other_audience)),
+        (
+            "wrong domain",
+            signed(Issuer::person_claims(
+                "eve@evil.example",
+                Some("evil.example"),
+            )),
+        ),
+        ("forged signature", forged),
+        ("disabled user", person("disabled@example.com")),
+        ("reader", person("reader@example.com")),
+        ("member of another group", person("other@example.com")),
+        ("member", person("member@example.com")),
+        ("admin", person("admin@example.com")),
+        ("revoked token", Some(format!("Bearer {}", revoked.token))),
+        (
+            "unknown token",
+            Some(format!("Bearer baton_{}", "A".repeat(43))),
+        ),
+        ("valid token", Some(format!("Bearer {}", valid.token))),
+    ];
 
     // The routes, as the router lists them; each must have a way to be called here.
     let http = reqwest::Client::new();
@@ -309,7 +303,7 @@ async fn every_route_answers_every_caller_as_their_role_says() -> anyhow::Result
                 route.method, route.path
             )
         });
-        for (caller, authorization) in &callers.cases {
+        for (caller, authorization) in &callers {
             let before = snapshot(&baton.store).await?;
             let method: reqwest::Method = route.method.parse()?;
             let mut request = http.request(method, format!("{}{path}", baton.urls.api));
@@ -373,7 +367,7 @@ async fn every_route_answers_every_caller_as_their_role_says() -> anyhow::Result
     for line in pem.lines().filter(|l| !l.starts_with("-----")).take(5) {
         secrets.push(("the OIDC signing key".into(), line.to_string()));
     }
-    for (caller, authorization) in &callers.cases {
+    for (caller, authorization) in &callers {
         if let Some(a) = authorization {
             // A JWT's signature is its secret part; an API token is secret whole.
             let token = &a["Bearer ".len()..];
@@ -526,8 +520,9 @@ async fn members_are_refused_other_groups_tables_by_name_and_the_audit_trail_kee
     moved.frequencies.clear();
     moved.tables = vec![table("fin.a", "growth", "daily")];
     assert!(member.apply(&apply(moved)).await.is_err());
-    // Their own tables: applied, and the audit trail says who.
+    // Their own tables, and a new one of their group: applied, and the audit trail says who.
     changed.tables.retain(|t| t.dataset == "fin");
+    changed.tables.push(table("fin.new", "finance", "daily"));
     let applied = member.apply(&apply(changed)).await?;
     assert!(applied.changes.iter().any(|c| c.id == "fin.a"));
     // Running the frequency (which has growth.c) is refused; running their table is not.
@@ -883,6 +878,10 @@ async fn bodies_ids_and_sizes_that_do_not_fit_answer_the_error_shape_before_stor
         assert!(
             text.contains("big/t.sql") && text.contains(&limit.to_string()),
             "{text}"
+        );
+        assert!(
+            baton.client.catalog().await?.tables.is_empty(),
+            "nothing is stored"
         );
     }
     // Many large tables at once: the commits are cut by size.

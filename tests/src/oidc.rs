@@ -185,7 +185,7 @@ impl Issuer {
     /// domain `hd` (none: a consumer account), valid for an hour from now.
     pub fn person_claims(email: &str, hd: Option<&str>) -> serde_json::Value {
         let mut claims = Self::claims(CLIENT_ID, email);
-        claims["sub"] = format!("{:x}", sha_of(email)).into();
+        claims["sub"] = hex_sha256(email).into();
         if let Some(hd) = hd {
             claims["hd"] = hd.into();
         }
@@ -206,10 +206,13 @@ impl Issuer {
     }
 }
 
-fn sha_of(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
+/// A stable subject per email, as Google gives each account one.
+fn hex_sha256(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The client secret of the stack's installed-app client.
@@ -235,7 +238,7 @@ async fn authorize(
     if q.code_challenge_method != "S256" || !q.scope.split(' ').any(|s| s == "openid") {
         return (axum::http::StatusCode::BAD_REQUEST, "S256 and openid only").into_response();
     }
-    let code = format!("code-{:x}", rand_u64());
+    let code = format!("code-{:016x}", rand::random::<u64>());
     inner.codes.lock().expect("not poisoned").insert(
         code.clone(),
         Pending {
@@ -247,13 +250,6 @@ async fn authorize(
     );
     let back = format!("{}?code={code}&state={}", q.redirect_uri, q.state);
     axum::response::Redirect::to(&back).into_response()
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(jiff::Timestamp::now().as_nanosecond() as u64);
-    hasher.finish()
 }
 
 /// The token endpoint: exchanges a code (its PKCE verifier checked) or a refresh token for an

@@ -122,15 +122,11 @@ pub async fn start(config: Config) -> anyhow::Result<Router> {
     Ok(router(Arc::new(App::connect(config).await?)))
 }
 
-/// One route: its method and path, what it asks of its caller, what it does, and the types of
-/// its body, query and answer.
-pub type Endpoint = Route;
-
 type Handler = MethodRouter<Arc<App>>;
 
 /// Every route of the API with its handler: the one list the router, the access checks,
 /// `GET /v1/routes` and the OpenAPI document are made from.
-fn endpoints() -> Vec<(Endpoint, Handler)> {
+fn endpoints() -> Vec<(Route, Handler)> {
     use Access::{Admin, Change, Open, Read, SignedIn};
     use baton_service::api as wire;
     let r = Route::new;
@@ -380,13 +376,13 @@ async fn openapi_json() -> Json<serde_json::Value> {
 }
 
 /// Every route of the API.
-pub fn routes() -> Vec<Endpoint> {
+pub fn routes() -> Vec<Route> {
     endpoints().into_iter().map(|(e, _)| e).collect()
 }
 
 /// What a route asks of its caller; a route missing from the table asks the most.
 fn access_of(method: &Method, path: &str) -> Access {
-    static TABLE: std::sync::OnceLock<Vec<Endpoint>> = std::sync::OnceLock::new();
+    static TABLE: std::sync::OnceLock<Vec<Route>> = std::sync::OnceLock::new();
     TABLE
         .get_or_init(routes)
         .iter()
@@ -479,15 +475,12 @@ async fn apply_catalog(
 ) -> Result<Json<ApplyResponse>, ApiError> {
     let frequencies = app.store.frequencies().await.map_err(store_error)?;
     let tables = app.store.tables().await.map_err(store_error)?;
-    let before_groups: std::collections::BTreeMap<TableId, Option<String>> = tables
-        .iter()
-        .map(|t| (t.id.clone(), t.definition.group.clone()))
-        .collect();
+
     // Reading thousands of tables' SQL is CPU work: off the async workers.
     let project = app.config.gcp.bigquery_project.clone();
     let catalog = request.catalog;
     let prune = request.prune;
-    let (plan, before) = tokio::task::spawn_blocking(move || {
+    let (plan, frequencies, tables) = tokio::task::spawn_blocking(move || {
         let plan = plan_apply(
             &frequencies,
             &tables,
@@ -496,12 +489,12 @@ async fn apply_catalog(
             &project,
             Timestamp::now(),
         );
-        (plan, access::digest(&(&frequencies, &tables)))
+        (plan, frequencies, tables)
     })
     .await
     .map_err(|e| ApiError::internal(format!("planning the change failed: {e}")))?;
     let plan = plan.map_err(problems_error)?;
-    may_apply(&principal, &plan, &before_groups)?;
+    may_apply(&principal, &plan, &tables)?;
     if !request.dry_run {
         app.store.apply_catalog(&plan).await.map_err(store_error)?;
         tracing::info!(
@@ -511,12 +504,13 @@ async fn apply_catalog(
         );
         let changed = |action: Action| plan.changes.iter().filter(|c| c.action == action).count();
         if plan.changes.iter().any(|c| c.action != Action::Unchanged) {
+            let (before, after) = apply_digests(&plan, &frequencies, &tables);
             app.record(
                 &principal,
                 "catalog.apply",
                 "catalog",
                 Some(before),
-                Some(access::digest(&(&plan.write_frequencies, &plan.write_tables, &plan.delete_frequencies, &plan.delete_tables))),
+                Some(after),
                 serde_json::json!({
                     "created": changed(Action::Created),
                     "updated": changed(Action::Updated),
@@ -536,12 +530,46 @@ async fn apply_catalog(
     }))
 }
 
+/// The audit trail's digests of an apply: of the stored frequencies and tables it writes or
+/// deletes, and of what it writes.
+fn apply_digests(
+    plan: &baton_core::catalog::apply::ApplyPlan,
+    frequencies: &[Frequency],
+    tables: &[TableDoc],
+) -> (String, String) {
+    let touched_tables: std::collections::BTreeSet<&TableId> = plan
+        .write_tables
+        .iter()
+        .map(|t| &t.id)
+        .chain(&plan.delete_tables)
+        .collect();
+    let touched_frequencies: std::collections::BTreeSet<&str> = plan
+        .write_frequencies
+        .iter()
+        .map(|f| f.name.as_str())
+        .chain(plan.delete_frequencies.iter().map(String::as_str))
+        .collect();
+    let before = (
+        frequencies
+            .iter()
+            .filter(|f| touched_frequencies.contains(f.name.as_str()))
+            .collect::<Vec<_>>(),
+        tables
+            .iter()
+            .filter(|t| touched_tables.contains(&t.id))
+            .collect::<Vec<_>>(),
+    );
+    let after = (&plan.write_frequencies, &plan.write_tables);
+    (access::digest(&before), access::digest(&after))
+}
+
 /// Refuses a member's apply that creates, changes or deletes tables of other groups (by the
-/// group they had and the group they get), or changes frequencies, naming each.
+/// group a table had, when it was stored, and the group it gets, when it is written), or
+/// changes frequencies, naming each.
 fn may_apply(
     principal: &Principal,
     plan: &baton_core::catalog::apply::ApplyPlan,
-    before_groups: &std::collections::BTreeMap<TableId, Option<String>>,
+    stored: &[TableDoc],
 ) -> Result<(), ApiError> {
     if principal.is_admin() {
         return Ok(());
@@ -564,28 +592,25 @@ fn may_apply(
         )
         .with_details(serde_json::json!({ "frequencies": frequencies })));
     }
-    let after_groups: std::collections::BTreeMap<&TableId, Option<&str>> = plan
-        .write_tables
-        .iter()
-        .map(|t| (&t.id, t.definition.group.as_deref()))
-        .collect();
-    let touched: Vec<(TableId, Option<String>)> = plan
+    let group_of = |docs: &'_ [TableDoc]| -> std::collections::BTreeMap<TableId, Option<String>> {
+        docs.iter()
+            .map(|t| (t.id.clone(), t.definition.group.clone()))
+            .collect()
+    };
+    let (had, gets) = (group_of(stored), group_of(&plan.write_tables));
+    let changed: Vec<TableId> = plan
         .changes
         .iter()
         .filter(|c| c.kind == "table" && c.action != Action::Unchanged)
-        .filter_map(|c| c.id.parse::<TableId>().ok())
-        .flat_map(|id| {
-            let before = before_groups.get(&id).cloned().flatten();
-            let after = after_groups.get(&id).map(|g| g.map(str::to_string));
-            let mut groups = vec![(id.clone(), before)];
-            if let Some(after) = after {
-                groups.push((id, after));
-            }
-            groups
-        })
+        .filter_map(|c| c.id.parse().ok())
         .collect();
-    let refused = principal.not_owned(touched.iter().map(|(id, g)| (id, g.as_deref())));
-    people::not_theirs(principal, "change", refused)
+    let groups = changed.iter().flat_map(|id| {
+        [had.get(id), gets.get(id)]
+            .into_iter()
+            .flatten()
+            .map(move |group| (id, group.as_deref()))
+    });
+    people::not_theirs(principal, "change", principal.not_owned(groups))
 }
 
 fn problems_error(problems: Vec<Problem>) -> ApiError {

@@ -209,15 +209,7 @@ pub async fn authorize(
         Ok(principal) => principal,
         Err(error) => {
             tracing::warn!(path, reason = %error.message, "call refused");
-            let unauthenticated = error.status == StatusCode::UNAUTHORIZED;
-            let mut response = error.into_response();
-            if unauthenticated {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Bearer"),
-                );
-            }
-            return response;
+            return error.into_response();
         }
     };
     if let Some(reason) = principal.refusal(access) {

@@ -209,7 +209,15 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({
             "error": {"code": self.code, "message": self.message, "details": self.details}
         });
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        // A 401 says how to authenticate (RFC 9110).
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 

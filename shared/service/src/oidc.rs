@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use jsonwebtoken::jwk::JwkSet;
@@ -232,15 +232,7 @@ impl From<Refusal> for ApiError {
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        let error = ApiError::from(self);
-        let status = error.status;
-        let mut response = error.into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
+        ApiError::from(self).into_response()
     }
 }
 
