@@ -507,11 +507,12 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<Json<TokenView>, ApiError> {
     path_id("token", &id)?;
-    let owner = (!principal.is_admin()).then_some(principal.email.as_str());
-    let stored = app.store.tokens(owner).await.map_err(store_error)?;
-    let token = stored
-        .into_iter()
-        .find(|t| t.id == id)
+    let token = app
+        .store
+        .token_by_id(&id)
+        .await
+        .map_err(store_error)?
+        .filter(|t| principal.is_admin() || t.owner == principal.email)
         .ok_or_else(|| ApiError::not_found(format!("no token {id} of yours")))?;
     let now = Timestamp::now();
     let (revoked, _) = app

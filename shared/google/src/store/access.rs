@@ -71,6 +71,24 @@ impl Store {
         self.get(None, TOKENS, hash).await
     }
 
+    /// The token whose public id is `id` (one read, by a query on `id`).
+    pub async fn token_by_id(&self, id: &str) -> Result<Option<ApiToken>, StoreError> {
+        let id = id.to_string();
+        let found: Vec<ApiToken> = self
+            .db()
+            .fluent()
+            .select()
+            .from(TOKENS)
+            .filter(|q| q.for_all([q.field("id").eq(id.clone())]))
+            .limit(1)
+            .obj()
+            .query()
+            .await
+            .map(counted)
+            .map_err(stored)?;
+        Ok(found.into_iter().next())
+    }
+
     /// Every token, or those of `owner`.
     pub async fn tokens(&self, owner: Option<&str>) -> Result<Vec<ApiToken>, StoreError> {
         let Some(owner) = owner else {
