@@ -34,10 +34,12 @@ locals {
     tick     = ["roles/datastore.user"]
     planner  = ["roles/datastore.user"]
     executor = ["roles/datastore.user"]
+    importer = ["roles/datastore.user"]
     api      = ["roles/datastore.user"]
   }
   bigquery_roles = {
     executor = ["roles/bigquery.jobUser", "roles/bigquery.dataEditor"]
+    importer = ["roles/bigquery.jobUser", "roles/bigquery.dataEditor"]
     api      = ["roles/bigquery.jobUser", "roles/bigquery.dataViewer"]
   }
   firestore_grants = merge([for service, roles in local.firestore_roles : { for role in roles : "${service} ${role}" => { service = service, role = role } }]...)
@@ -62,7 +64,7 @@ resource "google_project_iam_member" "bigquery" {
 
 # Who publishes to which topic.
 resource "google_pubsub_topic_iam_member" "planner_publishers" {
-  for_each = toset(["tick", "planner", "executor", "api"])
+  for_each = toset(["tick", "planner", "executor", "importer", "api"])
 
   project = var.project
   topic   = google_pubsub_topic.planner.name
@@ -77,6 +79,22 @@ resource "google_pubsub_topic_iam_member" "executor_publishers" {
   topic   = google_pubsub_topic.executor.name
   role    = "roles/pubsub.publisher"
   member  = google_service_account.service[each.key].member
+}
+
+resource "google_pubsub_topic_iam_member" "importer_publishers" {
+  for_each = toset(["planner", "importer"])
+
+  project = var.project
+  topic   = google_pubsub_topic.importer.name
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.service[each.key].member
+}
+
+# The importer writes its chunks to the staging bucket; its load jobs read them as its identity.
+resource "google_storage_bucket_iam_member" "staging" {
+  bucket = google_storage_bucket.staging.name
+  role   = "roles/storage.objectAdmin"
+  member = google_service_account.service["importer"].member
 }
 
 # The executor writes extracts (BigQuery writes them as the job's identity), lists and signs them.
@@ -95,7 +113,7 @@ resource "google_service_account_iam_member" "executor_signs_urls" {
 
 # The services that open or seal connections read the encryption key.
 resource "google_secret_manager_secret_iam_member" "encryption_key" {
-  for_each = toset(["planner", "executor", "api"])
+  for_each = toset(["planner", "executor", "importer", "api"])
 
   project   = var.project
   secret_id = google_secret_manager_secret.encryption_key.secret_id

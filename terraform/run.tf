@@ -1,7 +1,8 @@
 # The five services, one Cloud Run service each, from one image per service. None runs while
-# nothing is due (min 0 instances, CPU only during requests). Each is ready within 10 ms of
-# starting and idles under 10 MB resident (tests/bench/services.sh): 1 vCPU and 256 MiB
-# leave room for 80 concurrent requests.
+# nothing is due (min 0 instances, CPU only during requests). Each is ready within 12 ms of
+# starting and idles under 14 MB resident (tests/bench/services.sh): 1 vCPU and 256 MiB
+# leave room for 80 concurrent requests; the importer, whose copies hold memory and a core,
+# takes four at a time in 512 MiB.
 #
 # Every service verifies every caller's token itself, so Cloud Run's own invoker check is off
 # for all five: when Cloud Run checks a token itself it removes the token's signature before
@@ -13,7 +14,7 @@
 # each call checked against the caller's role.
 
 locals {
-  # What every service but the importer reads.
+  # What every service reads.
   common_env = {
     BATON_PROJECT            = var.project
     BATON_FIRESTORE_DATABASE = google_firestore_database.baton.name
@@ -30,8 +31,9 @@ locals {
 
   services = {
     tick = {
-      timeout = "60s"
-      memory  = "256Mi"
+      timeout     = "60s"
+      memory      = "256Mi"
+      concurrency = 80
       env = merge(local.common_env, {
         BATON_AUTH_AUDIENCE       = local.url["tick"]
         BATON_AUTH_CALLERS        = google_service_account.scheduler.email
@@ -40,8 +42,9 @@ locals {
       secret_env = {}
     }
     planner = {
-      timeout = "60s"
-      memory  = "256Mi"
+      timeout     = "60s"
+      memory      = "256Mi"
+      concurrency = 80
       env = merge(local.common_env, local.push_callers, {
         BATON_AUTH_AUDIENCE       = local.url["planner"]
         BATON_DEFAULT_CONCURRENCY = tostring(var.default_concurrency)
@@ -51,8 +54,9 @@ locals {
     executor = {
       # Within one delivery the executor waits for a BigQuery job up to 540 s, below the
       # subscription's 600 s ack deadline; a longer job is picked up by the next delivery.
-      timeout = "600s"
-      memory  = "256Mi"
+      timeout     = "600s"
+      memory      = "256Mi"
+      concurrency = 80
       env = merge(local.common_env, local.push_callers, {
         BATON_AUTH_AUDIENCE         = local.url["executor"]
         BATON_EXECUTOR_WAIT_SECONDS = "540"
@@ -62,16 +66,23 @@ locals {
       secret_env = { BATON_ENCRYPTION_KEY = google_secret_manager_secret.encryption_key.secret_id }
     }
     importer = {
-      timeout = "600s"
-      memory  = "256Mi"
-      env = merge(local.push_callers, {
-        BATON_AUTH_AUDIENCE = local.url["importer"]
+      # Like the executor, a delivery waits for its load up to 540 s. A copy keeps about 30 MB
+      # (a chunk compressing, one uploading) and a core busy while it reads: four at a time per
+      # instance, more instances for more (Pub/Sub's pushes make Cloud Run add them).
+      timeout     = "600s"
+      memory      = "512Mi"
+      concurrency = 4
+      env = merge(local.common_env, local.push_callers, {
+        BATON_AUTH_AUDIENCE         = local.url["importer"]
+        BATON_IMPORTER_WAIT_SECONDS = "540"
+        BATON_STAGING_BUCKET        = google_storage_bucket.staging.name
       })
-      secret_env = {}
+      secret_env = { BATON_ENCRYPTION_KEY = google_secret_manager_secret.encryption_key.secret_id }
     }
     api = {
-      timeout = "300s"
-      memory  = "256Mi"
+      timeout     = "300s"
+      memory      = "256Mi"
+      concurrency = 80
       env = merge(local.common_env, {
         BATON_DEFAULT_CONCURRENCY = tostring(var.default_concurrency)
         BATON_PRICE_PER_TIB       = tostring(var.price_per_tib)
@@ -98,7 +109,20 @@ resource "google_cloud_run_v2_service" "service" {
   template {
     service_account                  = google_service_account.service[each.key].email
     timeout                          = each.value.timeout
-    max_instance_request_concurrency = 80
+    max_instance_request_concurrency = each.value.concurrency
+
+    # The importer reaches databases on a private network through Direct VPC egress, when
+    # var.importer_network names one; public addresses go out as before.
+    dynamic "vpc_access" {
+      for_each = each.key == "importer" && var.importer_network != null ? [var.importer_network] : []
+      content {
+        egress = "PRIVATE_RANGES_ONLY"
+        network_interfaces {
+          network    = vpc_access.value.network
+          subnetwork = vpc_access.value.subnetwork
+        }
+      }
+    }
 
     scaling {
       min_instance_count = 0

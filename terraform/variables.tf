@@ -108,6 +108,15 @@ variable "staging_retention_days" {
   default     = 7
 }
 
+variable "importer_network" {
+  description = "The VPC network and subnetwork the importer reaches private databases through (Direct VPC egress); null when the databases have public addresses."
+  type = object({
+    network    = string
+    subnetwork = string
+  })
+  default = null
+}
+
 variable "max_instances" {
   description = "The most instances of each service at once."
   type        = number

@@ -15,11 +15,17 @@ fn deps_prints_one_json_line_per_file() -> anyhow::Result<()> {
     )?;
     let bad = dir.join("bad.sql");
     std::fs::write(&bad, "SELECT *\nFROM t WHERE (a = 1\n")?;
+    let imported = dir.join("imported.sql");
+    std::fs::write(
+        &imported,
+        "-- import: shop_db\nSELECT id FROM public.orders\n",
+    )?;
 
     let output = Command::new(bin_dir().join("baton"))
         .args(["deps", "--project", "acme", "--dataset", "shop"])
         .arg(&good)
         .arg(&bad)
+        .arg(&imported)
         .output()?;
     assert_eq!(
         output.status.code(),
@@ -28,7 +34,13 @@ fn deps_prints_one_json_line_per_file() -> anyhow::Result<()> {
     );
     let stdout = String::from_utf8(output.stdout)?;
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines.len(), 3, "{stdout}");
+    let third: serde_json::Value = serde_json::from_str(lines[2])?;
+    assert_eq!(
+        third["reads"],
+        serde_json::json!([]),
+        "an import's SELECT runs on its database, not in BigQuery"
+    );
     assert!(
         lines[0].starts_with(&format!("{{\"file\":\"{}\",\"reads\":", good.display())),
         "fields come in the documented order: {}",

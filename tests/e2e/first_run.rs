@@ -16,6 +16,7 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 async fn a_scheduled_run_builds_every_table_after_its_parents() -> anyhow::Result<()> {
     let stack = Stack::load()?;
     let baton = Baton::start(&stack, "first-run").await?;
+    baton.shop_database(&stack).await?;
 
     // 1. The catalog, through the CLI and the API; dependencies come from the SQL.
     let catalog = repo_root().join("tests/catalogs/shop");

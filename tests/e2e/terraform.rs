@@ -231,6 +231,7 @@ fn sample(variable: &str) -> String {
         "BATON_DEFAULT_CONCURRENCY" => "10".into(),
         "BATON_PRICE_PER_TIB" => "6.25".into(),
         "BATON_EXTRACT_BUCKET" => "acme-baton-extracts".into(),
+        "BATON_STAGING_BUCKET" => "acme-baton-staging".into(),
         "BATON_ENCRYPTION_KEY" => baton_core::secrets::Sealer::generate_key(),
         "BATON_OAUTH_CLIENT_ID" => "123-abc.apps.googleusercontent.com".into(),
         "BATON_ALLOWED_DOMAINS" => "acme.example".into(),

@@ -164,6 +164,8 @@ struct Service {
     child: Child,
     stdin: Option<ChildStdin>,
     url: String,
+    /// What it was started with, to start it again.
+    env: Vec<(String, String)>,
 }
 
 impl Service {
@@ -330,6 +332,10 @@ impl Baton {
         env.push(("BATON_EXTRACT_BUCKET".into(), bucket.clone()));
         let storage = Storage::new(&stack.gcp(&project)?, None)?;
         storage.ensure_bucket(&project, &bucket).await?;
+        // Imports are staged in another.
+        let staging = format!("{project}-staging");
+        env.push(("BATON_STAGING_BUCKET".into(), staging.clone()));
+        storage.ensure_bucket(&project, &staging).await?;
 
         // Every service verifies its callers' tokens, as in production: the tick Cloud
         // Scheduler's, the planner, executor and importer the Pub/Sub push identity's, the API
@@ -635,6 +641,82 @@ impl Baton {
         }
     }
 
+    /// The example catalog's source database (`tests/catalogs/shop` imports `shop.orders` from
+    /// it): a PostgreSQL database of this Baton's own on the stack, with the shop's orders,
+    /// and the connection `shop_db` to it.
+    pub async fn shop_database(&self, stack: &Stack) -> anyhow::Result<()> {
+        let url = url::Url::parse(stack.var("BATON_TEST_POSTGRES_URL")?)?;
+        let (admin, connection) = tokio_postgres::connect(url.as_str(), tokio_postgres::NoTls)
+            .await
+            .context("connecting to the stack's PostgreSQL")?;
+        tokio::spawn(connection);
+        let database = self.project.replace('-', "_");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await?;
+        let mut shop = url.clone();
+        shop.set_path(&database);
+        let (client, connection) = tokio_postgres::connect(shop.as_str(), tokio_postgres::NoTls)
+            .await
+            .context("connecting to the shop's database")?;
+        tokio::spawn(connection);
+        client
+            .batch_execute(
+                "CREATE TABLE orders (order_id int PRIMARY KEY, customer_id int NOT NULL,
+                                      amount double precision NOT NULL);
+                 INSERT INTO orders VALUES (1, 10, 30.0), (2, 10, 12.5), (3, 20, 99.0),
+                                           (4, 30, 5.0), (5, 20, 1.0);",
+            )
+            .await?;
+        shop.set_query(Some("sslmode=disable"));
+        self.client
+            .put_connection(
+                "shop_db",
+                &baton_service::api::PutConnectionRequest {
+                    kind: baton_core::connections::ConnectionKind::Postgres,
+                    secret: shop.to_string(),
+                    description: Some("the shop's application database".into()),
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Kills a service's process at once (SIGKILL: nothing flushed, nothing cleaned up), as a
+    /// crash or an instance taken away would.
+    pub fn kill(&mut self, name: &str) -> anyhow::Result<()> {
+        let service = self
+            .services
+            .iter_mut()
+            .find(|s| s.name == name)
+            .ok_or_else(|| anyhow!("no service {name}"))?;
+        service.child.kill()?;
+        service.child.wait()?;
+        Ok(())
+    }
+
+    /// Starts a killed service again, at its address (the relays and the harness keep it).
+    pub fn restart(&mut self, name: &str) -> anyhow::Result<()> {
+        let i = self
+            .services
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| anyhow!("no service {name}"))?;
+        let old = &self.services[i];
+        let port = old.url.rsplit(':').next().unwrap_or_default().to_string();
+        let mut env: Vec<(String, String)> = old
+            .env
+            .iter()
+            .filter(|(k, _)| k != "PORT")
+            .cloned()
+            .collect();
+        env.push(("PORT".into(), port));
+        let started = spawn_service(old.name, old.service, &env, &self.log_dir)?;
+        let mut dead = std::mem::replace(&mut self.services[i], started);
+        drop(dead.stdin.take());
+        Ok(())
+    }
+
     /// The lines a service has logged so far whose message is `message`.
     pub fn logged(&self, service: &str, message: &str) -> anyhow::Result<Vec<serde_json::Value>> {
         let path = self.log_dir.join(format!("{service}.log"));
@@ -693,7 +775,14 @@ fn spawn_service(
             path.display()
         );
     }
-    let stderr = std::fs::File::create(log_dir.join(format!("{name}.stderr.log")))?;
+    // Appended to: a service started again keeps writing after its first life's lines.
+    let append = |file: String| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_dir.join(file))
+    };
+    let stderr = append(format!("{name}.stderr.log"))?;
     let mut child = Command::new(&path)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::piped())
@@ -704,7 +793,7 @@ fn spawn_service(
     let stdin = child.stdin.take();
     let stdout = child.stdout.take().expect("stdout is piped");
     let (tx, rx) = mpsc::channel();
-    let mut log = std::fs::File::create(log_dir.join(format!("{name}.log")))?;
+    let mut log = append(format!("{name}.log"))?;
     std::thread::spawn(move || {
         let mut tx = Some(tx);
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -725,6 +814,7 @@ fn spawn_service(
         child,
         stdin,
         url: String::new(),
+        env: env.to_vec(),
     };
     match rx.recv_timeout(Duration::from_secs(30)) {
         Ok(addr) => {

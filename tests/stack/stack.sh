@@ -287,7 +287,7 @@ FIRESTORE_EMULATOR_HOST=127.0.0.1:$p_fs
 PUBSUB_EMULATOR_HOST=127.0.0.1:$p_ps
 STORAGE_EMULATOR_HOST=http://127.0.0.1:$p_gcs
 BIGQUERY_EMULATOR_HOST=http://127.0.0.1:$p_bq
-BATON_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$p_pg/postgres
+BATON_TEST_POSTGRES_URL=postgres://postgres:stack@127.0.0.1:$p_pg/postgres
 BATON_TEST_MYSQL_URL=mysql://root@127.0.0.1:$p_my/mysql
 BATON_SIGNING_KEY_FILE=$signing_key
 BATON_TEST_OIDC_KEYS=$oidc_dir
@@ -307,7 +307,12 @@ start_postgres() {
     chown postgres: "$dir"
     as=(setpriv --reuid=postgres --regid=postgres --init-groups)
   fi
-  "${as[@]}" "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 \
+  # Over TCP a password is asked (so that a wrong one is refused, as in production); the
+  # socket trusts.
+  echo stack >"$dir/pwfile"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/pwfile"
+  "${as[@]}" "$bindir/initdb" -D "$dir/data" -U postgres --auth-local=trust \
+    --auth-host=scram-sha-256 --pwfile="$dir/pwfile" -E UTF8 \
     >"$log_dir/postgres-initdb.log" 2>&1 || { cat "$log_dir/postgres-initdb.log" >&2; die "initdb failed"; }
   launch postgres "${as[@]}" "$bindir/postgres" -D "$dir/data" -p "$port" -k "$dir" \
     -c listen_addresses=127.0.0.1 -c fsync=off

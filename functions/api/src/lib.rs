@@ -475,6 +475,19 @@ async fn apply_catalog(
 ) -> Result<Json<ApplyResponse>, ApiError> {
     let frequencies = app.store.frequencies().await.map_err(store_error)?;
     let tables = app.store.tables().await.map_err(store_error)?;
+    // Import tables are checked against the connections they name, in their dialect.
+    let sources: std::collections::BTreeMap<String, connections::ConnectionKind> =
+        if request.catalog.tables.iter().any(|t| t.import.is_some()) {
+            app.store
+                .list::<Connection>(None, connections::COLLECTION)
+                .await
+                .map_err(store_error)?
+                .into_iter()
+                .map(|c| (c.name, c.kind))
+                .collect()
+        } else {
+            Default::default()
+        };
 
     // Reading thousands of tables' SQL is CPU work: off the async workers.
     let project = app.config.gcp.bigquery_project.clone();
@@ -489,6 +502,15 @@ async fn apply_catalog(
             &project,
             Timestamp::now(),
         );
+        let imports = baton_core::catalog::import_problems(&catalog.tables, &sources);
+        let plan = match (plan, imports.is_empty()) {
+            (plan, true) => plan,
+            (Ok(_), false) => Err(imports),
+            (Err(mut problems), false) => {
+                problems.extend(imports);
+                Err(problems)
+            }
+        };
         (plan, frequencies, tables)
     })
     .await
@@ -737,7 +759,8 @@ async fn put_connection(
         .get(None, connections::COLLECTION, &name)
         .await
         .map_err(store_error)?;
-    connections::validate_secret(request.kind, &request.secret).map_err(ApiError::bad_request)?;
+    let address = connections::validate_secret(request.kind, &request.secret)
+        .map_err(ApiError::bad_request)?;
     let sealer = app.config.sealer.as_ref().ok_or_else(|| {
         ApiError::unavailable("connections cannot be stored: the API has no BATON_ENCRYPTION_KEY")
     })?;
@@ -746,6 +769,7 @@ async fn put_connection(
         name: name.clone(),
         kind: request.kind,
         description: request.description,
+        address,
         secret: sealer.seal(&request.secret, &connections::bound_to(&name)),
         updated_at: Timestamp::now(),
     };

@@ -189,11 +189,12 @@ enum GroupsCommand {
 enum ConnectionsCommand {
     /// Every connection (never its secret).
     List,
-    /// Creates or replaces connection NAME; its secret (a Slack webhook's URL) is read from
+    /// Creates or replaces connection NAME; its secret (a Slack webhook's URL, a database's
+    /// `postgres://user:password@host:5432/db?sslmode=require` or `mysql://…`) is read from
     /// standard input, so that it stays out of the shell's history.
     Set {
         name: String,
-        #[arg(long, value_parser = ["slack"])]
+        #[arg(long, value_parser = ["slack", "postgres", "mysql"])]
         kind: String,
         #[arg(long)]
         description: Option<String>,
@@ -418,8 +419,12 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!(
                     "{:<24} {:<8} {}",
                     c.name,
-                    format!("{:?}", c.kind).to_lowercase(),
-                    c.description.unwrap_or_default()
+                    c.kind.name(),
+                    [c.address, c.description]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join("  ")
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -436,6 +441,8 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut secret)?;
             let kind = match kind.as_str() {
                 "slack" => baton_core::connections::ConnectionKind::Slack,
+                "postgres" => baton_core::connections::ConnectionKind::Postgres,
+                "mysql" => baton_core::connections::ConnectionKind::Mysql,
                 other => anyhow::bail!("no connection kind {other}"),
             };
             let request = baton_service::api::PutConnectionRequest {
@@ -608,6 +615,8 @@ fn deps(project: Option<String>, dataset: Option<String>, files: &[PathBuf]) -> 
         };
         match std::fs::read_to_string(file) {
             Err(e) => line.error = Some(e.to_string()),
+            // An import's SELECT runs on its database: it reads nothing in BigQuery.
+            Ok(text) if baton_core::catalog::folder::import_connection(&text).is_some() => {}
             Ok(text) => match analyze(&text, &defaults) {
                 Ok(a) => {
                     line.reads = a.reads.into_iter().collect();
@@ -665,6 +674,24 @@ async fn show_run(client: &Client, run_id: &str, wait: bool) -> anyhow::Result<E
             .and_then(|s| s.destination_rows)
             .map(|n| format!("{n} rows"))
             .unwrap_or_default();
+        // An import says how much it copied: `imported 4 rows past 2026-01-01T11:50:00Z` or
+        // `imported 6 rows whole (the source's columns changed: added note)`.
+        let imported = job
+            .statistics
+            .as_ref()
+            .and_then(|s| s.import.as_ref())
+            .map(|i| match (&i.after, i.full) {
+                (Some(after), false) => format!("  imported {} rows past {after}", i.rows),
+                (_, true) => format!(
+                    "  imported {} rows whole{}",
+                    i.rows,
+                    i.reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ),
+                (None, false) => format!("  imported {} rows", i.rows),
+            });
         let why = job
             .error
             .clone()
@@ -673,6 +700,7 @@ async fn show_run(client: &Client, run_id: &str, wait: bool) -> anyhow::Result<E
                     .as_ref()
                     .map(|t| format!("after {t} failed"))
             })
+            .or(imported)
             .unwrap_or_default();
         println!(
             "  {:<40} {:<10} {rows}{why}",

@@ -32,10 +32,11 @@ use jiff::{SignedDuration, Timestamp};
 use tracing::Instrument;
 
 use baton_core::catalog::TableId;
+use baton_core::catalog::TableKind;
 use baton_core::config::{ConfigError, Env};
 use baton_core::errors::Retryable;
 use baton_core::lifecycle::{LeaseOutcome, Planned, RunPlan, Settled, plan_run, summarize};
-use baton_core::messages::{ExecutorTask, PlannerEvent};
+use baton_core::messages::{ExecutorTask, ImporterTask, PlannerEvent};
 use baton_core::ports::{BusError, Publish, RunPort, StoreError};
 use baton_core::run::{Job, Run};
 use baton_core::state::{JobState, RunState};
@@ -367,8 +368,13 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
         }
     }
 
+    /// Hands a dispatched job to the service that runs its kind: a query to the executor, an
+    /// import to the importer.
     async fn send(&self, job: &Job) -> Result<(), PlannerError> {
-        self.bus.to_executor(&ExecutorTask::run_query(job)).await?;
+        match job.definition.kind {
+            TableKind::Query => self.bus.to_executor(&ExecutorTask::run_query(job)).await?,
+            TableKind::Import => self.bus.to_importer(&ImporterTask::import(job)).await?,
+        }
         Ok(())
     }
 

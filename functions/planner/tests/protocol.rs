@@ -32,7 +32,7 @@ use baton_core::catalog::{Table, TableDoc, TableId};
 use baton_core::errors::Retryable;
 use baton_core::lifecycle;
 use baton_core::memory::{Memory, MemoryRuns, RunData};
-use baton_core::messages::{ExecutorTask, PlannerEvent};
+use baton_core::messages::{ExecutorTask, ImporterTask, PlannerEvent};
 use baton_core::ports::{
     BlobPort, BusError, Notices, Object, Publish, StorageError, WarehousePort,
 };
@@ -200,6 +200,10 @@ impl Publish for Queue {
 
     async fn to_executor(&self, task: &ExecutorTask) -> Result<(), BusError> {
         self.push(Message::Executor(task.clone()))
+    }
+
+    async fn to_importer(&self, _: &ImporterTask) -> Result<(), BusError> {
+        unreachable!("these catalogs have no import tables")
     }
 }
 

@@ -75,10 +75,14 @@ pub fn retry_after(
     if !is_transient(reason, message) || attempt >= max_attempts(job, default_max_attempts) {
         return None;
     }
-    Some(
-        base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-            .min(MAX_RETRY_BACKOFF),
-    )
+    Some(backoff(attempt, base))
+}
+
+/// The pause after a transient failure of `attempt`: `base`, doubling with each attempt, up to
+/// `MAX_RETRY_BACKOFF`.
+pub fn backoff(attempt: u32, base: Duration) -> Duration {
+    base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(MAX_RETRY_BACKOFF)
 }
 
 /// The table's timeout, if it has one.

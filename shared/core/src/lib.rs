@@ -20,6 +20,7 @@ pub mod costs;
 pub mod dag;
 pub mod errors;
 pub mod ids;
+pub mod imports;
 pub mod lifecycle;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;

@@ -112,6 +112,39 @@ impl ExecutorTask {
     }
 }
 
+/// What the importer is told.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ImporterTask {
+    /// Copy this attempt of this import table's job from its database and load it.
+    Import {
+        run_id: String,
+        table: TableId,
+        attempt: u32,
+    },
+}
+
+impl ImporterTask {
+    /// Import `job`'s current attempt.
+    pub fn import(job: &Job) -> Self {
+        ImporterTask::Import {
+            run_id: job.run_id.clone(),
+            table: job.table.clone(),
+            attempt: job.attempt,
+        }
+    }
+
+    pub fn parts(&self) -> (&str, &TableId, u32) {
+        match self {
+            ImporterTask::Import {
+                run_id,
+                table,
+                attempt,
+            } => (run_id, table, *attempt),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

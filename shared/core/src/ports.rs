@@ -15,7 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 use crate::catalog::{Frequency, TableDoc, TableId};
 use crate::errors::Retryable;
 use crate::lifecycle::{LeaseOutcome, Outcome, Planned, Settled};
-use crate::messages::{ExecutorTask, PlannerEvent};
+use crate::messages::{ExecutorTask, ImporterTask, PlannerEvent};
 use crate::run::{Job, NotifyRecord, Run, RunSummary, Slot};
 use crate::warehouse::{
     DryRun, ExtractJob, Field, JobProgress, QueryJob, TableShape, WarehouseError,
@@ -230,6 +230,8 @@ pub trait Publish: Send + Sync {
     fn to_planner(&self, event: &PlannerEvent)
     -> impl Future<Output = Result<(), BusError>> + Send;
     fn to_executor(&self, task: &ExecutorTask)
+    -> impl Future<Output = Result<(), BusError>> + Send;
+    fn to_importer(&self, task: &ImporterTask)
     -> impl Future<Output = Result<(), BusError>> + Send;
 }
 

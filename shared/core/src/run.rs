@@ -248,6 +248,9 @@ pub struct JobStatistics {
     /// What the bytes billed cost at the configured on-demand price (`BATON_PRICE_PER_TIB`).
     #[serde(default)]
     pub cost: f64,
+    /// An import's copy: whole or from a watermark, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<crate::imports::ImportSummary>,
 }
 
 /// Bytes in a tebibyte: BigQuery's on-demand price is per TiB.

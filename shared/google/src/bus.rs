@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde::Serialize;
 
-use baton_core::messages::{ExecutorTask, PlannerEvent};
+use baton_core::messages::{ExecutorTask, ImporterTask, PlannerEvent};
 use baton_core::ports::{BusError, Publish};
 
 use crate::config::Gcp;
@@ -131,6 +131,7 @@ pub struct Topics {
     pub bus: Bus,
     pub planner: String,
     pub executor: String,
+    pub importer: String,
 }
 
 impl Topics {
@@ -139,6 +140,7 @@ impl Topics {
             bus: Bus::new(gcp)?,
             planner: gcp.topics.planner.clone(),
             executor: gcp.topics.executor.clone(),
+            importer: gcp.topics.importer.clone(),
         })
     }
 }
@@ -150,5 +152,9 @@ impl Publish for Topics {
 
     async fn to_executor(&self, task: &ExecutorTask) -> Result<(), BusError> {
         self.bus.publish(&self.executor, task).await.map(|_| ())
+    }
+
+    async fn to_importer(&self, task: &ImporterTask) -> Result<(), BusError> {
+        self.bus.publish(&self.importer, task).await.map(|_| ())
     }
 }

@@ -94,6 +94,39 @@ impl Storage {
         })
     }
 
+    /// Uploads an object whole (a simple media upload), replacing one of that name; a
+    /// transient failure is tried again a few times.
+    pub async fn upload(
+        &self,
+        bucket: &str,
+        name: &str,
+        content_type: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<(), StorageError> {
+        use backon::Retryable as _;
+        let url = format!("{}/upload/storage/v1/b/{bucket}/o", self.endpoint);
+        let send = || {
+            let request = self
+                .http
+                .post(&url)
+                .query(&[("uploadType", "media"), ("name", name)])
+                .header(http::header::CONTENT_TYPE, content_type)
+                .timeout(Duration::from_secs(300))
+                .body(bytes.clone());
+            self.tokens.call(request)
+        };
+        let pauses = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_times(3);
+        send.retry(pauses)
+            .when(|e| matches!(e, RestError::Unavailable(_)))
+            .notify(
+                |e, _| tracing::warn!(error = %e, object = %name, "an upload failed; trying again"),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Creates a bucket unless it exists (the local stack's; Terraform makes production's).
     pub async fn ensure_bucket(&self, project: &str, bucket: &str) -> Result<(), StorageError> {
         let url = format!("{}/storage/v1/b", self.endpoint);

@@ -10,6 +10,7 @@ use gcp_bigquery_client::model::dataset_reference::DatasetReference;
 use gcp_bigquery_client::model::job::Job;
 use gcp_bigquery_client::model::job_configuration::JobConfiguration;
 use gcp_bigquery_client::model::job_configuration_extract::JobConfigurationExtract;
+use gcp_bigquery_client::model::job_configuration_load::JobConfigurationLoad;
 use gcp_bigquery_client::model::job_configuration_query::JobConfigurationQuery;
 use gcp_bigquery_client::model::job_reference::JobReference;
 use gcp_bigquery_client::model::query_parameter::QueryParameter;
@@ -99,6 +100,20 @@ fn timestamp_parameter(name: &str, value: Option<jiff::Timestamp>) -> QueryParam
             ..Default::default()
         }),
     }
+}
+
+/// A load job of an import's staged chunks.
+#[derive(Debug)]
+pub struct LoadJob<'a> {
+    pub job_id: &'a str,
+    pub table: &'a TableId,
+    pub uris: &'a [String],
+    pub schema: &'a [Field],
+    pub append: bool,
+    pub partitioning: Option<&'a Partitioning>,
+    pub clustering: &'a [String],
+    pub labels: std::collections::HashMap<String, String>,
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// BigQuery as the core's `WarehousePort`, with a few reads of its own for tools and tests
@@ -205,6 +220,44 @@ impl Warehouse {
             }),
             ..Default::default()
         }
+    }
+
+    /// Inserts a load job of newline-delimited JSON files under its id with an explicit
+    /// schema, or, like `start_query`, finds it there already. `append` adds the rows (and
+    /// lets new nullable columns in); otherwise they replace the table, schema included.
+    pub async fn start_load(&self, job: &LoadJob<'_>) -> Result<JobProgress, WarehouseError> {
+        let load = JobConfigurationLoad {
+            source_uris: Some(job.uris.to_vec()),
+            source_format: Some("NEWLINE_DELIMITED_JSON".into()),
+            schema: Some(table_schema(job.schema)),
+            destination_table: Some(TableReference {
+                project_id: self.project.clone(),
+                dataset_id: job.table.dataset().to_string(),
+                table_id: job.table.table().to_string(),
+            }),
+            create_disposition: Some("CREATE_IF_NEEDED".into()),
+            write_disposition: Some(
+                if job.append {
+                    "WRITE_APPEND"
+                } else {
+                    "WRITE_TRUNCATE"
+                }
+                .into(),
+            ),
+            schema_update_options: job.append.then(|| vec!["ALLOW_FIELD_ADDITION".to_string()]),
+            time_partitioning: job.partitioning.map(time_partitioning),
+            clustering: clustering(job.clustering),
+            max_bad_records: Some(0),
+            ..Default::default()
+        };
+        let configuration = JobConfiguration {
+            job_type: Some("LOAD".into()),
+            labels: Some(job.labels.clone()),
+            job_timeout_ms: job.timeout.map(|t| t.as_millis().to_string()),
+            load: Some(load),
+            ..Default::default()
+        };
+        self.insert_job(job.job_id, configuration).await
     }
 
     /// A table as BigQuery describes it (schema, partitioning, clustering, expiration), or
@@ -572,11 +625,14 @@ fn statistics(job: &Job) -> JobStatistics {
         ),
         cache_hit: query.and_then(|q| q.cache_hit).unwrap_or(false),
         statement_type: query.and_then(|q| q.statement_type.clone()),
+        // A DML statement's rows, or the rows a load job wrote.
         rows_affected: query
             .and_then(|q| q.num_dml_affected_rows.as_ref())
+            .or(stats.load.as_ref().and_then(|l| l.output_rows.as_ref()))
             .and_then(|n| n.parse().ok()),
         destination_rows: None,
         cost: 0.0,
+        import: None,
     }
 }
 

@@ -148,7 +148,8 @@ pub struct DryRunResponse {
 #[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PutConnectionRequest {
     pub kind: ConnectionKind,
-    /// A Slack connection's webhook URL.
+    /// A Slack connection's webhook URL; a database's URL
+    /// (`postgres://user:password@host:port/database?sslmode=require`).
     pub secret: String,
     #[serde(default)]
     pub description: Option<String>,

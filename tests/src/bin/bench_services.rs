@@ -73,6 +73,8 @@ fn start_once(bin: &PathBuf, service: &str, stack: &Stack) -> anyhow::Result<Sam
             "BATON_ENCRYPTION_KEY",
             baton_core::secrets::Sealer::generate_key(),
         )
+        // The API refuses to start without the OAuth client people sign in through.
+        .env("BATON_OAUTH_CLIENT_ID", "bench.apps.googleusercontent.com")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -60,6 +60,17 @@ async fn demo() -> anyhow::Result<bool> {
         baton.admin
     );
 
+    step("the shop's PostgreSQL database, and the connection shop_db to it");
+    baton.shop_database(&stack).await?;
+    for c in baton.client.connections().await?.connections {
+        println!(
+            "  {} ({}): {}",
+            c.name,
+            c.kind.name(),
+            c.address.unwrap_or_default()
+        );
+    }
+
     step(&format!("baton apply {}", catalog.display()));
     let output = baton.cli().arg("apply").arg(&catalog).output()?;
     print_indented(&String::from_utf8_lossy(&output.stdout));

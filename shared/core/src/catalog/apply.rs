@@ -100,7 +100,8 @@ impl TableDoc {
     fn analysis_for(&self, table: &Table) -> Option<Analysis> {
         (self.analyzer == ANALYZER_VERSION
             && self.definition.sql == table.sql
-            && self.definition.dataset == table.dataset)
+            && self.definition.dataset == table.dataset
+            && self.definition.kind == table.kind)
             .then(|| Analysis {
                 reads: self.reads.iter().cloned().collect(),
                 writes: self.writes.iter().cloned().collect(),
@@ -148,7 +149,11 @@ pub struct ApplyPlan {
 
 /// Reads every table's SQL, on all cores for large catalogs. Answers come back in order.
 pub fn analyze_all(tables: &[&Table], project: &str) -> Vec<Result<Analysis, SqlError>> {
-    let analyze = |t: &&Table| sql::analyze(&t.sql, &Defaults::new(project, &t.dataset));
+    // An import's SQL runs on its source database and reads nothing in BigQuery.
+    let analyze = |t: &&Table| match t.kind {
+        super::TableKind::Import => Ok(Analysis::default()),
+        super::TableKind::Query => sql::analyze(&t.sql, &Defaults::new(project, &t.dataset)),
+    };
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(tables.len() / 64)

@@ -21,8 +21,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{
-    CatalogSpec, Extract, ExtractFormat, Frequency, Partitioning, Problem, Table, TableId,
-    TableKind, TableOptions, WriteMode,
+    CatalogSpec, Extract, ExtractFormat, Frequency, ImportSpec, Partitioning, Problem, Table,
+    TableId, TableKind, TableOptions, WriteMode,
 };
 use crate::schedule::Condition;
 
@@ -32,6 +32,10 @@ pub const MANIFEST: &str = "baton.toml";
 pub const TABLE_KEYS: &[&str] = &[
     "name",
     "dataset",
+    "import",
+    "incremental",
+    "overlap",
+    "reimport",
     "frequency",
     "write",
     "description",
@@ -162,14 +166,20 @@ pub fn parse_table_file(
     let mut problems = Vec::new();
     let mut settings: BTreeMap<&str, (usize, String)> = BTreeMap::new();
     let mut conditions = Vec::new();
+    let mut reimports = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let Some((key, value)) = header_setting(line) else {
             break;
         };
         let line_number = index + 1;
-        if key == "condition" {
+        if key == "condition" || key == "reimport" {
+            let into = if key == "condition" {
+                &mut conditions
+            } else {
+                &mut reimports
+            };
             match parse_condition(value) {
-                Ok(c) => conditions.push(c),
+                Ok(c) => into.push(c),
                 Err(message) => problems.push(Problem {
                     at: format!("{at}:{line_number}"),
                     message,
@@ -243,14 +253,44 @@ pub fn parse_table_file(
         });
         return Err(problems);
     };
+    let import = value("import").map(|connection| ImportSpec {
+        connection,
+        incremental: value("incremental"),
+        overlap_seconds: value("overlap").and_then(|text| match humantime::parse_duration(&text) {
+            Ok(d) => i64::try_from(d.as_secs()).ok(),
+            Err(e) => {
+                problems.push(Problem {
+                    at: line_of("overlap"),
+                    message: format!("overlap `{text}` is not a duration (`10m`, `1h`): {e}"),
+                });
+                None
+            }
+        }),
+        reimport: reimports.clone(),
+    });
+    for key in ["incremental", "overlap", "reimport"] {
+        if import.is_none()
+            && (settings.contains_key(key) || (key == "reimport" && !reimports.is_empty()))
+        {
+            problems.push(Problem {
+                at: line_of(key),
+                message: format!("`{key}` is for import tables (`-- import: connection`)"),
+            });
+        }
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
     Ok(Table {
         dataset,
         name: value("name").unwrap_or_else(|| stem.to_string()),
-        kind: TableKind::Query,
+        kind: if import.is_some() {
+            TableKind::Import
+        } else {
+            TableKind::Query
+        },
         sql: text.to_string(),
+        import,
         frequency: value("frequency").or_else(|| defaults.frequency.clone()),
         write_mode,
         options,
@@ -427,6 +467,14 @@ pub fn parse_condition(text: &str) -> Result<Condition, String> {
 }
 
 /// `-- key: value` with a lowercase key, or nothing.
+/// The connection an import file's header names (`-- import: NAME`), if it is one: its SQL
+/// runs on that database, not in BigQuery.
+pub fn import_connection(text: &str) -> Option<&str> {
+    text.lines()
+        .map_while(header_setting)
+        .find_map(|(key, value)| (key == "import").then_some(value))
+}
+
 fn header_setting(line: &str) -> Option<(&str, &str)> {
     let rest = line.trim().strip_prefix("--")?.trim_start();
     let (key, value) = rest.split_once(':')?;
@@ -535,6 +583,77 @@ mod tests {
             "the SQL is kept whole, so line numbers stay true"
         );
         assert_eq!(table.source.as_deref(), Some("shop/totals.sql"));
+    }
+
+    #[test]
+    fn an_import_header_makes_an_import_table_checked_in_its_dialect() {
+        let text = "-- import: shop_db\n-- write: insert_unique\n-- key: id\nSELECT id, total\nFROM public.orders o JOIN x ON true\n";
+        let table = parse_table_file("shop/orders.sql", "orders", text, &defaults("shop")).unwrap();
+        assert_eq!(table.kind, TableKind::Import);
+        assert_eq!(
+            table.import,
+            Some(ImportSpec {
+                connection: "shop_db".into(),
+                ..ImportSpec::default()
+            })
+        );
+        assert_eq!(
+            table.import_problems(),
+            [
+                "an import table is written `truncate` (the default), `append` or `merge`, not `insert_unique`"
+            ]
+        );
+        let connections = BTreeMap::from([(
+            "shop_db".to_string(),
+            crate::connections::ConnectionKind::Postgres,
+        )]);
+        let problems = crate::catalog::import_problems(std::slice::from_ref(&table), &connections);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].at, "shop/orders.sql:5:27");
+        assert!(
+            problems[0].message.starts_with("JOIN is not allowed"),
+            "{}",
+            problems[0]
+        );
+        let problems = crate::catalog::import_problems(&[table], &BTreeMap::new());
+        assert!(
+            problems[0]
+                .message
+                .contains("connection `shop_db` does not exist")
+        );
+    }
+
+    #[test]
+    fn incremental_settings_are_read_and_checked() {
+        let text = "-- import: shop_db\n-- incremental: updated_at\n-- overlap: 10m\n-- write: merge\n-- key: id\n-- reimport: weekdays=sun\nSELECT * FROM orders\n";
+        let table = parse_table_file("shop/orders.sql", "orders", text, &defaults("shop")).unwrap();
+        let spec = table.import.clone().unwrap();
+        assert_eq!(spec.incremental.as_deref(), Some("updated_at"));
+        assert_eq!(spec.overlap_seconds, Some(600));
+        assert_eq!(spec.reimport[0].weekdays, vec![7]);
+        assert!(
+            table.import_problems().is_empty(),
+            "{:?}",
+            table.import_problems()
+        );
+        let problems = |text: &str| {
+            parse_table_file("a.sql", "a", text, &defaults("ds"))
+                .map(|t| t.import_problems())
+                .unwrap_or_else(|p| p.iter().map(ToString::to_string).collect())
+        };
+        assert!(
+            problems("-- import: db\n-- incremental: id\nSELECT * FROM t")[0]
+                .contains("write it `merge` (with a `key`) or `append`")
+        );
+        assert!(problems("-- import: db\n-- incremental: id\n-- write: append\n-- overlap: 1m\nSELECT * FROM t")[0]
+            .contains("`append` would add twice"));
+        assert!(
+            problems("-- import: db\n-- overlap: 1m\nSELECT * FROM t")[0]
+                .contains("are for incremental imports")
+        );
+        assert!(problems("-- incremental: id\nSELECT 1")[0].contains("is for import tables"));
+        assert!(problems("-- import: db\n-- incremental: id\n-- write: append\n-- overlap: soon\nSELECT * FROM t")[0]
+            .contains("a.sql:4: overlap `soon` is not a duration"));
     }
 
     #[test]

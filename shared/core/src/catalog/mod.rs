@@ -142,6 +142,27 @@ pub enum TableKind {
     /// A BigQuery Standard SQL query whose result becomes the table.
     #[default]
     Query,
+    /// Rows copied from a PostgreSQL or MySQL table through a connection, by the restricted
+    /// `SELECT columns FROM one table [WHERE …] [LIMIT n]` of the source's own SQL.
+    Import,
+}
+
+/// Where an import table's rows come from, and how much of them each run copies.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ImportSpec {
+    /// The database connection (`baton connections set NAME --kind postgres|mysql`).
+    pub connection: String,
+    /// A column of the SELECT that only grows (a timestamp, datetime, date or integer): each
+    /// run copies only the rows past the highest value copied before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<String>,
+    /// How far behind the watermark a run reads again, for rows committed late (a time
+    /// column's seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap_seconds: Option<i64>,
+    /// Runs at whose instant any of these holds copy the whole table again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reimport: Vec<Condition>,
 }
 
 /// How a query job's result is written into its table.
@@ -503,8 +524,12 @@ pub struct Table {
     pub name: String,
     #[serde(default)]
     pub kind: TableKind,
-    /// The BigQuery Standard SQL that defines a query table.
+    /// The BigQuery Standard SQL that defines a query table; an import table's SELECT in its
+    /// source's SQL.
     pub sql: String,
+    /// An import table's source; `None` for a query table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import: Option<ImportSpec>,
     /// The frequency that runs it; none means it only runs when asked.
     #[serde(default)]
     pub frequency: Option<String>,
@@ -542,6 +567,7 @@ impl Table {
             name: id.table().to_string(),
             kind: TableKind::Query,
             sql: sql.to_string(),
+            import: None,
             frequency: None,
             write_mode: WriteMode::default(),
             options: TableOptions::default(),
@@ -577,6 +603,52 @@ impl Table {
             ));
         }
         None
+    }
+
+    /// What an import table may not have (its SQL is checked where its connection's
+    /// dialect is known: `sql::check_import`).
+    pub fn import_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        match (self.kind, &self.import) {
+            (TableKind::Query, None) => return problems,
+            (TableKind::Query, Some(_)) => {
+                problems.push("`import` is for import tables; this is a query table".into());
+                return problems;
+            }
+            (TableKind::Import, None) => {
+                problems.push("an import table names its connection: `-- import: NAME`".into());
+                return problems;
+            }
+            (TableKind::Import, Some(spec)) => {
+                if let Err(e) = crate::connections::validate_name(&spec.connection) {
+                    problems.push(e.0);
+                }
+                problems.extend(spec.problems(self.write_mode));
+            }
+        }
+        if !matches!(
+            self.write_mode,
+            WriteMode::Truncate | WriteMode::Append | WriteMode::Merge
+        ) {
+            problems.push(format!(
+                "an import table is written `truncate` (the default), `append` or `merge`, \
+                 not `{}`",
+                self.write_mode.name()
+            ));
+        }
+        if self.options.extract.is_some() {
+            problems.push(
+                "an import table cannot be extracted yet: extract a query table that reads it"
+                    .into(),
+            );
+        }
+        if self.options.max_bytes_billed.is_some() {
+            problems.push(
+                "`max_bytes_billed` guards queries; an import runs a load, which is not billed"
+                    .into(),
+            );
+        }
+        problems
     }
 
     pub fn origin(&self) -> String {
@@ -761,6 +833,12 @@ impl CatalogSpec {
                     message,
                 });
             }
+            for message in table.import_problems() {
+                problems.push(Problem {
+                    at: at.clone(),
+                    message,
+                });
+            }
             if let Some(message) = table.oversized() {
                 problems.push(Problem {
                     at: at.clone(),
@@ -773,7 +851,8 @@ impl CatalogSpec {
                     at: at.clone(),
                     message: "the SQL is empty".into(),
                 });
-            } else if table.write_mode.writes_by_statement()
+            } else if table.kind == TableKind::Query
+                && table.write_mode.writes_by_statement()
                 && let Err(e) = crate::sql::single_query(&table.sql)
             {
                 // Refused now, not when the job runs: these modes wrap the SQL in a statement
@@ -795,6 +874,103 @@ impl CatalogSpec {
         }
         problems
     }
+}
+
+impl ImportSpec {
+    fn problems(&self, mode: WriteMode) -> Vec<String> {
+        let mut problems = Vec::new();
+        let Some(column) = &self.incremental else {
+            if self.overlap_seconds.is_some() || !self.reimport.is_empty() {
+                problems.push(
+                    "`overlap` and `reimport` are for incremental imports (`incremental: column`)"
+                        .into(),
+                );
+            }
+            return problems;
+        };
+        if column.is_empty()
+            || !column
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            problems.push(format!("`incremental` names a column, not `{column}`"));
+        }
+        match mode {
+            WriteMode::Truncate => problems.push(
+                "an incremental import adds to its table: write it `merge` (with a `key`) or \
+                 `append`"
+                    .into(),
+            ),
+            WriteMode::Append if self.overlap_seconds.is_some() => problems.push(
+                "`overlap` reads rows again, which `append` would add twice: write it `merge` \
+                 with a `key`"
+                    .into(),
+            ),
+            _ => {}
+        }
+        if self.overlap_seconds.is_some_and(|s| s <= 0) {
+            problems.push("`overlap` must be more than zero".into());
+        }
+        for condition in &self.reimport {
+            if let Err(e) = condition.validate() {
+                problems.push(format!("reimport: {}", e.0));
+            }
+        }
+        problems
+    }
+}
+
+/// The problems of import tables against the connections there are: each names a database
+/// connection, and its SQL is the import form in that database's dialect.
+pub fn import_problems(
+    tables: &[Table],
+    connections: &BTreeMap<String, crate::connections::ConnectionKind>,
+) -> Vec<Problem> {
+    use crate::connections::ConnectionKind;
+    use crate::sql::import::{SourceDialect, check_import};
+    let mut problems = Vec::new();
+    for table in tables {
+        let Some(spec) = table
+            .import
+            .as_ref()
+            .filter(|_| table.kind == TableKind::Import)
+        else {
+            continue;
+        };
+        let dialect = match connections.get(&spec.connection) {
+            Some(ConnectionKind::Postgres) => SourceDialect::PostgreSql,
+            Some(ConnectionKind::Mysql) => SourceDialect::MySql,
+            Some(other) => {
+                problems.push(Problem {
+                    at: table.origin(),
+                    message: format!(
+                        "connection `{}` is a {} connection, not a database",
+                        spec.connection,
+                        other.name()
+                    ),
+                });
+                continue;
+            }
+            None => {
+                problems.push(Problem {
+                    at: table.origin(),
+                    message: format!(
+                        "connection `{}` does not exist: add it with `baton connections set {} \
+                         --kind postgres` (or mysql)",
+                        spec.connection, spec.connection
+                    ),
+                });
+                continue;
+            }
+        };
+        if let Err(e) = check_import(&table.sql, dialect) {
+            problems.push(Problem {
+                at: format!("{}:{}:{}", table.origin(), e.line, e.column),
+                message: e.message,
+            });
+        }
+    }
+    problems
 }
 
 #[cfg(test)]

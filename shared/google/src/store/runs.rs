@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use baton_core::catalog::{Frequency, TableDoc, TableId};
 use baton_core::costs::{self, CostRow, Dimension, Rollup};
 use baton_core::dag::downstream;
+use baton_core::imports::{self, ImportState};
 use baton_core::lifecycle::{
     self, Admission, BackfillStep, LeaseOutcome, Outcome, ParentState, Planned, Settled, admit,
     backfill_step,
@@ -126,6 +127,57 @@ impl Store {
         let parent = self.run_path(run_id)?;
         self.update_one(Some(&parent), JOBS, &table.to_string(), change)
             .await
+    }
+
+    /// Records how an attempt ended (`RunPort::finish`); for an import that succeeded, writes
+    /// its table's import state (its watermark) in the same transaction, so that the
+    /// watermark moves exactly when the rows it stands for are loaded.
+    pub async fn finish_import(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        attempt: u32,
+        outcome: &Outcome,
+        state: Option<&ImportState>,
+        now: Timestamp,
+    ) -> Result<Option<Job>, StoreError> {
+        let parent = self.run_path(run_id)?;
+        retry_contention(TRIES, || async {
+            let mut tx = self.begin().await?;
+            let run: Option<Run> = tx.get(None, RUNS, run_id).await?;
+            let Some(job) = tx
+                .get::<Job>(Some(&parent), JOBS, &table.to_string())
+                .await?
+            else {
+                tx.rollback().await;
+                return Ok(None);
+            };
+            let cancelled = run
+                .as_ref()
+                .is_some_and(|r| r.state == baton_core::state::RunState::Cancelled);
+            match lifecycle::finish(&job, attempt, outcome, cancelled, now).map_err(illegal)? {
+                Some(done) => {
+                    tx.set(Some(&parent), JOBS, &table.to_string(), &done)?;
+                    tx.note(&job, &done);
+                    if let Some(state) = state
+                        && done.state == JobState::Succeeded
+                    {
+                        tx.set(None, imports::STATE, &table.to_string(), state)?;
+                    }
+                    if let Some(statistics) = &done.statistics {
+                        let frequency = run.as_ref().and_then(|r| r.frequency.as_deref());
+                        add_costs(&mut tx, &done, frequency, statistics, now)?;
+                    }
+                    tx.commit().await?;
+                    Ok(Some(done))
+                }
+                None => {
+                    tx.rollback().await;
+                    Ok(Some(job))
+                }
+            }
+        })
+        .await
     }
 
     /// The path of a run's document: the parent of its jobs and slots.
@@ -794,38 +846,8 @@ impl RunPort for Store {
         outcome: &Outcome,
         now: Timestamp,
     ) -> Result<Option<Job>, StoreError> {
-        let parent = self.run_path(run_id)?;
-        retry_contention(TRIES, || async {
-            let mut tx = self.begin().await?;
-            let run: Option<Run> = tx.get(None, RUNS, run_id).await?;
-            let Some(job) = tx
-                .get::<Job>(Some(&parent), JOBS, &table.to_string())
-                .await?
-            else {
-                tx.rollback().await;
-                return Ok(None);
-            };
-            let cancelled = run
-                .as_ref()
-                .is_some_and(|r| r.state == baton_core::state::RunState::Cancelled);
-            match lifecycle::finish(&job, attempt, outcome, cancelled, now).map_err(illegal)? {
-                Some(done) => {
-                    tx.set(Some(&parent), JOBS, &table.to_string(), &done)?;
-                    tx.note(&job, &done);
-                    if let Some(statistics) = &done.statistics {
-                        let frequency = run.as_ref().and_then(|r| r.frequency.as_deref());
-                        add_costs(&mut tx, &done, frequency, statistics, now)?;
-                    }
-                    tx.commit().await?;
-                    Ok(Some(done))
-                }
-                None => {
-                    tx.rollback().await;
-                    Ok(Some(job))
-                }
-            }
-        })
-        .await
+        self.finish_import(run_id, table, attempt, outcome, None, now)
+            .await
     }
 
     async fn retry(
