@@ -88,3 +88,20 @@ resource "google_firestore_field" "alerts_ttl" {
   # A TTL field needs no index of its own.
   index_config {}
 }
+
+# A load table's files in one state, the longest waiting first (batching, the tick's sweep).
+resource "google_firestore_index" "files_by_state" {
+  project     = var.project
+  database    = google_firestore_database.baton.name
+  collection  = "files"
+  query_scope = "COLLECTION"
+
+  fields {
+    field_path = "state"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "arrived"
+    order      = "ASCENDING"
+  }
+}

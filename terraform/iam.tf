@@ -28,6 +28,8 @@ resource "google_service_account" "scheduler" {
 locals {
   # Pub/Sub's own service agent: it mints the push identity's tokens and moves dead letters.
   pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  # Cloud Storage's own service agent: it publishes the landing bucket's notifications.
+  storage_agent = "serviceAccount:service-${data.google_project.this.number}@gs-project-accounts.iam.gserviceaccount.com"
 
   # Project-wide roles, by service. BigQuery's are granted on the BigQuery project.
   firestore_roles = {
@@ -82,7 +84,7 @@ resource "google_pubsub_topic_iam_member" "executor_publishers" {
 }
 
 resource "google_pubsub_topic_iam_member" "importer_publishers" {
-  for_each = toset(["planner", "importer"])
+  for_each = toset(["tick", "planner", "importer", "api"])
 
   project = var.project
   topic   = google_pubsub_topic.importer.name
@@ -95,6 +97,35 @@ resource "google_storage_bucket_iam_member" "staging" {
   bucket = google_storage_bucket.staging.name
   role   = "roles/storage.objectAdmin"
   member = google_service_account.service["importer"].member
+}
+
+# The importer's load jobs read the landing bucket's files as its identity.
+resource "google_storage_bucket_iam_member" "landing_reader" {
+  bucket = google_storage_bucket.landing.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.service["importer"].member
+}
+
+# An upload URL carries its signer's rights: the API may create objects in the landing bucket
+# (not read, replace or delete them), and signs with its own identity through IAM signBlob.
+resource "google_storage_bucket_iam_member" "landing_uploads" {
+  bucket = google_storage_bucket.landing.name
+  role   = "roles/storage.objectCreator"
+  member = google_service_account.service["api"].member
+}
+
+resource "google_service_account_iam_member" "api_signs_urls" {
+  service_account_id = google_service_account.service["api"].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = google_service_account.service["api"].member
+}
+
+# Cloud Storage publishes the landing bucket's notifications.
+resource "google_pubsub_topic_iam_member" "storage_publishes_landing" {
+  project = var.project
+  topic   = google_pubsub_topic.landing.name
+  role    = "roles/pubsub.publisher"
+  member  = local.storage_agent
 }
 
 # The executor writes extracts (BigQuery writes them as the job's identity), lists and signs them.
@@ -146,6 +177,13 @@ resource "google_pubsub_subscription_iam_member" "dead_letter_subscriber" {
 
   project      = var.project
   subscription = each.value.name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "landing_dead_letter_subscriber" {
+  project      = var.project
+  subscription = google_pubsub_subscription.landing.name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent
 }

@@ -15,10 +15,11 @@ output "service_accounts" {
 }
 
 output "buckets" {
-  description = "The extracts and staging buckets."
+  description = "The extracts, staging and landing buckets."
   value = {
     extracts = google_storage_bucket.extracts.name
     staging  = google_storage_bucket.staging.name
+    landing  = google_storage_bucket.landing.name
   }
 }
 

@@ -89,6 +89,48 @@ resource "google_pubsub_subscription" "push" {
   depends_on = [google_service_account_iam_member.pubsub_mints_push_tokens]
 }
 
+# Cloud Storage's notifications of the landing bucket, pushed to the importer's /storage.
+resource "google_pubsub_topic" "landing" {
+  project                    = var.project
+  name                       = "${var.prefix}-landing"
+  message_retention_duration = "604800s"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_pubsub_subscription" "landing" {
+  project                    = var.project
+  name                       = "${var.prefix}-landing-push"
+  topic                      = google_pubsub_topic.landing.id
+  ack_deadline_seconds       = 60
+  message_retention_duration = "604800s"
+
+  push_config {
+    push_endpoint = "${local.url["importer"]}/storage"
+
+    oidc_token {
+      service_account_email = google_service_account.push.email
+      audience              = local.url["importer"]
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.dead_letter.id
+    max_delivery_attempts = local.max_delivery_attempts
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  depends_on = [google_service_account_iam_member.pubsub_mints_push_tokens]
+}
+
 # Dead letters are kept here (7 days) until someone reads or replays them.
 resource "google_pubsub_subscription" "dead_letters" {
   project                    = var.project

@@ -76,6 +76,7 @@ locals {
         BATON_AUTH_AUDIENCE         = local.url["importer"]
         BATON_IMPORTER_WAIT_SECONDS = "540"
         BATON_STAGING_BUCKET        = google_storage_bucket.staging.name
+        BATON_LANDING_BUCKET        = google_storage_bucket.landing.name
       })
       secret_env = { BATON_ENCRYPTION_KEY = google_secret_manager_secret.encryption_key.secret_id }
     }
@@ -88,6 +89,7 @@ locals {
         BATON_PRICE_PER_TIB       = tostring(var.price_per_tib)
         BATON_OAUTH_CLIENT_ID     = join(",", var.oauth_client_ids)
         BATON_ALLOWED_DOMAINS     = join(",", var.allowed_domains)
+        BATON_LANDING_BUCKET      = google_storage_bucket.landing.name
       })
       secret_env = { BATON_ENCRYPTION_KEY = google_secret_manager_secret.encryption_key.secret_id }
     }

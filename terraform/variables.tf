@@ -102,8 +102,14 @@ variable "extract_retention_days" {
   default     = 30
 }
 
+variable "landing_retention_days" {
+  description = "Days the files of load tables are kept in the landing bucket after they land."
+  type        = number
+  default     = 30
+}
+
 variable "staging_retention_days" {
-  description = "Days staged import chunks and loaded files are kept in the staging bucket."
+  description = "Days staged import chunks and loads' rejected rows are kept in the staging bucket."
   type        = number
   default     = 7
 }

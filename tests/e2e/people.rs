@@ -129,6 +129,14 @@ fn call_of(route: &RouteInfo, run_id: &str) -> Option<(String, Option<serde_json
         ),
         ("DELETE", "/v1/tokens/{token_id}") => call("/v1/tokens/0000000000000000", None),
         ("GET", "/v1/audit") => call("/v1/audit", None),
+        ("POST", "/v1/loads/{table}/upload-url") => call(
+            "/v1/loads/fin.landed/upload-url",
+            Some(serde_json::json!({"file_name": "a.csv"})),
+        ),
+        ("POST", "/v1/loads/{table}/force") => {
+            call("/v1/loads/fin.landed/force", Some(serde_json::json!({})))
+        }
+        ("GET", "/v1/loads/{table}") => call("/v1/loads/fin.landed", None),
         _ => None,
     }
 }
@@ -174,6 +182,21 @@ async fn every_route_answers_every_caller_as_their_role_says() -> anyhow::Result
         tables: vec![
             table("fin.a", "finance", "fin_daily"),
             table("growth.b", "growth", "growth_daily"),
+            // A load table of finance's, for the load routes.
+            Table {
+                kind: baton_core::catalog::TableKind::Load,
+                load: Some(baton_core::loads::LoadSpec {
+                    prefix: "fin/landed/".into(),
+                    format: baton_core::loads::FileFormat::Ndjson,
+                    csv: None,
+                    columns: Vec::new(),
+                    max_bad_records: 0,
+                    batch: baton_core::loads::BatchPolicy::default(),
+                }),
+                write_mode: baton_core::catalog::WriteMode::Append,
+                group: Some("finance".into()),
+                ..Table::query(&id("fin.landed"), "")
+            },
         ],
     };
     baton.apply(catalog).await?;

@@ -232,6 +232,7 @@ fn sample(variable: &str) -> String {
         "BATON_PRICE_PER_TIB" => "6.25".into(),
         "BATON_EXTRACT_BUCKET" => "acme-baton-extracts".into(),
         "BATON_STAGING_BUCKET" => "acme-baton-staging".into(),
+        "BATON_LANDING_BUCKET" => "acme-baton-landing".into(),
         "BATON_ENCRYPTION_KEY" => baton_core::secrets::Sealer::generate_key(),
         "BATON_OAUTH_CLIENT_ID" => "123-abc.apps.googleusercontent.com".into(),
         "BATON_ALLOWED_DOMAINS" => "acme.example".into(),
@@ -541,6 +542,8 @@ fn terraform_bindings(module: &Module) -> anyhow::Result<BTreeSet<Binding>> {
             let member = text(at(resource.body, "member")?);
             let who: Vec<String> = if member == "local.pubsub_agent" {
                 vec!["Pub/Sub service agent".into()]
+            } else if member == "local.storage_agent" {
+                vec!["Cloud Storage service agent".into()]
             } else if member == "each.value" {
                 let set = for_each.clone().unwrap_or_default();
                 let inner = set.strip_prefix("toset(").and_then(|s| s.strip_suffix(')'));

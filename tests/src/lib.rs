@@ -238,6 +238,8 @@ pub struct Relays {
     pub planner: Relay,
     pub executor: Relay,
     pub importer: Relay,
+    /// Cloud Storage's notifications of the landing bucket, to the importer's `/storage`.
+    pub storage: Relay,
 }
 
 /// A running Baton: five services, their project, and clients to look at what they did.
@@ -336,6 +338,10 @@ impl Baton {
         let staging = format!("{project}-staging");
         env.push(("BATON_STAGING_BUCKET".into(), staging.clone()));
         storage.ensure_bucket(&project, &staging).await?;
+        // Load tables' files land in a third, whose finalize events the stack publishes.
+        let landing = format!("{project}-landing");
+        env.push(("BATON_LANDING_BUCKET".into(), landing.clone()));
+        storage.ensure_bucket(&project, &landing).await?;
 
         // Every service verifies its callers' tokens, as in production: the tick Cloud
         // Scheduler's, the planner, executor and importer the Pub/Sub push identity's, the API
@@ -410,6 +416,7 @@ impl Baton {
             planner: Relay::start(&planners, "planner", &issuer, &project).await?,
             executor: Relay::start(&executors, "executor", &issuer, &project).await?,
             importer: Relay::start(&importers, "importer", &issuer, &project).await?,
+            storage: Relay::start_to(&importers, "/storage", "importer", &issuer, &project).await?,
         };
 
         let gcp = Gcp::from_env(&Env::from_map(
@@ -432,6 +439,18 @@ impl Baton {
             })
             .await?;
         }
+        // The stack publishes every bucket's finalize events to one topic, as a notification
+        // configuration of the landing bucket does in production; the importer ignores other
+        // buckets' (the other tests').
+        let events = stack.var("BATON_TEST_STORAGE_EVENTS")?;
+        bus.ensure_push_subscription(&PushSubscription {
+            name: "baton-storage-push",
+            topic: events,
+            endpoint: &relays.storage.endpoint,
+            ack_deadline_seconds: 60,
+            dead_letter: Some(("baton-dead-letter", 20)),
+        })
+        .await?;
         // The harness reads Firestore and BigQuery as the services do.
         let store = Store::connect(&gcp).await?;
         let warehouse = Warehouse::new(&gcp).await?;

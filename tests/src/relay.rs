@@ -75,11 +75,23 @@ impl Relay {
         issuer: &Issuer,
         project: &str,
     ) -> anyhow::Result<Self> {
+        Self::start_to(urls, "/pubsub", service, issuer, project).await
+    }
+
+    /// A relay to the processes' endpoint at `path` (`/storage`: Cloud Storage's
+    /// notifications).
+    pub async fn start_to(
+        urls: &[String],
+        path: &str,
+        service: &str,
+        issuer: &Issuer,
+        project: &str,
+    ) -> anyhow::Result<Self> {
         if urls.is_empty() {
             bail!("{service} has no process to relay to");
         }
         let inner = Arc::new(Inner {
-            targets: urls.iter().map(|u| format!("{u}/pubsub")).collect(),
+            targets: urls.iter().map(|u| format!("{u}{path}")).collect(),
             turn: AtomicU64::new(0),
             issuer: issuer.clone(),
             caller: crate::Baton::caller_of(project, service),

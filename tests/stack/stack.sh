@@ -30,6 +30,9 @@ pubsub_bin=$gcloud_root/platform/pubsub-emulator/bin/cloud-pubsub-emulator
 duckdb_extensions=(icu ducklake httpfs spatial avro)
 services=(firestore pubsub gcs bigquery postgres mysql)
 ready_seconds=${BATON_STACK_READY_SECONDS:-90}
+# Where fake-gcs-server publishes its objects' finalize events.
+events_project=baton-stack
+events_topic=storage-events
 
 say() { printf 'stack: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -266,9 +269,17 @@ start_servers() {
 
   launch firestore "$firestore_bin" start --host=127.0.0.1 --port="$p_fs"
   launch pubsub "$pubsub_bin" --host=127.0.0.1 --port="$p_ps"
-  launch gcs "$(fake_gcs_bin)" -scheme http -host 127.0.0.1 -port "$p_gcs" \
-    -backend filesystem -filesystem-root "$data/gcs" \
-    -external-url "http://127.0.0.1:$p_gcs" -public-host "127.0.0.1:$p_gcs" -log-level warn
+  # fake-gcs-server publishes every object's finalize to one topic of the Pub/Sub emulator,
+  # as a bucket's notification configuration does on Cloud Storage: the topic must exist
+  # first. Each Baton of the tests subscribes its importer to it and ignores other buckets.
+  wait_until pubsub http_ok "http://127.0.0.1:$p_ps/" || return 1
+  curl -fsS -o /dev/null -X PUT "http://127.0.0.1:$p_ps/v1/projects/$events_project/topics/$events_topic" ||
+    die "could not create the storage events topic"
+  launch gcs env PUBSUB_EMULATOR_HOST="127.0.0.1:$p_ps" "$(fake_gcs_bin)" -scheme http \
+    -host 127.0.0.1 -port "$p_gcs" -backend filesystem -filesystem-root "$data/gcs" \
+    -external-url "http://127.0.0.1:$p_gcs" -public-host "127.0.0.1:$p_gcs" -log-level warn \
+    -event.pubsub-project-id "$events_project" -event.pubsub-topic "$events_topic" \
+    -event.list finalize
   launch bigquery env HOME="$bq_home" STORAGE_EMULATOR_HOST="http://127.0.0.1:$p_gcs" \
     "$venv/bin/local-bigquery" serve --host 127.0.0.1 --port "$p_bq" --grpc-port "$p_bq_grpc" \
     --project baton --data-dir "$data/bigquery"
@@ -276,7 +287,6 @@ start_servers() {
   start_mysql "$data/mysql" "$p_my"
 
   wait_until firestore http_ok "http://127.0.0.1:$p_fs/" || return 1
-  wait_until pubsub http_ok "http://127.0.0.1:$p_ps/" || return 1
   wait_until gcs http_ok "http://127.0.0.1:$p_gcs/storage/v1/b" || return 1
   wait_until bigquery http_ok "http://127.0.0.1:$p_bq/bigquery/v2/projects/baton/datasets" || return 1
   wait_until postgres "$(postgres_bindir)/pg_isready" -q -h 127.0.0.1 -p "$p_pg" || return 1
@@ -291,6 +301,7 @@ BATON_TEST_POSTGRES_URL=postgres://postgres:stack@127.0.0.1:$p_pg/postgres
 BATON_TEST_MYSQL_URL=mysql://root@127.0.0.1:$p_my/mysql
 BATON_SIGNING_KEY_FILE=$signing_key
 BATON_TEST_OIDC_KEYS=$oidc_dir
+BATON_TEST_STORAGE_EVENTS=projects/$events_project/topics/$events_topic
 EOF
   mv "$env_file.tmp" "$env_file"
 }

@@ -7,6 +7,7 @@
 //! it, the caller is checked against it (`people::authorize`), and `GET /v1/routes` lists it.
 //! Every error is the JSON error shape, whatever produced it.
 
+mod loads;
 mod people;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use baton_core::state::RunState;
 use baton_core::warehouse::WarehouseError;
 use baton_google::bus::Topics;
 use baton_google::config::Gcp;
+use baton_google::storage::Storage;
 use baton_google::store::Admitted;
 use baton_google::store::Store;
 use baton_google::warehouse::Warehouse;
@@ -62,6 +64,10 @@ pub struct Config {
     /// Who may sign in (`BATON_OAUTH_CLIENT_ID`, `BATON_ALLOWED_DOMAINS`), or nobody needs to
     /// (`BATON_AUTH_DISABLED`).
     pub sign_in: SignIn,
+    /// Where load tables' files land (`BATON_LANDING_BUCKET`): upload URLs point into it.
+    pub landing_bucket: Option<String>,
+    /// Signs upload URLs (`BATON_SIGNING_KEY_FILE`; else the service's own identity).
+    pub signing_key: Option<secrecy::SecretString>,
 }
 
 impl ServiceConfig for Config {
@@ -76,6 +82,8 @@ impl ServiceConfig for Config {
             price_per_tib: env.parse_or("BATON_PRICE_PER_TIB", 6.25)?,
             sealer: Sealer::from_env(env)?,
             sign_in: SignIn::from_env(env)?,
+            landing_bucket: env.get("BATON_LANDING_BUCKET"),
+            signing_key: baton_google::config::signing_key(env)?,
         })
     }
 
@@ -89,6 +97,7 @@ pub struct App {
     store: Store,
     topics: Topics,
     warehouse: Warehouse,
+    storage: Storage,
     gate: people::Gate,
     config: Config,
 }
@@ -99,6 +108,13 @@ impl App {
             store: Store::connect(&config.gcp).await?,
             topics: Topics::new(&config.gcp)?,
             warehouse: Warehouse::new(&config.gcp).await?,
+            storage: Storage::new(
+                &config.gcp,
+                config
+                    .signing_key
+                    .as_ref()
+                    .map(secrecy::ExposeSecret::expose_secret),
+            )?,
             gate: people::Gate::new(&config.sign_in),
             config,
         })
@@ -355,6 +371,37 @@ fn endpoints() -> Vec<(Route, Handler)> {
             )
             .answers::<access::TokenView>(),
             delete(people::revoke_token),
+        ),
+        (
+            r(
+                "POST",
+                "/v1/loads/{table}/upload-url",
+                Change,
+                "A signed URL to upload a file of a load table with",
+            )
+            .body::<wire::UploadUrlRequest>()
+            .answers::<wire::UploadUrl>(),
+            post(loads::upload_url),
+        ),
+        (
+            r(
+                "POST",
+                "/v1/loads/{table}/force",
+                Change,
+                "Load what waits for a load table now, held files too",
+            )
+            .answers_with::<wire::LoadForced>(&[202]),
+            post(loads::force),
+        ),
+        (
+            r(
+                "GET",
+                "/v1/loads/{table}",
+                Read,
+                "A load table's waiting files and last loads",
+            )
+            .answers::<baton_core::loads::LoadStatus>(),
+            get(loads::status),
         ),
         (
             r("GET", "/v1/audit", Read, "The audit trail, newest first")

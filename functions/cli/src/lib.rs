@@ -7,13 +7,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use baton_core::access::{Group, Principal, TokenView, User};
+use baton_core::catalog::TableId;
+use baton_core::loads::LoadStatus;
 use baton_core::run::Backfill;
 use baton_service::api::{
     ApplyRequest, ApplyResponse, AuditResponse, BackfillRequest, CatalogResponse,
     ConnectionsResponse, CostsResponse, CreateTokenRequest, CreatedToken, DryRunRequest,
-    DryRunResponse, ErrorResponse, GroupsResponse, PutConnectionRequest, PutGroupRequest,
-    RunChange, RunResponse, RunsResponse, StartRunRequest, TokensResponse, UpdateUserRequest,
-    UsersResponse,
+    DryRunResponse, ErrorResponse, GroupsResponse, LoadForced, PutConnectionRequest,
+    PutGroupRequest, RunChange, RunResponse, RunsResponse, StartRunRequest, TokensResponse,
+    UpdateUserRequest, UploadUrl, UploadUrlRequest, UsersResponse,
 };
 
 /// One path segment, escaped: an id with `/` or `?` stays one segment.
@@ -245,6 +247,58 @@ impl Client {
     }
 
     /// Who the credential in use says the caller is.
+    pub async fn upload_url(
+        &self,
+        table: &TableId,
+        request: &UploadUrlRequest,
+    ) -> Result<UploadUrl, ClientError> {
+        self.post(
+            &format!("/v1/loads/{}/upload-url", segment(&table.to_string())),
+            request,
+        )
+        .await
+    }
+
+    /// PUTs a file to a signed upload URL (no bearer token: the URL is the credential).
+    pub async fn upload(&self, to: &UploadUrl, body: Vec<u8>) -> Result<(), ClientError> {
+        let unreachable = |source| ClientError::Unreachable {
+            url: to.object.clone(),
+            source,
+        };
+        let response = self
+            .http
+            .put(&to.url)
+            .header("content-type", &to.content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = response.text().await.unwrap_or_default();
+        Err(ClientError::Api(ApiFailure {
+            status: status.as_u16(),
+            code: "upload_refused".into(),
+            message: format!("Cloud Storage refused the upload ({status}): {text}"),
+            details: serde_json::Value::Null,
+        }))
+    }
+
+    pub async fn force_load(&self, table: &TableId) -> Result<LoadForced, ClientError> {
+        self.post(
+            &format!("/v1/loads/{}/force", segment(&table.to_string())),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    pub async fn loads(&self, table: &TableId) -> Result<LoadStatus, ClientError> {
+        self.get(&format!("/v1/loads/{}", segment(&table.to_string())))
+            .await
+    }
+
     pub async fn me(&self) -> Result<Principal, ClientError> {
         self.get("/v1/me").await
     }

@@ -123,6 +123,24 @@ enum Command {
         /// A .sql file not applied yet.
         file: Option<PathBuf>,
     },
+    /// Uploads a file to a load table through a signed URL; the importer loads it with the
+    /// table's next batch.
+    Upload {
+        /// The file to upload.
+        file: PathBuf,
+        /// The load table.
+        #[arg(long)]
+        table: baton_core::catalog::TableId,
+    },
+    /// Loads what waits for a load table now (`--force`), held files too.
+    Load {
+        /// Load now, whatever the batching policy says.
+        #[arg(long, required = true)]
+        force: bool,
+        table: baton_core::catalog::TableId,
+    },
+    /// A load table's waiting files and last loads.
+    Loads { table: baton_core::catalog::TableId },
     /// What BigQuery jobs cost per day (UTC), by table, user, group or frequency.
     Costs {
         #[arg(long, default_value = "table", value_parser = ["table", "user", "group", "frequency"])]
@@ -286,6 +304,16 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Upload { file, table } => upload(&client, &file, &table).await,
+        Command::Load { force: _, table } => {
+            let forced = client.force_load(&table).await?;
+            println!(
+                "asked the importer to load {}: {} file(s) waiting or held",
+                forced.table, forced.files
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Loads { table } => show_loads(&client, &table).await,
         Command::Whoami => {
             let me = client.me().await?;
             let groups: Vec<&str> = me.groups.iter().map(String::as_str).collect();
@@ -638,6 +666,84 @@ fn deps(project: Option<String>, dataset: Option<String>, files: &[PathBuf]) -> 
     } else {
         ExitCode::FAILURE
     }
+}
+
+async fn upload(
+    client: &Client,
+    file: &std::path::Path,
+    table: &baton_core::catalog::TableId,
+) -> anyhow::Result<ExitCode> {
+    let body = std::fs::read(file)
+        .map_err(|e| anyhow::anyhow!("{} cannot be read: {e}", file.display()))?;
+    let file_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let to = client
+        .upload_url(
+            table,
+            &baton_service::api::UploadUrlRequest {
+                file_name,
+                expires_in_seconds: None,
+            },
+        )
+        .await?;
+    let bytes = body.len();
+    client.upload(&to, body).await?;
+    println!(
+        "uploaded {} ({bytes} bytes) to {}",
+        file.display(),
+        to.object
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show_loads(
+    client: &Client,
+    table: &baton_core::catalog::TableId,
+) -> anyhow::Result<ExitCode> {
+    let status = client.loads(table).await?;
+    println!("{}  ←  {}", status.table, status.landing);
+    let oldest = status
+        .oldest_waiting
+        .map(|t| {
+            format!(
+                ", the oldest since {}",
+                t.round(jiff::Unit::Second).unwrap_or(t)
+            )
+        })
+        .unwrap_or_default();
+    println!(
+        "waiting  {} file(s), {} bytes{oldest}; held {}",
+        status.waiting_files, status.waiting_bytes, status.held_files
+    );
+    println!(
+        "loaded   {} file(s), {} rows in all",
+        status.summary.files_loaded, status.summary.rows_loaded
+    );
+    for load in status.loading.iter().chain(&status.summary.last) {
+        let rows = load.rows.map_or_else(|| "-".into(), |r| r.to_string());
+        let bad = load
+            .bad_records
+            .filter(|b| *b > 0)
+            .map(|b| format!(", {b} rejected"))
+            .unwrap_or_default();
+        println!(
+            "  {}  {:<8} {:<5} {} file(s) {} bytes  {rows} rows{bad}",
+            load.formed.round(jiff::Unit::Second).unwrap_or(load.formed),
+            format!("{:?}", load.state).to_lowercase(),
+            <&str>::from(load.trigger),
+            load.files,
+            load.bytes,
+        );
+        for error in &load.errors {
+            println!("      {error}");
+        }
+        if let Some(rejects) = &load.rejects {
+            println!("      rejected rows: {rejects}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn list_runs(client: &Client, limit: u32) -> anyhow::Result<ExitCode> {

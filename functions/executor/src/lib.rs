@@ -103,17 +103,7 @@ impl ServiceConfig for Config {
             price_per_tib: env.parse_or("BATON_PRICE_PER_TIB", 6.25)?,
             extract_bucket: env.get("BATON_EXTRACT_BUCKET"),
             url_expiry: Duration::from_secs(env.parse_or("BATON_SIGNED_URL_SECONDS", 86_400)?),
-            signing_key: env
-                .get("BATON_SIGNING_KEY_FILE")
-                .map(|path| {
-                    std::fs::read_to_string(&path)
-                        .map(SecretString::from)
-                        .map_err(|e| ConfigError {
-                            variable: "BATON_SIGNING_KEY_FILE".into(),
-                            message: format!("{path} cannot be read: {e}"),
-                        })
-                })
-                .transpose()?,
+            signing_key: baton_google::config::signing_key(env)?,
             notify_attempts: env.parse_or("BATON_NOTIFY_ATTEMPTS", 5)?,
             notify_backoff: Duration::from_millis(env.parse_or("BATON_NOTIFY_BACKOFF_MS", 1000)?),
             callers: Callers::from_env(env)?,

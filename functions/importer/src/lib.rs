@@ -24,6 +24,7 @@
 
 pub mod chunks;
 pub mod json;
+pub mod landing;
 pub mod mysql;
 pub mod postgres;
 pub mod source;
@@ -41,7 +42,7 @@ use jiff::{SignedDuration, Timestamp};
 use tracing::Instrument;
 
 use baton_core::attempt::{self, Delivery};
-use baton_core::catalog::{ImportSpec, TableId, WriteMode};
+use baton_core::catalog::{ImportSpec, TableId, TableKind, WriteMode};
 use baton_core::config::{ConfigError, Env};
 use baton_core::connections::{self, Connection, ConnectionKind, Database};
 use baton_core::errors::Retryable;
@@ -50,8 +51,9 @@ use baton_core::imports::{
     self, ImportColumn, ImportState, ImportSummary, STAGED, STAGED_SCHEMA_VERSION, StagedCopy,
 };
 use baton_core::lifecycle::Outcome;
+use baton_core::loads::FileFormat;
 use baton_core::messages::{ImporterTask, PlannerEvent};
-use baton_core::ports::{BusError, Publish, RunPort, StoreError, WarehousePort};
+use baton_core::ports::{BusError, Publish, RunPort, StorageError, StoreError, WarehousePort};
 use baton_core::run::{Job, JobStatistics};
 use baton_core::schedule::conditions_hold;
 use baton_core::secrets::Sealer;
@@ -86,8 +88,11 @@ pub struct Config {
 /// What the importer's work needs of the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Where copies are staged (`BATON_STAGING_BUCKET`); an import fails without one.
+    /// Where copies are staged and a load's rejected rows are kept (`BATON_STAGING_BUCKET`);
+    /// an import fails without one.
     pub staging_bucket: Option<String>,
+    /// Where load tables' files land (`BATON_LANDING_BUCKET`): its notifications are heeded.
+    pub landing_bucket: Option<String>,
     /// About how many bytes of JSON go into one chunk (`BATON_IMPORT_CHUNK_BYTES`).
     pub chunk_bytes: u64,
     /// How long one delivery waits for its load before handing over to the next
@@ -110,6 +115,7 @@ impl ServiceConfig for Config {
             gcp,
             settings: Settings {
                 staging_bucket: env.get("BATON_STAGING_BUCKET"),
+                landing_bucket: env.get("BATON_LANDING_BUCKET"),
                 chunk_bytes: env.parse_or("BATON_IMPORT_CHUNK_BYTES", 64 << 20)?,
                 wait: Duration::from_secs(env.parse_or("BATON_IMPORTER_WAIT_SECONDS", 540)?),
                 max_attempts: env.parse_or("BATON_MAX_ATTEMPTS", 3)?,
@@ -133,6 +139,8 @@ pub enum ImporterError {
     Bus(#[from] BusError),
     #[error(transparent)]
     Warehouse(#[from] WarehouseError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     /// The load outlasted this delivery: the next one attaches to it.
     #[error("BigQuery job {0} is still running")]
     StillRunning(String),
@@ -152,6 +160,7 @@ impl Retryable for ImporterError {
             ImporterError::Store(e) => e.is_retryable(),
             ImporterError::Bus(e) => e.is_retryable(),
             ImporterError::Warehouse(e) => e.is_retryable(),
+            ImporterError::Storage(e) => e.is_retryable(),
             ImporterError::StillRunning(_) => true,
             ImporterError::Stale(_) => false,
         }
@@ -202,6 +211,7 @@ pub async fn start(config: Config) -> anyhow::Result<Router> {
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/pubsub", post(pubsub))
+        .route("/storage", post(storage))
         .route("/healthz", get(healthz))
         .with_state(app)
 }
@@ -214,19 +224,77 @@ async fn pubsub(State(app): State<Arc<App>>, body: Bytes) -> PushOutcome {
             return PushOutcome::Ignored(reason);
         }
     };
-    let (run_id, table, attempt) = push.body.parts();
-    let span = tracing::info_span!(
-        "importer", run_id = %run_id, table = %table, attempt, message_id = %push.message_id
-    );
-    let result = async {
-        let _turn = app
-            .serial
-            .lock(&format!("{run_id}/{table}#{attempt}"))
-            .await;
-        app.importer.run(run_id, table, attempt).await
+    let importer = &app.importer;
+    let result = match &push.body {
+        ImporterTask::Import {
+            run_id,
+            table,
+            attempt,
+        } => {
+            let span = tracing::info_span!(
+                "importer", run_id = %run_id, table = %table, attempt,
+                message_id = %push.message_id
+            );
+            async {
+                let _turn = app
+                    .serial
+                    .lock(&format!("{run_id}/{table}#{attempt}"))
+                    .await;
+                importer.run(run_id, table, *attempt).await
+            }
+            .instrument(span)
+            .await
+        }
+        ImporterTask::Consider { table, force, at } => {
+            let span = tracing::info_span!(
+                "loads", table = %table, force, message_id = %push.message_id
+            );
+            async {
+                let _turn = app.serial.lock(&format!("consider/{table}")).await;
+                let at = at.unwrap_or_else(Timestamp::now);
+                importer.consider(table, *force, at).await
+            }
+            .instrument(span)
+            .await
+        }
+        ImporterTask::Load { table, batch } => {
+            let span = tracing::info_span!(
+                "loads", table = %table, batch = %batch, message_id = %push.message_id
+            );
+            async {
+                let _turn = app.serial.lock(&format!("load/{table}/{batch}")).await;
+                importer.load_batch(table, batch).await
+            }
+            .instrument(span)
+            .await
+        }
+    };
+    PushOutcome::from_result(result)
+}
+
+/// Cloud Storage's notifications of the landing bucket: a finalized object is a file that
+/// landed. Other events (a deletion, a metadata change) are acknowledged and left alone.
+async fn storage(State(app): State<Arc<App>>, body: Bytes) -> PushOutcome {
+    let push = match decode_push::<landing::ObjectNotice>(&body) {
+        Ok(push) => push,
+        Err(reason) => {
+            tracing::error!(%reason, "malformed storage notification acknowledged");
+            return PushOutcome::Ignored(reason);
+        }
+    };
+    let event = push.attributes.get("eventType").map(String::as_str);
+    if event != Some("OBJECT_FINALIZE") {
+        return PushOutcome::Ignored(format!("not a finalize: {event:?}"));
     }
-    .instrument(span)
-    .await;
+    let span = tracing::info_span!(
+        "landing", bucket = %push.body.bucket, object = %push.body.name,
+        message_id = %push.message_id
+    );
+    let result = app
+        .importer
+        .object_finalized(&push.body, Timestamp::now())
+        .instrument(span)
+        .await;
     PushOutcome::from_result(result)
 }
 
@@ -262,6 +330,16 @@ impl Importer {
         };
         if job.state != JobState::Running {
             return self.report(&job).await;
+        }
+        if job.definition.kind == TableKind::Load {
+            // A load table named in a run: what waits is loaded now, as a force would, and
+            // the run goes on (the loads are the table's own, `baton loads TABLE` tells them).
+            self.consider(table, true, Timestamp::now()).await?;
+            let outcome = Outcome::Succeeded {
+                statistics: JobStatistics::default(),
+                extract: None,
+            };
+            return self.finish(&job, &outcome).await;
         }
         let staged = match self.staged(&job).await? {
             // Recorded by an earlier delivery, whose load may have started: attach to it.
@@ -629,9 +707,8 @@ impl Importer {
             .map_err(|e| CopyError::Permanent(format!("connection `{name}`: {e}"))))
     }
 
-    /// Starts the load of the recorded copy under the attempt's job id, or attaches to it.
-    async fn load(&self, job: &Job, staged: &StagedCopy) -> Result<JobProgress, WarehouseError> {
-        let dataset = job.table.dataset();
+    /// Creates the dataset unless this process saw it before.
+    async fn ensure_dataset(&self, dataset: &str) -> Result<(), WarehouseError> {
         let known = self
             .datasets
             .lock()
@@ -644,6 +721,12 @@ impl Importer {
                 .expect("the dataset cache is never poisoned")
                 .insert(dataset.to_string());
         }
+        Ok(())
+    }
+
+    /// Starts the load of the recorded copy under the attempt's job id, or attaches to it.
+    async fn load(&self, job: &Job, staged: &StagedCopy) -> Result<JobProgress, WarehouseError> {
+        self.ensure_dataset(job.table.dataset()).await?;
         let schema: Vec<_> = staged.columns.iter().map(|c| c.field()).collect();
         let options = &job.definition.options;
         let job_id = job
@@ -662,7 +745,10 @@ impl Importer {
                 job_id,
                 table: &table,
                 uris: &staged.uris(),
+                format: &FileFormat::Ndjson,
+                csv: None,
                 schema: &schema,
+                max_bad_records: 0,
                 append,
                 partitioning: options.partitioning.as_ref().filter(|_| into_table),
                 clustering: if into_table { &options.clustering } else { &[] },

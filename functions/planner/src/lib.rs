@@ -373,7 +373,9 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
     async fn send(&self, job: &Job) -> Result<(), PlannerError> {
         match job.definition.kind {
             TableKind::Query => self.bus.to_executor(&ExecutorTask::run_query(job)).await?,
-            TableKind::Import => self.bus.to_importer(&ImporterTask::import(job)).await?,
+            TableKind::Import | TableKind::Load => {
+                self.bus.to_importer(&ImporterTask::import(job)).await?
+            }
         }
         Ok(())
     }

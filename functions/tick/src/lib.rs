@@ -16,10 +16,11 @@ use axum::{Json, Router};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use baton_core::catalog::Frequency;
+use baton_core::catalog::{Frequency, TableId};
 use baton_core::config::{ConfigError, Env};
 use baton_core::ids::scheduled_run_id;
-use baton_core::messages::PlannerEvent;
+use baton_core::loads::{FileState, STALE_BATCH_SECONDS, Waiting};
+use baton_core::messages::{ImporterTask, PlannerEvent};
 use baton_core::ports::Publish;
 use baton_core::run::{Run, Trigger};
 use baton_core::state::RunState;
@@ -110,6 +111,20 @@ pub fn router(app: Arc<App>) -> Router {
 pub struct TickReport {
     pub at: Timestamp,
     pub runs: Vec<TickOutcome>,
+    /// Load tables whose files had waited long enough, or whose loads were sent again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub loads: Vec<SweepOutcome>,
+}
+
+/// What the tick's sweep did for one load table.
+#[derive(Debug, Serialize)]
+pub struct SweepOutcome {
+    pub table: TableId,
+    /// The oldest waiting file had waited its policy's age: the importer was told.
+    pub considered: bool,
+    /// Batches loading for longer than a load may: their loads were sent again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resent: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -161,8 +176,65 @@ pub async fn tick_at(app: &App, now: Timestamp) -> Result<TickReport, anyhow::Er
     for frequency in &frequencies {
         runs.push(tick_frequency(app, frequency, now).await?);
     }
-    tracing::info!(frequencies = frequencies.len(), "tick");
-    Ok(TickReport { at: now, runs })
+    let loads = sweep_loads(app, now).await?;
+    tracing::info!(frequencies = frequencies.len(), loads = loads.len(), "tick");
+    Ok(TickReport {
+        at: now,
+        runs,
+        loads,
+    })
+}
+
+/// Tells the importer of load tables whose oldest waiting file has waited its policy's age,
+/// and sends again the loads of batches that have been loading too long (a lost message, a
+/// dead importer). Two reads a load table; nothing is sent when nothing is due.
+async fn sweep_loads(app: &App, now: Timestamp) -> Result<Vec<SweepOutcome>, anyhow::Error> {
+    let mut outcomes = Vec::new();
+    for doc in app.store.load_tables().await? {
+        let Some(spec) = &doc.definition.load else {
+            continue;
+        };
+        let oldest = app
+            .store
+            .files_in_state(&doc.id, FileState::Waiting, 1)
+            .await?;
+        let considered = spec
+            .batch
+            .due_at(&Waiting::of(&oldest))
+            .is_some_and(|due| due <= now);
+        if considered {
+            app.topics
+                .to_importer(&ImporterTask::Consider {
+                    table: doc.id.clone(),
+                    force: false,
+                    at: Some(now),
+                })
+                .await?;
+        }
+        let stale = jiff::SignedDuration::from_secs(STALE_BATCH_SECONDS);
+        let mut resent = Vec::new();
+        for batch in app.store.open_batches(&doc.id).await? {
+            if now.duration_since(batch.formed) < stale {
+                continue;
+            }
+            tracing::warn!(table = %doc.id, batch = %batch.id, formed = %batch.formed, "a load is late: sent again");
+            app.topics
+                .to_importer(&ImporterTask::Load {
+                    table: doc.id.clone(),
+                    batch: batch.id.clone(),
+                })
+                .await?;
+            resent.push(batch.id);
+        }
+        if considered || !resent.is_empty() {
+            outcomes.push(SweepOutcome {
+                table: doc.id,
+                considered,
+                resent,
+            });
+        }
+    }
+    Ok(outcomes)
 }
 
 async fn tick_frequency(

@@ -22,6 +22,7 @@ pub mod errors;
 pub mod ids;
 pub mod imports;
 pub mod lifecycle;
+pub mod loads;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod messages;

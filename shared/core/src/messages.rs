@@ -122,6 +122,17 @@ pub enum ImporterTask {
         table: TableId,
         attempt: u32,
     },
+    /// Load what waits for this load table if its batching policy says so at `at` (the
+    /// tick's instant; now when absent), or whatever waits (held files too) when forced.
+    Consider {
+        table: TableId,
+        force: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<String>")]
+        at: Option<jiff::Timestamp>,
+    },
+    /// Load this batch of this load table's files (or attach to its load, or record its end).
+    Load { table: TableId, batch: String },
 }
 
 impl ImporterTask {
@@ -134,13 +145,11 @@ impl ImporterTask {
         }
     }
 
-    pub fn parts(&self) -> (&str, &TableId, u32) {
+    pub fn table(&self) -> &TableId {
         match self {
-            ImporterTask::Import {
-                run_id,
-                table,
-                attempt,
-            } => (run_id, table, *attempt),
+            ImporterTask::Import { table, .. }
+            | ImporterTask::Consider { table, .. }
+            | ImporterTask::Load { table, .. } => table,
         }
     }
 }

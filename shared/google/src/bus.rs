@@ -54,8 +54,14 @@ impl Bus {
         })
     }
 
+    /// A topic of the project by its name, or any topic by its whole path
+    /// (`projects/P/topics/T`: Cloud Storage's notifications may publish to another's).
     fn topic_path(&self, topic: &str) -> String {
-        format!("projects/{}/topics/{topic}", self.project)
+        if topic.starts_with("projects/") {
+            topic.to_string()
+        } else {
+            format!("projects/{}/topics/{topic}", self.project)
+        }
     }
 
     /// Publishes one message and returns its id.

@@ -104,6 +104,21 @@ impl Gcp {
     }
 }
 
+/// A service account key's JSON to sign URLs with, read from the file `BATON_SIGNING_KEY_FILE`
+/// names; `None` signs with the service's own identity (IAM signBlob on Cloud Run).
+pub fn signing_key(env: &Env) -> Result<Option<secrecy::SecretString>, ConfigError> {
+    env.get("BATON_SIGNING_KEY_FILE")
+        .map(|path| {
+            std::fs::read_to_string(&path)
+                .map(secrecy::SecretString::from)
+                .map_err(|e| ConfigError {
+                    variable: "BATON_SIGNING_KEY_FILE".into(),
+                    message: format!("{path} cannot be read: {e}"),
+                })
+        })
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

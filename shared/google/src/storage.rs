@@ -178,19 +178,57 @@ impl BlobPort for Storage {
         object: &str,
         expiry: Duration,
     ) -> Result<String, StorageError> {
+        self.sign(bucket, object, http::Method::GET, None, expiry)
+            .await
+    }
+}
+
+impl Storage {
+    /// A V4 signed URL that lets its holder PUT one object, of `content_type`, until `expiry`
+    /// has passed: the upload must send that `Content-Type`, or Cloud Storage refuses it.
+    pub async fn signed_upload_url(
+        &self,
+        bucket: &str,
+        object: &str,
+        content_type: &str,
+        expiry: Duration,
+    ) -> Result<String, StorageError> {
+        self.sign(
+            bucket,
+            object,
+            http::Method::PUT,
+            Some(content_type),
+            expiry,
+        )
+        .await
+    }
+
+    async fn sign(
+        &self,
+        bucket: &str,
+        object: &str,
+        method: http::Method,
+        content_type: Option<&str>,
+        expiry: Duration,
+    ) -> Result<String, StorageError> {
         let signer = self
             .signer
             .as_ref()
             .map_err(|e| StorageError::Permanent(e.clone()))?;
         // Signing through IAM is a network call that may fail for a moment; a key that cannot
-        // sign fails every time: a few tries here, then the job fails with the reason.
+        // sign fails every time: a few tries here, then the caller fails with the reason.
         use backon::Retryable as _;
         let sign = || {
-            SignedUrlBuilder::for_object(format!("projects/_/buckets/{bucket}"), object)
-                .with_method(http::Method::GET)
-                .with_expiration(expiry)
-                .with_endpoint(&self.endpoint)
-                .sign_with(signer)
+            let builder =
+                SignedUrlBuilder::for_object(format!("projects/_/buckets/{bucket}"), object)
+                    .with_method(method.clone())
+                    .with_expiration(expiry)
+                    .with_endpoint(&self.endpoint);
+            let builder = match content_type {
+                Some(t) => builder.with_header("content-type", t),
+                None => builder,
+            };
+            builder.sign_with(signer)
         };
         let pauses = backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))

@@ -27,6 +27,7 @@ use crate::config::Gcp;
 use crate::gcp::Tokens;
 use baton_core::catalog::{ExtractFormat, Partitioning, TableId};
 use baton_core::errors::error_chain;
+use baton_core::loads::{CsvOptions, FileFormat};
 use baton_core::ports::WarehousePort;
 use baton_core::run::JobStatistics;
 use baton_core::warehouse::{
@@ -102,18 +103,42 @@ fn timestamp_parameter(name: &str, value: Option<jiff::Timestamp>) -> QueryParam
     }
 }
 
-/// A load job of an import's staged chunks.
+/// A load job: an import's staged chunks, or a load table's batch of files.
 #[derive(Debug)]
 pub struct LoadJob<'a> {
     pub job_id: &'a str,
     pub table: &'a TableId,
     pub uris: &'a [String],
+    pub format: &'a FileFormat,
+    /// CSV's options, for format CSV.
+    pub csv: Option<&'a CsvOptions>,
+    /// The columns; none: BigQuery detects them (or reads them from Parquet and Avro).
     pub schema: &'a [Field],
+    /// Rows BigQuery may skip before it fails the load.
+    pub max_bad_records: u32,
     pub append: bool,
     pub partitioning: Option<&'a Partitioning>,
     pub clustering: &'a [String],
     pub labels: std::collections::HashMap<String, String>,
     pub timeout: Option<std::time::Duration>,
+}
+
+/// What a load skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LoadRejects {
+    pub bad_records: i64,
+    pub errors: Vec<Rejected>,
+}
+
+/// One of BigQuery's errors of a load.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejected {
+    /// The file (`gs://…`) when BigQuery says it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub message: String,
 }
 
 /// BigQuery as the core's `WarehousePort`, with a few reads of its own for tools and tests
@@ -226,10 +251,20 @@ impl Warehouse {
     /// schema, or, like `start_query`, finds it there already. `append` adds the rows (and
     /// lets new nullable columns in); otherwise they replace the table, schema included.
     pub async fn start_load(&self, job: &LoadJob<'_>) -> Result<JobProgress, WarehouseError> {
+        let csv = job.csv.filter(|_| *job.format == FileFormat::Csv);
         let load = JobConfigurationLoad {
             source_uris: Some(job.uris.to_vec()),
-            source_format: Some("NEWLINE_DELIMITED_JSON".into()),
-            schema: Some(table_schema(job.schema)),
+            source_format: Some(job.format.bigquery().into()),
+            schema: (!job.schema.is_empty()).then(|| table_schema(job.schema)),
+            autodetect: (job.schema.is_empty() && !job.format.self_describing()).then_some(true),
+            skip_leading_rows: csv.map(|c| i32::try_from(c.skip_leading_rows).unwrap_or(i32::MAX)),
+            field_delimiter: csv.map(|c| c.field_delimiter.clone()),
+            quote: csv.map(|c| c.quote.clone()),
+            allow_quoted_newlines: csv.map(|c| c.allow_quoted_newlines),
+            allow_jagged_rows: csv.map(|c| c.allow_jagged_rows),
+            null_marker: csv.and_then(|c| c.null_marker.clone()),
+            encoding: csv.and_then(|c| c.encoding.clone()),
+            use_avro_logical_types: (*job.format == FileFormat::Avro).then_some(true),
             destination_table: Some(TableReference {
                 project_id: self.project.clone(),
                 dataset_id: job.table.dataset().to_string(),
@@ -247,7 +282,7 @@ impl Warehouse {
             schema_update_options: job.append.then(|| vec!["ALLOW_FIELD_ADDITION".to_string()]),
             time_partitioning: job.partitioning.map(time_partitioning),
             clustering: clustering(job.clustering),
-            max_bad_records: Some(0),
+            max_bad_records: Some(i32::try_from(job.max_bad_records).unwrap_or(i32::MAX)),
             ..Default::default()
         };
         let configuration = JobConfiguration {
@@ -258,6 +293,18 @@ impl Warehouse {
             ..Default::default()
         };
         self.insert_job(job.job_id, configuration).await
+    }
+
+    /// What a load job skipped: its bad records and BigQuery's error for each (its location,
+    /// the file, and message, with the position), as far as BigQuery lists them.
+    pub async fn load_rejects(&self, job_id: &str) -> Result<LoadRejects, WarehouseError> {
+        let job = self
+            .client
+            .job()
+            .get_job(&self.project, job_id, Some(&self.location))
+            .await
+            .map_err(refused)?;
+        Ok(rejects(job))
     }
 
     /// A table as BigQuery describes it (schema, partitioning, clustering, expiration), or
@@ -636,6 +683,33 @@ fn statistics(job: &Job) -> JobStatistics {
     }
 }
 
+/// What a load job skipped, from its resource: its bad records and the errors BigQuery
+/// listed for them.
+fn rejects(job: Job) -> LoadRejects {
+    let bad_records = job
+        .statistics
+        .as_ref()
+        .and_then(|s| s.load.as_ref())
+        .and_then(|l| l.bad_records.as_ref())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let errors = job
+        .status
+        .and_then(|s| s.errors)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| Rejected {
+            location: e.location,
+            reason: e.reason,
+            message: e.message.unwrap_or_default(),
+        })
+        .collect();
+    LoadRejects {
+        bad_records,
+        errors,
+    }
+}
+
 /// A job's progress from its status.
 fn progress(job: &Job) -> JobProgress {
     let status = job.status.as_ref();
@@ -655,6 +729,31 @@ fn progress(job: &Job) -> JobProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejects_read_a_load_jobs_skipped_rows() {
+        // A load job resource as BigQuery returns it (trimmed) after skipping one bad row.
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "jobReference": {"projectId": "acme", "jobId": "baton_load_x_1", "location": "US"},
+            "status": {"state": "DONE", "errors": [{
+                "reason": "invalid", "location": "gs://acme-landing/in/bad/one.csv",
+                "message": "Error while reading data, error message: Could not parse \
+                            'not-a-number' as INT64 for field id (position 0) starting at \
+                            location 24  with message 'Unable to parse'"}]},
+            "statistics": {"creationTime": "1795379994121", "load": {"inputFiles": "1",
+                "inputFileBytes": "58", "outputRows": "2", "outputBytes": "40",
+                "badRecords": "1"}}
+        }))
+        .unwrap();
+        assert!(matches!(progress(&job), JobProgress::Succeeded(s) if s.rows_affected == Some(2)));
+        let rejects = rejects(job);
+        assert_eq!(rejects.bad_records, 1);
+        let line = serde_json::to_string(&rejects.errors[0]).unwrap();
+        assert!(
+            line.contains("gs://acme-landing/in/bad/one.csv") && line.contains("position 0"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn progress_reads_a_recorded_bigquery_job() {

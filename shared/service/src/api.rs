@@ -262,3 +262,33 @@ pub struct RouteInfo {
     pub access: baton_core::access::Access,
     pub summary: String,
 }
+
+/// `POST /v1/loads/{table}/upload-url`: a URL to upload one file of a load table with.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct UploadUrlRequest {
+    /// The file's name, kept at the end of the object's (`payments-2026-12-01.csv`).
+    pub file_name: String,
+    /// How long the URL works, in seconds (15 minutes when absent; at most 7 days).
+    #[serde(default)]
+    pub expires_in_seconds: Option<u64>,
+}
+
+/// A V4 signed URL to `PUT` the file to, with the `Content-Type` it must send.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct UploadUrl {
+    pub url: String,
+    pub method: String,
+    pub content_type: String,
+    /// `gs://bucket/prefix/…`: where the file lands.
+    pub object: String,
+    #[schemars(with = "String")]
+    pub expires_at: jiff::Timestamp,
+}
+
+/// `POST /v1/loads/{table}/force`: the importer was asked to load what waits.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LoadForced {
+    pub table: baton_core::catalog::TableId,
+    /// Files waiting or held when it was asked (the importer may find more).
+    pub files: usize,
+}

@@ -151,7 +151,7 @@ pub struct ApplyPlan {
 pub fn analyze_all(tables: &[&Table], project: &str) -> Vec<Result<Analysis, SqlError>> {
     // An import's SQL runs on its source database and reads nothing in BigQuery.
     let analyze = |t: &&Table| match t.kind {
-        super::TableKind::Import => Ok(Analysis::default()),
+        super::TableKind::Import | super::TableKind::Load => Ok(Analysis::default()),
         super::TableKind::Query => sql::analyze(&t.sql, &Defaults::new(project, &t.dataset)),
     };
     let threads = std::thread::available_parallelism()

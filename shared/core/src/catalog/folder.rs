@@ -14,6 +14,11 @@
 //! into a silently ignored setting. `condition` may be given several times (any one holding
 //! is enough): `-- condition: months=jan,apr,jul,oct days=1` or `-- condition: weekdays=mon-fri
 //! hours=6`.
+//!
+//! A load table, filled by the files that land under its prefix, has no SQL: it is a
+//! `NAME.load.toml` file beside the `.sql` files, its settings in TOML (`LoadFile`), because a
+//! schema, CSV options and a batching policy are structured data that a header of `-- key:
+//! value` lines would have to invent a syntax for.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -291,6 +296,7 @@ pub fn parse_table_file(
         },
         sql: text.to_string(),
         import,
+        load: None,
         frequency: value("frequency").or_else(|| defaults.frequency.clone()),
         write_mode,
         options,
@@ -299,6 +305,197 @@ pub fn parse_table_file(
         group: value("group").or_else(|| defaults.group.clone()),
         depends_on,
         conditions,
+        source: Some(at.to_string()),
+    })
+}
+
+/// The end of a load table's file name.
+pub const LOAD_SUFFIX: &str = ".load.toml";
+
+/// A load table's file: `shop/payments.load.toml`.
+///
+/// ```toml
+/// format = "csv"                     # csv, ndjson, parquet, avro
+/// columns = ["id INT64 NOT NULL", "amount NUMERIC", "paid_at TIMESTAMP"]
+/// max_bad_records = 10
+/// partition_by = "day(paid_at)"
+///
+/// [csv]
+/// skip_leading_rows = 1
+///
+/// [batch]                            # load when any of these is reached
+/// files = 100
+/// bytes = "1 GiB"
+/// age = "5m"
+/// ```
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadFile {
+    name: Option<String>,
+    dataset: Option<String>,
+    description: Option<String>,
+    owner: Option<String>,
+    group: Option<String>,
+    /// The folder of the landing bucket its files land in (`dataset/table/` when absent).
+    prefix: Option<String>,
+    #[serde(default)]
+    format: Option<String>,
+    /// BigQuery's DDL for each column; none: detected from the files.
+    #[serde(default)]
+    columns: Vec<String>,
+    #[serde(default)]
+    max_bad_records: u32,
+    /// `append` (the default) or `truncate`.
+    write: Option<String>,
+    partition_by: Option<String>,
+    partition_expiration: Option<Duration>,
+    #[serde(default)]
+    cluster_by: Vec<String>,
+    expiration: Option<Duration>,
+    csv: Option<crate::loads::CsvOptions>,
+    batch: Option<LoadBatch>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoadBatch {
+    files: Option<u32>,
+    /// A number of bytes, or `"512 MiB"`.
+    bytes: Option<Bytes>,
+    age: Option<Duration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Bytes {
+    Count(u64),
+    Text(String),
+}
+
+/// Reads one load table's `.load.toml`: `at` names it in messages, `stem` is its default name.
+pub fn parse_load_file(
+    at: &str,
+    stem: &str,
+    text: &str,
+    defaults: &Defaults,
+) -> Result<Table, Vec<Problem>> {
+    use crate::loads::{BatchPolicy, FileFormat, LoadSpec, parse_column};
+    let file: LoadFile = toml::from_str(text).map_err(|e| {
+        vec![Problem {
+            at: at.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        }]
+    })?;
+    let mut problems = Vec::new();
+    let mut problem = |message: String| {
+        problems.push(Problem {
+            at: at.to_string(),
+            message,
+        })
+    };
+    let seconds = |d: &Option<Duration>, problem: &mut dyn FnMut(String)| {
+        d.as_ref()
+            .and_then(|d| d.seconds().map_err(&mut *problem).ok())
+    };
+    let format = match &file.format {
+        None => FileFormat::default(),
+        Some(f) => f.parse().unwrap_or_else(|_| {
+            problem(format!(
+                "format `{f}` is not one of {}",
+                FileFormat::NAMES.join(", ")
+            ));
+            FileFormat::default()
+        }),
+    };
+    let write_mode = match &file.write {
+        None => WriteMode::Append,
+        Some(w) => WriteMode::parse(w).unwrap_or_else(|| {
+            problem(format!("write mode `{w}` is not `append` or `truncate`"));
+            WriteMode::Append
+        }),
+    };
+    let mut columns = Vec::new();
+    for column in &file.columns {
+        match parse_column(column) {
+            Ok(field) => columns.push(field),
+            Err(message) => problem(format!("columns: {message}")),
+        }
+    }
+    let defaults_batch = BatchPolicy::default();
+    let batch = file.batch.as_ref().map_or(defaults_batch, |b| BatchPolicy {
+        files: b.files.unwrap_or(defaults_batch.files),
+        bytes: match &b.bytes {
+            None => defaults_batch.bytes,
+            Some(Bytes::Count(n)) => *n,
+            Some(Bytes::Text(t)) => t.parse::<bytesize::ByteSize>().map_or_else(
+                |e| {
+                    problem(format!("batch.bytes `{t}` is not a size (`512 MiB`): {e}"));
+                    defaults_batch.bytes
+                },
+                |b| b.as_u64(),
+            ),
+        },
+        age_seconds: seconds(&b.age, &mut problem).unwrap_or(defaults_batch.age_seconds),
+    });
+    let partitioning = file.partition_by.as_deref().and_then(|p| {
+        Partitioning::parse(p)
+            .map_err(|e| problem(format!("partition_by: {e}")))
+            .ok()
+            .map(|partitioning| Partitioning {
+                expiration_seconds: seconds(&file.partition_expiration, &mut problem),
+                ..partitioning
+            })
+    });
+    let expiration_seconds = seconds(&file.expiration, &mut problem);
+    let Some(dataset) = file.dataset.clone().or_else(|| defaults.dataset.clone()) else {
+        problem(
+            "no dataset: put the file in a folder named after its dataset, or set `dataset`".into(),
+        );
+        return Err(problems);
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let name = file.name.clone().unwrap_or_else(|| stem.to_string());
+    let prefix = file.prefix.clone().unwrap_or_else(|| {
+        TableId::new(&dataset, &name).map_or_else(
+            |_| format!("{dataset}/{name}/"),
+            |id| LoadSpec::default_prefix(&id),
+        )
+    });
+    let csv = match (format, file.csv) {
+        (FileFormat::Csv, None) => Some(crate::loads::CsvOptions::default()),
+        (_, csv) => csv,
+    };
+    Ok(Table {
+        dataset,
+        name,
+        kind: TableKind::Load,
+        sql: String::new(),
+        import: None,
+        load: Some(LoadSpec {
+            prefix,
+            format,
+            csv,
+            columns,
+            max_bad_records: file.max_bad_records,
+            batch,
+        }),
+        // Loaded as files arrive, never in a frequency's runs: the folder's default frequency
+        // is not its.
+        frequency: None,
+        write_mode,
+        options: TableOptions {
+            partitioning,
+            clustering: file.cluster_by,
+            expiration_seconds,
+            ..TableOptions::default()
+        },
+        description: file.description,
+        owner: file.owner.or_else(|| defaults.owner.clone()),
+        group: file.group.or_else(|| defaults.group.clone()),
+        depends_on: Vec::new(),
+        conditions: Vec::new(),
         source: Some(at.to_string()),
     })
 }
@@ -523,11 +720,21 @@ pub fn load(root: &Path) -> Result<CatalogSpec, Vec<Problem>> {
         {
             file_defaults.dataset = Some(folder.to_string());
         }
-        let stem = path
-            .file_stem()
+        let file_name = path
+            .file_name()
             .and_then(|s| s.to_str())
             .unwrap_or_default();
-        match parse_table_file(&at, stem, &text, &file_defaults) {
+        let parsed = match file_name.strip_suffix(LOAD_SUFFIX) {
+            Some(stem) => parse_load_file(&at, stem, &text, &file_defaults),
+            None => {
+                let stem = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default();
+                parse_table_file(&at, stem, &text, &file_defaults)
+            }
+        };
+        match parsed {
             Ok(table) => tables.push(table),
             Err(mut p) => problems.append(&mut p),
         }
@@ -551,7 +758,9 @@ fn collect_sql_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::
         }
         if entry.file_type()?.is_dir() {
             collect_sql_files(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "sql") {
+        } else if path.extension().is_some_and(|e| e == "sql")
+            || entry.file_name().to_string_lossy().ends_with(LOAD_SUFFIX)
+        {
             out.push(path);
         }
     }
@@ -567,6 +776,86 @@ mod tests {
             dataset: Some(dataset.into()),
             ..Defaults::default()
         }
+    }
+
+    #[test]
+    fn a_load_file_makes_a_load_table() {
+        let text = r#"
+description = "Payments, exported hourly by the PSP"
+columns = ["id INT64 NOT NULL", "amount NUMERIC", "paid_at TIMESTAMP"]
+max_bad_records = 5
+partition_by = "day(paid_at)"
+cluster_by = ["id"]
+
+[csv]
+skip_leading_rows = 1
+
+[batch]
+files = 10
+bytes = "64 MiB"
+age = "2m"
+"#;
+        let with_frequency = Defaults {
+            frequency: Some("daily".into()),
+            ..defaults("shop")
+        };
+        let table =
+            parse_load_file("shop/payments.load.toml", "payments", text, &with_frequency).unwrap();
+        assert_eq!(table.kind, TableKind::Load);
+        assert_eq!(
+            table.frequency, None,
+            "a folder's frequency is not a load table's"
+        );
+        assert_eq!(table.write_mode, WriteMode::Append);
+        let spec = table.load.as_ref().unwrap();
+        assert_eq!(spec.prefix, "shop/payments/");
+        assert_eq!(spec.columns.len(), 3);
+        assert_eq!(spec.csv.as_ref().unwrap().skip_leading_rows, 1);
+        assert_eq!(
+            (spec.batch.files, spec.batch.bytes, spec.batch.age_seconds),
+            (10, 64 << 20, 120)
+        );
+        assert!(
+            table.load_problems().is_empty(),
+            "{:?}",
+            table.load_problems()
+        );
+        let catalog = CatalogSpec {
+            frequencies: Vec::new(),
+            tables: vec![table],
+        };
+        assert!(catalog.validate(&Default::default()).is_empty());
+    }
+
+    #[test]
+    fn a_load_file_says_what_is_wrong_and_where() {
+        let typo = "formt = \"csv\"\n";
+        let problems = parse_load_file("d/t.load.toml", "t", typo, &defaults("d")).unwrap_err();
+        assert!(
+            problems[0].message.contains("line 1") && problems[0].message.contains("formt"),
+            "{problems:?}"
+        );
+        let wrong = "format = \"xls\"\ncolumns = [\"id INT\"]\nwrite = \"merge\"\n";
+        let table = parse_load_file("d/t.load.toml", "t", wrong, &defaults("d"));
+        let problems = table.unwrap_err();
+        let text: Vec<_> = problems.iter().map(|p| p.message.as_str()).collect();
+        assert!(text.iter().any(|m| m.contains("xls")), "{text:?}");
+        assert!(text.iter().any(|m| m.contains("INT")), "{text:?}");
+        let merge = "write = \"merge\"\n";
+        let table = parse_load_file("d/t.load.toml", "t", merge, &defaults("d")).unwrap();
+        assert!(table.load_problems()[0].contains("not `merge`"));
+        // Two tables may not share files.
+        let a = parse_load_file("d/a.load.toml", "a", "prefix = \"in/\"", &defaults("d")).unwrap();
+        let b = parse_load_file("d/b.load.toml", "b", "prefix = \"in/b/\"", &defaults("d"));
+        let catalog = CatalogSpec {
+            frequencies: Vec::new(),
+            tables: vec![a, b.unwrap()],
+        };
+        let problems = catalog.validate(&Default::default());
+        assert!(
+            problems.iter().any(|p| p.message.contains("overlaps")),
+            "{problems:?}"
+        );
     }
 
     #[test]

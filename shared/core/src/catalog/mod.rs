@@ -145,6 +145,8 @@ pub enum TableKind {
     /// Rows copied from a PostgreSQL or MySQL table through a connection, by the restricted
     /// `SELECT columns FROM one table [WHERE …] [LIMIT n]` of the source's own SQL.
     Import,
+    /// Files that land in Cloud Storage under the table's prefix, loaded in batches.
+    Load,
 }
 
 /// Where an import table's rows come from, and how much of them each run copies.
@@ -530,6 +532,9 @@ pub struct Table {
     /// An import table's source; `None` for a query table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import: Option<ImportSpec>,
+    /// A load table's files: where they land, how they are read, when they are loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<crate::loads::LoadSpec>,
     /// The frequency that runs it; none means it only runs when asked.
     #[serde(default)]
     pub frequency: Option<String>,
@@ -568,6 +573,7 @@ impl Table {
             kind: TableKind::Query,
             sql: sql.to_string(),
             import: None,
+            load: None,
             frequency: None,
             write_mode: WriteMode::default(),
             options: TableOptions::default(),
@@ -605,13 +611,51 @@ impl Table {
         None
     }
 
+    /// What a load table may not have.
+    pub fn load_problems(&self) -> Vec<String> {
+        match (self.kind, &self.load) {
+            (TableKind::Load, Some(spec)) => {
+                let mut problems = spec.problems(self.write_mode);
+                if self.frequency.is_some() {
+                    problems.push(
+                        "a load table is loaded as its files arrive, not in runs: give the \
+                         frequency to the tables that read it"
+                            .into(),
+                    );
+                }
+                if !self.conditions.is_empty() || !self.depends_on.is_empty() {
+                    problems.push(
+                        "`condition` and `depends_on` are for tables that run in runs".into(),
+                    );
+                }
+                let options = &self.options;
+                if options.extract.is_some()
+                    || options.max_bytes_billed.is_some()
+                    || options.timeout_seconds.is_some()
+                    || !options.key.is_empty()
+                    || options.delete_flag.is_some()
+                {
+                    problems.push(
+                        "a load table takes partitioning, clustering and expiration; not \
+                         `extract`, `max_bytes_billed`, `timeout`, `key` or `delete_flag`"
+                            .into(),
+                    );
+                }
+                problems
+            }
+            (TableKind::Load, None) => vec!["a load table needs its `[load]` settings".into()],
+            (_, Some(_)) => vec!["load settings are for load tables (`.load.toml`)".into()],
+            (_, None) => Vec::new(),
+        }
+    }
+
     /// What an import table may not have (its SQL is checked where its connection's
     /// dialect is known: `sql::check_import`).
     pub fn import_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         match (self.kind, &self.import) {
-            (TableKind::Query, None) => return problems,
-            (TableKind::Query, Some(_)) => {
+            (TableKind::Query | TableKind::Load, None) => return problems,
+            (TableKind::Query | TableKind::Load, Some(_)) => {
                 problems.push("`import` is for import tables; this is a query table".into());
                 return problems;
             }
@@ -833,7 +877,11 @@ impl CatalogSpec {
                     message,
                 });
             }
-            for message in table.import_problems() {
+            for message in table
+                .import_problems()
+                .into_iter()
+                .chain(table.load_problems())
+            {
                 problems.push(Problem {
                     at: at.clone(),
                     message,
@@ -846,7 +894,27 @@ impl CatalogSpec {
                 });
                 continue;
             }
-            if table.sql.trim().is_empty() {
+            if table.kind == TableKind::Load {
+                // No SQL: its prefix must be its own.
+                if let Some(spec) = &table.load {
+                    let others = self
+                        .tables
+                        .iter()
+                        .filter(|t| t.id().ok() != Some(id.clone()));
+                    for other in others.filter_map(|t| Some((t, t.load.as_ref()?))) {
+                        let (a, b) = (&spec.prefix, &other.1.prefix);
+                        if a.starts_with(b.as_str()) || b.starts_with(a.as_str()) {
+                            problems.push(Problem {
+                                at: at.clone(),
+                                message: format!(
+                                    "prefix `{a}` overlaps {}'s `{b}`: a file would be whose?",
+                                    other.0.origin()
+                                ),
+                            });
+                        }
+                    }
+                }
+            } else if table.sql.trim().is_empty() {
                 problems.push(Problem {
                     at: at.clone(),
                     message: "the SQL is empty".into(),

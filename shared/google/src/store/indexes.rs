@@ -48,5 +48,16 @@ pub const COST_ROLLUPS: Index = Index {
     fields: &[("dimension", Order::Ascending), ("day", Order::Ascending)],
 };
 
+/// A load table's files in one state, the longest waiting first (`Store::files_in_state`).
+pub const FILES_BY_STATE: Index = Index {
+    collection: crate::store::loads::FILES,
+    fields: &[("state", Order::Ascending), ("arrived", Order::Ascending)],
+};
+
 /// Every composite index the queries need.
-pub const INDEXES: [Index; 3] = [WAITING_JOBS, JOBS_BY_DISPATCH_CAUSE, COST_ROLLUPS];
+pub const INDEXES: [Index; 4] = [
+    WAITING_JOBS,
+    JOBS_BY_DISPATCH_CAUSE,
+    COST_ROLLUPS,
+    FILES_BY_STATE,
+];

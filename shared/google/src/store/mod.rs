@@ -16,6 +16,9 @@
 //! api_tokens/{sha256}                access::ApiToken
 //! access/first_admin                 access::FirstAdmin
 //! audit/{id}                         access::AuditEntry
+//! loads/{dataset.table}              loads::LoadSummary
+//! loads/{table}/files/{id}           loads::LandedFile
+//! loads/{table}/batches/{id}         loads::Batch
 //! ```
 //!
 //! Every state change that two deliveries could race on happens in a transaction (`Txn`) or
@@ -28,6 +31,7 @@
 mod access;
 mod catalog;
 pub mod indexes;
+pub mod loads;
 mod runs;
 
 pub use runs::Admitted;

@@ -1,0 +1,339 @@
+//! Load tables: the files that land in the landing bucket, claimed as Cloud Storage tells of
+//! them, batched by each table's policy and loaded by one BigQuery load job a batch.
+//!
+//! Three messages, each safe to repeat:
+//! - an object's **finalize** notification (the `/storage` push): the file is claimed for the
+//!   load table whose prefix it is under (once: its id is its name and generation), then the
+//!   table is considered;
+//! - **consider** (the same, sent by the tick for files that waited long enough and by a
+//!   force): while the waiting files are due by the table's policy, a batch of them is formed
+//!   in a transaction and its load is sent;
+//! - **load**: the batch's load job is started under the batch's id and try (a redelivery
+//!   attaches to it), waited for, and its end recorded with the files' in one transaction.
+//!
+//! A crash after a claim leaves the file waiting for the next notification, consider or sweep;
+//! one after a batch formed leaves it loading, sent again by the tick's sweep.
+
+use jiff::Timestamp;
+use serde::Deserialize;
+
+use baton_core::catalog::{TableDoc, TableId, TableKind, WriteMode};
+use baton_core::errors::Retryable;
+use baton_core::loads::{
+    Batch, BatchState, FileState, LOAD_TRIES, LandedFile, MAX_BATCH_FILES, Waiting,
+};
+use baton_core::messages::ImporterTask;
+use baton_core::ports::{Publish, WarehousePort};
+use baton_core::warehouse::{JobProgress, WarehouseError, is_transient};
+use baton_google::store::TABLES;
+use baton_google::warehouse::LoadJob;
+
+use crate::{Importer, ImporterError};
+
+/// A Cloud Storage notification's payload (format `JSON_API_V1`): the object.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ObjectNotice {
+    pub bucket: String,
+    pub name: String,
+    pub generation: String,
+    /// Bytes, as the JSON API gives it (a string).
+    #[serde(default)]
+    pub size: Option<String>,
+}
+
+/// How many batches one consider forms at most; what is left waits for the next.
+const BATCHES_PER_CONSIDER: usize = 20;
+
+impl Importer {
+    /// A file landed: claim it for the load table whose prefix it is under, then see whether
+    /// the table's waiting files are due.
+    pub async fn object_finalized(
+        &self,
+        notice: &ObjectNotice,
+        now: Timestamp,
+    ) -> Result<(), ImporterError> {
+        let Some(landing) = &self.settings.landing_bucket else {
+            return Err(ImporterError::Stale(
+                "a file notification, but no landing bucket is configured \
+                 (BATON_LANDING_BUCKET)"
+                    .into(),
+            ));
+        };
+        if notice.bucket != *landing {
+            tracing::debug!(bucket = %notice.bucket, "not the landing bucket's: ignored");
+            return Ok(());
+        }
+        let tables = self.store.load_tables().await?;
+        let Some(doc) = tables.iter().find(|t| {
+            t.definition
+                .load
+                .as_ref()
+                .is_some_and(|l| l.takes(&notice.name))
+        }) else {
+            tracing::info!(object = %notice.name, "no load table's prefix holds this file: left alone");
+            return Ok(());
+        };
+        let file = LandedFile {
+            table: doc.id.clone(),
+            bucket: notice.bucket.clone(),
+            name: notice.name.clone(),
+            generation: notice.generation.clone(),
+            size: notice
+                .size
+                .as_deref()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+            arrived: now,
+            state: FileState::Waiting,
+            batch: None,
+        };
+        let claimed = self.store.claim_file(&file).await?;
+        tracing::info!(
+            table = %doc.id, object = %file.name, size = file.size, claimed,
+            "{}", if claimed { "file claimed" } else { "file claimed before" }
+        );
+        self.consider_table(doc, false, now).await
+    }
+
+    /// Forms and sends the batches that are due (everything that waits, and what is held,
+    /// when forced).
+    pub async fn consider(
+        &self,
+        table: &TableId,
+        force: bool,
+        now: Timestamp,
+    ) -> Result<(), ImporterError> {
+        let Some(doc) = self.load_table(table).await? else {
+            return Err(ImporterError::Stale(format!("{table} is not a load table")));
+        };
+        self.consider_table(&doc, force, now).await
+    }
+
+    async fn consider_table(
+        &self,
+        doc: &TableDoc,
+        force: bool,
+        now: Timestamp,
+    ) -> Result<(), ImporterError> {
+        let Some(spec) = &doc.definition.load else {
+            return Ok(());
+        };
+        let landing = self.landing()?;
+        let limit = MAX_BATCH_FILES as u32;
+        for _ in 0..BATCHES_PER_CONSIDER {
+            let mut files = self
+                .store
+                .files_in_state(&doc.id, FileState::Waiting, limit)
+                .await?;
+            if force {
+                files.extend(
+                    self.store
+                        .files_in_state(&doc.id, FileState::Held, limit)
+                        .await?,
+                );
+                files.sort_by_key(|f| f.arrived);
+                files.truncate(MAX_BATCH_FILES);
+            }
+            let Some(trigger) = spec.batch.due(&Waiting::of(&files), now, force) else {
+                break;
+            };
+            let Some(batch) = self
+                .store
+                .form_batch(&doc.id, landing, &files, trigger, now)
+                .await?
+            else {
+                break;
+            };
+            tracing::info!(
+                table = %doc.id, batch = %batch.id, files = batch.files.len(),
+                bytes = batch.bytes, trigger = <&str>::from(trigger), "batch formed"
+            );
+            self.topics
+                .to_importer(&ImporterTask::Load {
+                    table: doc.id.clone(),
+                    batch: batch.id.clone(),
+                })
+                .await?;
+            if files.len() < MAX_BATCH_FILES {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads a formed batch, or attaches to its load, or records how it ended.
+    pub async fn load_batch(&self, table: &TableId, id: &str) -> Result<(), ImporterError> {
+        let Some(batch) = self.store.batch(table, id).await? else {
+            return Err(ImporterError::Stale(format!("{table} has no batch {id}")));
+        };
+        if batch.state != BatchState::Loading {
+            tracing::info!(batch = %id, state = ?batch.state, "the batch's load has ended");
+            return Ok(());
+        }
+        let Some(doc) = self.load_table(table).await? else {
+            let ended = self.ended(
+                batch,
+                BatchState::Failed,
+                vec![format!("{table} is no longer a load table of the catalog")],
+            );
+            self.store.end_batch(&ended).await?;
+            return Ok(());
+        };
+        let spec = doc.definition.load.as_ref().expect("a load table's spec");
+        self.ensure_dataset(table.dataset()).await?;
+        let job_id = batch.job_id();
+        let options = &doc.definition.options;
+        let labels = [
+            (
+                "baton_table".to_string(),
+                baton_core::ids::label_value(&table.to_string()),
+            ),
+            (
+                "baton_load".to_string(),
+                baton_core::ids::label_value(&batch.id),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let started = self
+            .warehouse
+            .start_load(&LoadJob {
+                job_id: &job_id,
+                table,
+                uris: &batch.uris(),
+                format: &spec.format,
+                csv: spec.csv.as_ref(),
+                schema: &spec.columns,
+                max_bad_records: spec.max_bad_records,
+                append: doc.definition.write_mode != WriteMode::Truncate,
+                partitioning: options.partitioning.as_ref(),
+                clustering: &options.clustering,
+                labels,
+                timeout: None,
+            })
+            .await;
+        let progress = match started {
+            Ok(progress) => progress,
+            Err(e) => return self.load_refused(batch, e).await,
+        };
+        tracing::info!(batch = %id, job_id = %job_id, try_number = batch.try_number, "load started");
+        let deadline = tokio::time::Instant::now() + self.settings.wait;
+        let progress = self.wait(&job_id, progress, deadline).await?;
+        let rejects = self.warehouse.load_rejects(&job_id).await?;
+        match progress {
+            JobProgress::Running => unreachable!("waited until it ended"),
+            JobProgress::Succeeded(statistics) => {
+                let mut ended = self.ended(batch, BatchState::Loaded, Vec::new());
+                ended.rows = statistics.rows_affected;
+                ended.bad_records = Some(rejects.bad_records);
+                if !rejects.errors.is_empty() {
+                    ended.errors = rejects.errors.iter().map(|e| e.message.clone()).collect();
+                    ended.rejects = Some(self.keep_rejects(&ended, &rejects).await?);
+                }
+                let ended = self.store.end_batch(&ended).await?;
+                tracing::info!(
+                    batch = %id, rows = ?ended.rows, bad_records = ?ended.bad_records,
+                    "batch loaded"
+                );
+            }
+            JobProgress::Failed {
+                reason, message, ..
+            } => {
+                if is_transient(&reason, &message) && batch.try_number < LOAD_TRIES {
+                    tracing::warn!(batch = %id, %reason, %message, "the load failed transiently");
+                    self.store.next_try(table, id, batch.try_number).await?;
+                    return Err(ImporterError::Warehouse(WarehouseError::Unavailable(
+                        format!("load {job_id}: {message}"),
+                    )));
+                }
+                let mut errors = vec![format!("{reason}: {message}")];
+                errors.extend(
+                    rejects
+                        .errors
+                        .iter()
+                        .map(|e| e.message.clone())
+                        .filter(|m| *m != message),
+                );
+                if reason == "invalid" && message.to_lowercase().contains("schema") {
+                    errors.push(format!(
+                        "the table's columns: {}",
+                        self.described_schema(table).await
+                    ));
+                }
+                let mut ended = self.ended(batch, BatchState::Failed, errors);
+                ended.bad_records = Some(rejects.bad_records);
+                let ended = self.store.end_batch(&ended).await?;
+                tracing::warn!(batch = %id, errors = ?ended.errors, "the load failed: its files are held");
+            }
+        }
+        Ok(())
+    }
+
+    /// BigQuery refused to start the load: transient refusals are tried again, others end
+    /// the batch failed with its files held.
+    async fn load_refused(&self, batch: Batch, e: WarehouseError) -> Result<(), ImporterError> {
+        if e.is_retryable() {
+            return Err(ImporterError::Warehouse(e));
+        }
+        let ended = self.ended(batch, BatchState::Failed, vec![e.to_string()]);
+        self.store.end_batch(&ended).await?;
+        Ok(())
+    }
+
+    fn ended(&self, batch: Batch, state: BatchState, errors: Vec<String>) -> Batch {
+        Batch {
+            state,
+            errors,
+            ended: Some(Timestamp::now()),
+            ..batch
+        }
+    }
+
+    /// Writes what a load rejected to the staging bucket, one JSON line per error (its file
+    /// and BigQuery's message with the position); returns where.
+    async fn keep_rejects(
+        &self,
+        batch: &Batch,
+        rejects: &baton_google::warehouse::LoadRejects,
+    ) -> Result<String, ImporterError> {
+        let Some(bucket) = &self.settings.staging_bucket else {
+            return Ok("(not kept: no staging bucket)".into());
+        };
+        let name = format!(
+            "rejects/{}/{}-{}.json",
+            batch.table, batch.id, batch.try_number
+        );
+        let mut lines = String::new();
+        for error in &rejects.errors {
+            lines.push_str(&serde_json::to_string(error).unwrap_or_default());
+            lines.push('\n');
+        }
+        self.storage
+            .upload(bucket, &name, "application/x-ndjson", lines.into())
+            .await?;
+        Ok(format!("gs://{bucket}/{name}"))
+    }
+
+    async fn described_schema(&self, table: &TableId) -> String {
+        match self.warehouse.schema(table).await {
+            Ok(Some(fields)) => fields
+                .iter()
+                .map(|f| format!("{} {}", f.name, f.column().field_type))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Ok(None) => "(no table yet)".into(),
+            Err(e) => format!("(unknown: {e})"),
+        }
+    }
+
+    async fn load_table(&self, table: &TableId) -> Result<Option<TableDoc>, ImporterError> {
+        let doc: Option<TableDoc> = self.store.get(None, TABLES, &table.to_string()).await?;
+        Ok(doc.filter(|d| d.definition.kind == TableKind::Load && d.definition.load.is_some()))
+    }
+
+    fn landing(&self) -> Result<&str, ImporterError> {
+        self.settings.landing_bucket.as_deref().ok_or_else(|| {
+            ImporterError::Stale("no landing bucket is configured (BATON_LANDING_BUCKET)".into())
+        })
+    }
+}
