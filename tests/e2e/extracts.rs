@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use baton_core::catalog::{CatalogSpec, Extract, ExtractFormat, Frequency, Table, TableOptions};
+use baton_core::catalog::{CatalogSpec, Extract, FileFormat, Frequency, Table, TableOptions};
 use baton_core::messages::ExecutorTask;
 use baton_core::run::Job;
 use baton_core::state::{JobState, RunState};
@@ -40,7 +40,7 @@ async fn receive(
     }
 }
 
-fn extracted(name: &str, format: ExtractFormat, compression: Option<&str>) -> Table {
+fn extracted(name: &str, format: FileFormat, compression: Option<&str>) -> Table {
     let id = name.parse().expect("a valid table id");
     Table {
         frequency: Some("daily".into()),
@@ -96,7 +96,7 @@ async fn extracts_are_written_signed_and_announced_once() -> anyhow::Result<()> 
     .await?;
     let options = Options::default().env("BATON_NOTIFY_BACKOFF_MS", "50");
     let baton = Baton::start_with(&stack, "extracts", options).await?;
-    let mut orders = extracted("x.orders", ExtractFormat::Csv, Some("gzip"));
+    let mut orders = extracted("x.orders", FileFormat::Csv, Some("gzip"));
     if let Some(extract) = orders.options.extract.as_mut() {
         extract.notify = Some(format!("{notify_url}/hook?token=secret"));
     }
@@ -105,9 +105,9 @@ async fn extracts_are_written_signed_and_announced_once() -> anyhow::Result<()> 
             frequencies: vec![Frequency::every("daily", 86_400)],
             tables: vec![
                 orders,
-                extracted("x.events", ExtractFormat::Ndjson, None),
-                extracted("x.items", ExtractFormat::Parquet, Some("snappy")),
-                extracted("x.archive", ExtractFormat::Avro, Some("deflate")),
+                extracted("x.events", FileFormat::Ndjson, None),
+                extracted("x.items", FileFormat::Parquet, Some("snappy")),
+                extracted("x.archive", FileFormat::Avro, Some("deflate")),
             ],
         })
         .await?;

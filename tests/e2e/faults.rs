@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use baton_core::catalog::{
-    CatalogSpec, Extract, ExtractFormat, Frequency, Table, TableId, TableOptions,
+    CatalogSpec, Extract, FileFormat, Frequency, Table, TableId, TableOptions,
 };
 use baton_core::ids::bigquery_job_id;
 use baton_core::messages::ExecutorTask;
@@ -32,7 +32,7 @@ fn table(name: &str, sql: &str, options: TableOptions) -> Table {
 fn extract_csv() -> TableOptions {
     TableOptions {
         extract: Some(Extract {
-            format: ExtractFormat::Csv,
+            format: FileFormat::Csv,
             compression: None,
             notify: None,
             url_expiry_seconds: None,

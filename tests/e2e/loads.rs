@@ -11,7 +11,7 @@ use baton_core::catalog::folder::{Defaults, parse_load_file};
 use baton_core::catalog::{CatalogSpec, Frequency, Table, TableId};
 use baton_core::loads::{Batch, BatchState, FileState, LoadStatus, Trigger};
 use baton_google::storage::Storage;
-use baton_tests::{Baton, Stack, eventually};
+use baton_tests::{Baton, Options, Stack, eventually};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -135,7 +135,7 @@ async fn cli(baton: &Baton, args: &[&str]) -> anyhow::Result<String> {
 async fn a_file_uploaded_through_the_cli_is_loaded_and_its_query_table_reads_it()
 -> anyhow::Result<()> {
     let stack = Stack::load()?;
-    let mut baton = Baton::start(&stack, "load-cli").await?;
+    let mut baton = Baton::start_with(&stack, "load-cli", Options::default().landing()).await?;
     let totals = Table {
         frequency: Some("nightly".into()),
         ..Table::query(
@@ -213,7 +213,7 @@ async fn a_file_uploaded_through_the_cli_is_loaded_and_its_query_table_reads_it(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_are_batched_by_count_by_bytes_by_age_and_by_force() -> anyhow::Result<()> {
     let stack = Stack::load()?;
-    let mut baton = Baton::start(&stack, "load-batch").await?;
+    let mut baton = Baton::start_with(&stack, "load-batch", Options::default().landing()).await?;
     let never = "files = 100\nbytes = \"1 GiB\"\nage = \"1h\"";
     baton
         .apply(CatalogSpec {
@@ -297,7 +297,7 @@ async fn files_are_batched_by_count_by_bytes_by_age_and_by_force() -> anyhow::Re
 async fn duplicates_a_killed_importer_and_a_lost_load_still_load_every_file_once()
 -> anyhow::Result<()> {
     let stack = Stack::load()?;
-    let mut baton = Baton::start(&stack, "load-once").await?;
+    let mut baton = Baton::start_with(&stack, "load-once", Options::default().landing()).await?;
     baton
         .apply(CatalogSpec {
             frequencies: Vec::new(),
@@ -407,7 +407,7 @@ async fn object(stack: &Stack, uri: &str) -> anyhow::Result<String> {
 async fn rejected_rows_are_kept_under_the_limit_and_over_it_the_file_is_held_until_forced()
 -> anyhow::Result<()> {
     let stack = Stack::load()?;
-    let mut baton = Baton::start(&stack, "load-bad").await?;
+    let mut baton = Baton::start_with(&stack, "load-bad", Options::default().landing()).await?;
     let table = |limit: u32| {
         load_table(
             "in.bad",

@@ -212,6 +212,8 @@ pub struct Options {
     pub two_of_each: bool,
     /// Nobody signs in at start: the first to sign in is whoever the test makes first.
     pub nobody_signed_in: bool,
+    /// The importer is told of the files that land in the landing bucket (load tables).
+    pub landing: bool,
 }
 
 impl Options {
@@ -227,6 +229,11 @@ impl Options {
 
     pub fn nobody_signed_in(mut self) -> Self {
         self.nobody_signed_in = true;
+        self
+    }
+
+    pub fn landing(mut self) -> Self {
+        self.landing = true;
         self
     }
 }
@@ -263,6 +270,9 @@ pub struct Baton {
     pub log_dir: PathBuf,
     http: reqwest::Client,
     services: Vec<Service>,
+    /// The Pub/Sub emulator's address and this Baton's subscription to the stack's storage
+    /// events, deleted when it stops.
+    storage_subscription: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for Baton {
@@ -274,6 +284,27 @@ impl std::fmt::Debug for Baton {
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Drop for Baton {
+    /// A test that fails half-way stops its services and leaves no subscription behind.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Deletes a Pub/Sub emulator's subscription, synchronously (a Baton stops in `Drop` too).
+fn delete_subscription(host: &str, path: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(host) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let request = format!("DELETE {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+    }
+}
 
 /// A project id of its own for each Baton: `name` and a suffix unique on this machine.
 pub fn unique_project(name: &str) -> String {
@@ -441,16 +472,26 @@ impl Baton {
         }
         // The stack publishes every bucket's finalize events to one topic, as a notification
         // configuration of the landing bucket does in production; the importer ignores other
-        // buckets' (the other tests').
-        let events = stack.var("BATON_TEST_STORAGE_EVENTS")?;
-        bus.ensure_push_subscription(&PushSubscription {
-            name: "baton-storage-push",
-            topic: events,
-            endpoint: &relays.storage.endpoint,
-            ack_deadline_seconds: 60,
-            dead_letter: Some(("baton-dead-letter", 20)),
-        })
-        .await?;
+        // buckets' (the other tests'). Only the Batons with load tables subscribe, and each
+        // deletes its subscription when it stops: every event goes to every subscription.
+        let storage_subscription = if options.landing {
+            let events = stack.var("BATON_TEST_STORAGE_EVENTS")?;
+            let name = "baton-storage-push";
+            bus.ensure_push_subscription(&PushSubscription {
+                name,
+                topic: events,
+                endpoint: &relays.storage.endpoint,
+                ack_deadline_seconds: 60,
+                dead_letter: Some(("baton-dead-letter", 20)),
+            })
+            .await?;
+            Some((
+                stack.var("PUBSUB_EMULATOR_HOST")?.to_string(),
+                format!("/v1/projects/{project}/subscriptions/{name}"),
+            ))
+        } else {
+            None
+        };
         // The harness reads Firestore and BigQuery as the services do.
         let store = Store::connect(&gcp).await?;
         let warehouse = Warehouse::new(&gcp).await?;
@@ -487,6 +528,7 @@ impl Baton {
             log_dir,
             http: reqwest::Client::new(),
             services,
+            storage_subscription,
         })
     }
 
@@ -777,6 +819,9 @@ impl Baton {
     pub fn stop(&mut self) {
         for service in &mut self.services {
             service.stop();
+        }
+        if let Some((host, path)) = self.storage_subscription.take() {
+            delete_subscription(&host, &path);
         }
     }
 }

@@ -41,6 +41,12 @@ pub struct ObjectNotice {
     pub size: Option<String>,
 }
 
+/// The load tables' prefixes, and when they were read.
+pub(crate) type Prefixes = (std::time::Instant, Vec<(TableId, String)>);
+
+/// How many of a load's errors its batch and the table's summary keep.
+const KEPT_ERRORS: usize = 10;
+
 /// How many batches one consider forms at most; what is left waits for the next.
 const BATCHES_PER_CONSIDER: usize = 20;
 
@@ -63,16 +69,11 @@ impl Importer {
             tracing::debug!(bucket = %notice.bucket, "not the landing bucket's: ignored");
             return Ok(());
         }
-        let tables = self.store.load_tables().await?;
-        let Some(doc) = tables.iter().find(|t| {
-            t.definition
-                .load
-                .as_ref()
-                .is_some_and(|l| l.takes(&notice.name))
-        }) else {
+        let Some(doc) = self.table_taking(&notice.name).await? else {
             tracing::info!(object = %notice.name, "no load table's prefix holds this file: left alone");
             return Ok(());
         };
+        let doc = &doc;
         let file = LandedFile {
             table: doc.id.clone(),
             bucket: notice.bucket.clone(),
@@ -121,6 +122,15 @@ impl Importer {
         let landing = self.landing()?;
         let limit = MAX_BATCH_FILES as u32;
         for _ in 0..BATCHES_PER_CONSIDER {
+            // What waits is weighed by an aggregation; the files are read only when due.
+            if !force
+                && spec
+                    .batch
+                    .due(&self.store.waiting(&doc.id).await?, now, false)
+                    .is_none()
+            {
+                break;
+            }
             let mut files = self
                 .store
                 .files_in_state(&doc.id, FileState::Waiting, limit)
@@ -183,17 +193,16 @@ impl Importer {
         self.ensure_dataset(table.dataset()).await?;
         let job_id = batch.job_id();
         let options = &doc.definition.options;
+        // Labelled as query jobs are, so that the billing export tells a table's loads too;
+        // the table's group and owner stand for the user.
         let labels = [
-            (
-                "baton_table".to_string(),
-                baton_core::ids::label_value(&table.to_string()),
-            ),
-            (
-                "baton_load".to_string(),
-                baton_core::ids::label_value(&batch.id),
-            ),
+            ("baton-table", table.to_string()),
+            ("baton-load", batch.id.clone()),
         ]
         .into_iter()
+        .chain(doc.definition.owner.clone().map(|o| ("baton-user", o)))
+        .chain(doc.definition.group.clone().map(|g| ("baton-group", g)))
+        .map(|(k, v)| (k.to_string(), baton_core::ids::label_value(&v)))
         .collect();
         let started = self
             .warehouse
@@ -221,13 +230,13 @@ impl Importer {
         let progress = self.wait(&job_id, progress, deadline).await?;
         let rejects = self.warehouse.load_rejects(&job_id).await?;
         match progress {
-            JobProgress::Running => unreachable!("waited until it ended"),
+            JobProgress::Running => return Err(ImporterError::StillRunning(job_id)),
             JobProgress::Succeeded(statistics) => {
-                let mut ended = self.ended(batch, BatchState::Loaded, Vec::new());
+                let errors = rejects.errors.iter().map(|e| e.message.clone()).collect();
+                let mut ended = self.ended(batch, BatchState::Loaded, errors);
                 ended.rows = statistics.rows_affected;
                 ended.bad_records = Some(rejects.bad_records);
                 if !rejects.errors.is_empty() {
-                    ended.errors = rejects.errors.iter().map(|e| e.message.clone()).collect();
                     ended.rejects = Some(self.keep_rejects(&ended, &rejects).await?);
                 }
                 let ended = self.store.end_batch(&ended).await?;
@@ -280,7 +289,14 @@ impl Importer {
         Ok(())
     }
 
-    fn ended(&self, batch: Batch, state: BatchState, errors: Vec<String>) -> Batch {
+    /// The batch ended, with at most [`KEPT_ERRORS`] of its errors (the rejects file has
+    /// them all).
+    fn ended(&self, batch: Batch, state: BatchState, mut errors: Vec<String>) -> Batch {
+        if errors.len() > KEPT_ERRORS {
+            let more = errors.len() - KEPT_ERRORS;
+            errors.truncate(KEPT_ERRORS);
+            errors.push(format!("… and {more} more"));
+        }
         Batch {
             state,
             errors,
@@ -324,6 +340,60 @@ impl Importer {
             Ok(None) => "(no table yet)".into(),
             Err(e) => format!("(unknown: {e})"),
         }
+    }
+
+    /// The load table whose prefix holds `object`. The prefixes are kept for a minute, so
+    /// that a notification costs one read of its table, not a read of every load table; a
+    /// kept answer is checked against the table as stored, and no answer is taken for good
+    /// before the prefixes are read again.
+    async fn table_taking(&self, object: &str) -> Result<Option<TableDoc>, ImporterError> {
+        const KEEP: std::time::Duration = std::time::Duration::from_secs(60);
+        for fresh in [false, true] {
+            let kept = {
+                let prefixes = self
+                    .prefixes
+                    .lock()
+                    .expect("the prefixes are never poisoned");
+                prefixes
+                    .as_ref()
+                    .filter(|(read, _)| !fresh && read.elapsed() < KEEP)
+                    .map(|(_, tables)| tables.clone())
+            };
+            let tables = match kept {
+                Some(tables) => tables,
+                None => {
+                    let tables: Vec<(TableId, String)> = self
+                        .store
+                        .load_tables()
+                        .await?
+                        .into_iter()
+                        .filter_map(|t| Some((t.id, t.definition.load?.prefix)))
+                        .collect();
+                    *self
+                        .prefixes
+                        .lock()
+                        .expect("the prefixes are never poisoned") =
+                        Some((std::time::Instant::now(), tables.clone()));
+                    tables
+                }
+            };
+            let Some((id, _)) = tables
+                .iter()
+                .find(|(_, p)| object.starts_with(p.as_str()) && !object.ends_with('/'))
+            else {
+                continue;
+            };
+            if let Some(doc) = self.load_table(id).await?
+                && doc
+                    .definition
+                    .load
+                    .as_ref()
+                    .is_some_and(|l| l.takes(object))
+            {
+                return Ok(Some(doc));
+            }
+        }
+        Ok(None)
     }
 
     async fn load_table(&self, table: &TableId) -> Result<Option<TableDoc>, ImporterError> {

@@ -178,6 +178,8 @@ pub struct Importer {
     settings: Settings,
     /// Datasets known to exist, so that each is checked once per process.
     datasets: Mutex<HashSet<String>>,
+    /// The load tables' prefixes, and when they were read (`landing::table_taking`).
+    prefixes: Mutex<Option<landing::Prefixes>>,
 }
 
 #[derive(Debug)]
@@ -200,6 +202,7 @@ pub async fn start(config: Config) -> anyhow::Result<Router> {
         storage: Arc::new(Storage::new(&config.gcp, None)?),
         settings: config.settings.clone(),
         datasets: Mutex::new(HashSet::new()),
+        prefixes: Mutex::new(None),
     };
     let app = Arc::new(App {
         importer,

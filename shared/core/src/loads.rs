@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::catalog::FileFormat;
 use crate::catalog::{TableId, WriteMode};
 use crate::warehouse::Field;
 
@@ -33,66 +34,6 @@ pub const LOAD_TRIES: u32 = 3;
 /// than an importer's delivery waits for a load (9 minutes), so only a load whose message was
 /// lost, or whose importer died, is sent again; a redelivery attaches to the load anyway.
 pub const STALE_BATCH_SECONDS: i64 = 15 * 60;
-
-/// The files' format.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::EnumString,
-    strum::VariantNames,
-    strum::IntoStaticStr,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case", ascii_case_insensitive)]
-pub enum FileFormat {
-    #[default]
-    Csv,
-    /// Newline-delimited JSON (`json` is read as this too).
-    #[strum(serialize = "ndjson", serialize = "json")]
-    #[serde(alias = "json")]
-    Ndjson,
-    Parquet,
-    Avro,
-}
-
-impl FileFormat {
-    pub const NAMES: &[&str] = <Self as strum::VariantNames>::VARIANTS;
-
-    /// BigQuery's `sourceFormat`.
-    pub fn bigquery(self) -> &'static str {
-        match self {
-            Self::Csv => "CSV",
-            Self::Ndjson => "NEWLINE_DELIMITED_JSON",
-            Self::Parquet => "PARQUET",
-            Self::Avro => "AVRO",
-        }
-    }
-
-    /// The content type an upload through a signed URL must declare.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Self::Csv => "text/csv",
-            Self::Ndjson => "application/x-ndjson",
-            Self::Parquet | Self::Avro => "application/octet-stream",
-        }
-    }
-
-    /// Whether the files carry their own schema (nothing to declare or detect).
-    pub fn self_describing(self) -> bool {
-        matches!(self, Self::Parquet | Self::Avro)
-    }
-
-    pub fn name(self) -> &'static str {
-        self.into()
-    }
-}
 
 /// How CSV files are read (BigQuery's options of the same names).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

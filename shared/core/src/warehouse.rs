@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{ExtractFormat, Partitioning, TableId};
+use crate::catalog::{FileFormat, Partitioning, TableId};
 use crate::errors::Retryable;
 use crate::run::JobStatistics;
 use crate::writes::Column;
@@ -128,7 +128,7 @@ pub struct ExtractJob<'a> {
     pub table: &'a TableId,
     /// `gs://bucket/path/name-*.csv`: BigQuery numbers the files where the `*` is.
     pub uri: &'a str,
-    pub format: ExtractFormat,
+    pub format: FileFormat,
     /// `gzip`, `deflate`, `snappy`, `zstd`, or none.
     pub compression: Option<&'a str>,
     pub labels: HashMap<String, String>,

@@ -25,9 +25,9 @@ use gcp_bigquery_client::model::time_partitioning::TimePartitioning;
 
 use crate::config::Gcp;
 use crate::gcp::Tokens;
-use baton_core::catalog::{ExtractFormat, Partitioning, TableId};
+use baton_core::catalog::{FileFormat, Partitioning, TableId};
 use baton_core::errors::error_chain;
-use baton_core::loads::{CsvOptions, FileFormat};
+use baton_core::loads::CsvOptions;
 use baton_core::ports::WarehousePort;
 use baton_core::run::JobStatistics;
 use baton_core::warehouse::{
@@ -446,8 +446,8 @@ impl WarehousePort for Warehouse {
             destination_uris: Some(vec![job.uri.to_string()]),
             destination_format: Some(job.format.bigquery().to_string()),
             compression: job.compression.map(str::to_uppercase),
-            print_header: (job.format == ExtractFormat::Csv).then_some(true),
-            use_avro_logical_types: (job.format == ExtractFormat::Avro).then_some(true),
+            print_header: (job.format == FileFormat::Csv).then_some(true),
+            use_avro_logical_types: (job.format == FileFormat::Avro).then_some(true),
             ..Default::default()
         };
         let configuration = JobConfiguration {

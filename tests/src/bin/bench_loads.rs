@@ -14,7 +14,7 @@ use baton_core::catalog::CatalogSpec;
 use baton_core::catalog::folder::{Defaults, parse_load_file};
 use baton_google::storage::Storage;
 use baton_service::api::UploadUrlRequest;
-use baton_tests::{Baton, Stack, eventually};
+use baton_tests::{Baton, Options, Stack, eventually};
 
 const TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -99,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let stack = Stack::load()?;
-    let mut baton = Baton::start(&stack, "bench-loads").await?;
+    let mut baton = Baton::start_with(&stack, "bench-loads", Options::default().landing()).await?;
     let never = "files = 490\nbytes = \"1 TiB\"\nage = \"1d\"";
     baton
         .apply(CatalogSpec {

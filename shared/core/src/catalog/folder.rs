@@ -26,8 +26,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{
-    CatalogSpec, Extract, ExtractFormat, Frequency, ImportSpec, Partitioning, Problem, Table,
-    TableId, TableKind, TableOptions, WriteMode,
+    CatalogSpec, Extract, FileFormat, Frequency, ImportSpec, Partitioning, Problem, Table, TableId,
+    TableKind, TableOptions, WriteMode,
 };
 use crate::schedule::Condition;
 
@@ -379,7 +379,7 @@ pub fn parse_load_file(
     text: &str,
     defaults: &Defaults,
 ) -> Result<Table, Vec<Problem>> {
-    use crate::loads::{BatchPolicy, FileFormat, LoadSpec, parse_column};
+    use crate::loads::{BatchPolicy, LoadSpec, parse_column};
     let file: LoadFile = toml::from_str(text).map_err(|e| {
         vec![Problem {
             at: at.to_string(),
@@ -576,7 +576,7 @@ fn table_options(
             }
             None
         }
-        Some(text) => match text.parse::<ExtractFormat>().ok() {
+        Some(text) => match text.parse::<FileFormat>().ok() {
             Some(format) => Some(Extract {
                 format,
                 compression: value("extract_compression")
@@ -590,7 +590,7 @@ fn table_options(
                     "extract",
                     format!(
                         "`{text}` is not an extract format ({})",
-                        <ExtractFormat as strum::VariantNames>::VARIANTS.join(", ")
+                        FileFormat::NAMES.join(", ")
                     ),
                 );
                 None
@@ -1013,7 +1013,7 @@ age = "2m"
                 timeout_seconds: Some(5_400),
                 retries: Some(5),
                 extract: Some(Extract {
-                    format: ExtractFormat::Csv,
+                    format: FileFormat::Csv,
                     compression: Some("gzip".into()),
                     notify: Some("https://hooks.example.com/x".into()),
                     url_expiry_seconds: Some(2 * 86_400),

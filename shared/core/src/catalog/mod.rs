@@ -299,32 +299,56 @@ impl Partitioning {
     }
 }
 
-/// The file format of an extract.
+/// The format of files BigQuery writes (an extract) or reads (a load table's).
 #[derive(
     Clone,
     Copy,
     Debug,
+    Default,
     PartialEq,
     Eq,
     Serialize,
     Deserialize,
     strum::EnumString,
     strum::VariantNames,
+    strum::IntoStaticStr,
     schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case", ascii_case_insensitive)]
-pub enum ExtractFormat {
+pub enum FileFormat {
+    #[default]
     Csv,
     /// Newline-delimited JSON (`json` is read as this too).
     #[strum(serialize = "ndjson", serialize = "json")]
+    #[serde(alias = "json")]
     Ndjson,
     Avro,
     Parquet,
 }
 
-impl ExtractFormat {
-    /// BigQuery's `destinationFormat`.
+impl FileFormat {
+    pub const NAMES: &[&str] = <Self as strum::VariantNames>::VARIANTS;
+
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+
+    /// The content type an upload through a signed URL must declare.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Csv => "text/csv",
+            Self::Ndjson => "application/x-ndjson",
+            Self::Parquet | Self::Avro => "application/octet-stream",
+        }
+    }
+
+    /// Whether the files carry their own schema (nothing to declare or detect).
+    pub fn self_describing(self) -> bool {
+        matches!(self, Self::Parquet | Self::Avro)
+    }
+
+    /// BigQuery's `destinationFormat` of an extract, `sourceFormat` of a load.
     pub fn bigquery(self) -> &'static str {
         match self {
             Self::Csv => "CSV",
@@ -360,7 +384,7 @@ pub const MAX_URL_EXPIRY_SECONDS: i64 = 7 * 86_400;
 /// them, and a notify URL told where they are.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Extract {
-    pub format: ExtractFormat,
+    pub format: FileFormat,
     /// One of the format's `compressions`, or none.
     #[serde(default)]
     pub compression: Option<String>,
@@ -375,7 +399,7 @@ pub struct Extract {
 impl Extract {
     /// The end of every file's name: `.csv.gz`, `.parquet`.
     pub fn suffix(&self) -> String {
-        let gz = matches!(self.format, ExtractFormat::Csv | ExtractFormat::Ndjson)
+        let gz = matches!(self.format, FileFormat::Csv | FileFormat::Ndjson)
             && self.compression.as_deref() == Some("gzip");
         format!(
             ".{}{}",
@@ -1156,11 +1180,11 @@ mod tests {
             }),
             ..TableOptions::default()
         };
-        let fine = extract(ExtractFormat::Parquet, "zstd", "https://x.example/h", 3_600);
+        let fine = extract(FileFormat::Parquet, "zstd", "https://x.example/h", 3_600);
         assert!(problems(WriteMode::Truncate, fine).is_empty());
         let messages = problems(
             WriteMode::Truncate,
-            extract(ExtractFormat::Avro, "gzip", "ftp://x.example", 8 * 86_400),
+            extract(FileFormat::Avro, "gzip", "ftp://x.example", 8 * 86_400),
         );
         assert_eq!(messages.len(), 3, "{messages:?}");
         assert!(messages[0].contains("deflate, snappy"), "{messages:?}");
@@ -1254,16 +1278,10 @@ mod tests {
     #[test]
     fn extract_formats_and_granularities_read_as_their_names() {
         use strum::VariantNames;
-        assert_eq!(
-            ExtractFormat::VARIANTS,
-            ["csv", "ndjson", "avro", "parquet"]
-        );
-        assert_eq!("json".parse::<ExtractFormat>(), Ok(ExtractFormat::Ndjson));
-        assert_eq!(
-            "Parquet".parse::<ExtractFormat>(),
-            Ok(ExtractFormat::Parquet)
-        );
-        assert!("xml".parse::<ExtractFormat>().is_err());
+        assert_eq!(FileFormat::VARIANTS, ["csv", "ndjson", "avro", "parquet"]);
+        assert_eq!("json".parse::<FileFormat>(), Ok(FileFormat::Ndjson));
+        assert_eq!("Parquet".parse::<FileFormat>(), Ok(FileFormat::Parquet));
+        assert!("xml".parse::<FileFormat>().is_err());
         assert_eq!("MONTH".parse::<Granularity>(), Ok(Granularity::Month));
         assert!("week".parse::<Granularity>().is_err());
     }

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use baton_core::catalog::{TableDoc, TableId};
 use baton_core::loads::{
-    Batch, BatchState, FileState, LandedFile, LoadSummary, MAX_BATCH_FILES, Trigger,
+    Batch, BatchState, FileState, LandedFile, LoadSummary, MAX_BATCH_FILES, Trigger, Waiting,
 };
 
 use super::{Store, StoreError, TABLES, counted, retry_contention, stored};
@@ -69,6 +69,47 @@ impl Store {
             .await
             .map(counted)
             .map_err(stored)
+    }
+
+    /// What waits for a table, as its batching policy weighs it: how many files and bytes (by
+    /// an aggregation, billed a read per thousand files) and since when (one file read).
+    pub async fn waiting(&self, table: &TableId) -> Result<Waiting, StoreError> {
+        #[derive(serde::Deserialize, Default)]
+        struct Tally {
+            #[serde(default)]
+            files: i64,
+            #[serde(default)]
+            bytes: i64,
+        }
+        let parent = self.load_path(table)?;
+        let waiting = FileState::Waiting.as_str();
+        let tally: Vec<Tally> = self
+            .db()
+            .fluent()
+            .select()
+            .from(FILES)
+            .parent(&parent)
+            .filter(|q| q.for_all([q.field("state").eq(waiting)]))
+            .aggregate(|a| a.fields([a.field("files").count(), a.field("bytes").sum("size")]))
+            .obj()
+            .query()
+            .await
+            .map_err(stored)?;
+        super::count_reads(1);
+        let tally = tally.into_iter().next().unwrap_or_default();
+        let oldest = if tally.files > 0 {
+            self.files_in_state(table, FileState::Waiting, 1)
+                .await?
+                .first()
+                .map(|f| f.arrived)
+        } else {
+            None
+        };
+        Ok(Waiting {
+            files: usize::try_from(tally.files).unwrap_or(0),
+            bytes: u64::try_from(tally.bytes).unwrap_or(0),
+            oldest,
+        })
     }
 
     pub async fn batch(&self, table: &TableId, id: &str) -> Result<Option<Batch>, StoreError> {
