@@ -231,11 +231,18 @@ async fn every_postgres_type_round_trips_and_the_query_table_reading_it_runs_aft
     connect_postgres(&baton, &stack, "shop_pg").await?;
     let applied = baton
         .apply(catalog(vec![
-            import(
-                "imp.everything",
-                "shop_pg",
-                &format!("SELECT * FROM {schema_name}.everything"),
-            ),
+            Table {
+                // Renewed by each import, as a query's by its job.
+                options: baton_core::catalog::TableOptions {
+                    expiration_seconds: Some(30 * 86_400),
+                    ..Default::default()
+                },
+                ..import(
+                    "imp.everything",
+                    "shop_pg",
+                    &format!("SELECT * FROM {schema_name}.everything"),
+                )
+            },
             query(
                 "imp.summary",
                 "SELECT COUNT(*) AS n, COUNTIF(flag) AS flagged FROM imp.everything",
@@ -268,6 +275,16 @@ async fn every_postgres_type_round_trips_and_the_query_table_reading_it_runs_aft
     let statistics = import_job.statistics.clone().unwrap_or_default();
     assert_eq!(statistics.rows_affected, Some(3), "{statistics:?}");
     assert_eq!(statistics.destination_rows, Some(3), "{statistics:?}");
+    // Its expiration is renewed by the import, as a query's is by its job.
+    let expires: i64 = baton
+        .warehouse
+        .table(&id("imp.everything"))
+        .await?
+        .and_then(|t| t.expiration_time)
+        .and_then(|t| t.parse().ok())
+        .expect("the imported table expires");
+    let in_days = (expires / 1000 - jiff::Timestamp::now().as_second()) / 86_400;
+    assert!((29..=30).contains(&in_days), "{in_days} days");
     assert_eq!(
         rows(&baton, "SELECT n, flagged FROM imp.summary").await?,
         vec![vec![json!("3"), json!("1")]]

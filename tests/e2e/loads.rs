@@ -146,7 +146,13 @@ async fn a_file_uploaded_through_the_cli_is_loaded_and_its_query_table_reads_it(
     let applied = baton
         .apply(CatalogSpec {
             frequencies: vec![Frequency::every("nightly", 86_400)],
-            tables: vec![load_table("shop.payments", &payments("files = 1")), totals],
+            tables: vec![
+                load_table(
+                    "shop.payments",
+                    &format!("expiration = \"30d\"\n{}", payments("files = 1")),
+                ),
+                totals,
+            ],
         })
         .await?;
     assert_eq!(
@@ -181,6 +187,16 @@ async fn a_file_uploaded_through_the_cli_is_loaded_and_its_query_table_reads_it(
         .await?,
         vec![vec![json!("3"), json!("4.5")]]
     );
+    // Its expiration is renewed by the load.
+    let expires: i64 = baton
+        .warehouse
+        .table(&id("shop.payments"))
+        .await?
+        .and_then(|t| t.expiration_time)
+        .and_then(|t| t.parse().ok())
+        .expect("the table expires");
+    let in_days = (expires / 1000 - jiff::Timestamp::now().as_second()) / 86_400;
+    assert!((29..=30).contains(&in_days), "{in_days} days");
 
     // The query table that reads it runs in its frequency's run, after the load.
     let run = baton

@@ -232,6 +232,10 @@ impl Importer {
         match progress {
             JobProgress::Running => return Err(ImporterError::StillRunning(job_id)),
             JobProgress::Succeeded(statistics) => {
+                if doc.definition.options.expiration_seconds.is_some() {
+                    self.renew_expiration(table, &doc.definition.options)
+                        .await?;
+                }
                 let errors = rejects.errors.iter().map(|e| e.message.clone()).collect();
                 let mut ended = self.ended(batch, BatchState::Loaded, errors);
                 ended.rows = statistics.rows_affected;

@@ -404,10 +404,9 @@ impl Importer {
         }
         let outcome = match progress {
             JobProgress::Succeeded(_) => {
-                let destination_rows = self.warehouse.row_count(table).await.unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "row count unavailable");
-                    None
-                });
+                let destination_rows = self
+                    .renew_expiration(table, &job.definition.options)
+                    .await?;
                 tracing::info!(
                     rows = staged.rows,
                     chunks = staged.objects.len(),
@@ -708,6 +707,28 @@ impl Importer {
         };
         Ok(Database::parse(connection.kind, &secret)
             .map_err(|e| CopyError::Permanent(format!("connection `{name}`: {e}"))))
+    }
+
+    /// After a successful load: the table's expiration renewed when it has one, and its row
+    /// count (read by the renewal, or else on its own). A refusal to renew is logged, not a
+    /// reason to leave the job open; a transient one is retried.
+    async fn renew_expiration(
+        &self,
+        table: &TableId,
+        options: &baton_core::catalog::TableOptions,
+    ) -> Result<Option<i64>, WarehouseError> {
+        if let Some(seconds) = options.expiration_seconds {
+            let at = Timestamp::now() + SignedDuration::from_secs(seconds);
+            match self.warehouse.set_expiration(table, at).await {
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "the table's expiration was not renewed"),
+                Ok(rows) => return Ok(rows),
+            }
+        }
+        Ok(self.warehouse.row_count(table).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "row count unavailable");
+            None
+        }))
     }
 
     /// Creates the dataset unless this process saw it before.
