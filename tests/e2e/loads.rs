@@ -351,7 +351,7 @@ async fn duplicates_a_killed_importer_and_a_lost_load_still_load_every_file_once
         .job_ids()
         .await?
         .into_iter()
-        .filter(|j| j.starts_with("baton_load_in_twice_"))
+        .filter(|j| j.starts_with("baton-load_in_twice_"))
         .collect();
     assert_eq!(loads.len(), 1, "one load job: {loads:?}");
     baton.relays.storage.duplicate(false);

@@ -502,10 +502,12 @@ impl Batch {
         }
     }
 
-    /// The BigQuery job id of this try of the batch's load.
+    /// The BigQuery job id of this try of the batch's load. It starts `baton-load_`, not
+    /// `baton_`: an API token is `baton_` and 43 characters, and a job id of that shape in a
+    /// log would pass for one.
     pub fn job_id(&self) -> String {
         let readable: String =
-            format!("baton_load_{}_{}", self.table.dataset(), self.table.table())
+            format!("baton-load_{}_{}", self.table.dataset(), self.table.table())
                 .chars()
                 .map(|c| {
                     if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
@@ -713,7 +715,10 @@ mod tests {
         let mut again = one.clone();
         again.try_number = 2;
         assert_ne!(one.job_id(), again.job_id());
-        assert!(one.job_id().starts_with("baton_load_shop_payments_"));
+        assert!(one.job_id().starts_with("baton-load_shop_payments_"));
+        // Never in the shape of an API token (`baton_` and 43 characters), whatever the
+        // table's name: the log scan for tokens would take it for one.
+        assert!(!one.job_id().starts_with("baton_"));
         assert_eq!(one.uris()[1], "gs://landing/shop/payments/b.csv");
         // A new generation of a file is another file.
         let mut replaced = b;
