@@ -514,3 +514,216 @@ async fn rejected_rows_are_kept_under_the_limit_and_over_it_the_file_is_held_unt
     baton.stop();
     Ok(())
 }
+
+/// The load configuration BigQuery (local-bigquery) keeps for a job.
+async fn load_configuration(stack: &Stack, baton: &Baton, job_id: &str) -> anyhow::Result<Value> {
+    let url = format!(
+        "{}/bigquery/v2/projects/{}/jobs/{job_id}",
+        stack.var("BIGQUERY_EMULATOR_HOST")?,
+        baton.project
+    );
+    let job: Value = reqwest::get(url).await?.error_for_status()?.json().await?;
+    Ok(job["configuration"]["load"].clone())
+}
+
+/// Waits for `table`'s `loads`-th load and answers it, with its batch.
+async fn nth_load(
+    baton: &Baton,
+    table: &str,
+    loads: usize,
+) -> anyhow::Result<(baton_core::loads::LoadRecord, Batch)> {
+    let status = loaded(baton, table, loads).await?;
+    let batch = latest_batch(baton, table, &status).await?;
+    Ok((status.summary.last[0].clone(), batch))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detected_columns_are_kept_and_a_file_whose_columns_do_not_fit_is_held_naming_both()
+-> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let mut baton = Baton::start_with(&stack, "load-columns", Options::default().landing()).await?;
+    let events = |new_columns: &str| {
+        load_table(
+            "shop.events",
+            &format!(
+                "new_columns = \"{new_columns}\"\n[csv]\nskip_leading_rows = 1\n[batch]\nfiles = 1\n"
+            ),
+        )
+    };
+    let clicks = load_table(
+        "shop.clicks",
+        "format = \"ndjson\"\ncolumns = [\"id INT64 NOT NULL\", \"page STRING\"]\n[batch]\nfiles = 1\n",
+    );
+    let catalog = |new_columns: &str| CatalogSpec {
+        frequencies: Vec::new(),
+        tables: vec![events(new_columns), clicks.clone()],
+    };
+    baton.apply(catalog("refuse")).await?;
+    let columns = |baton: &Baton| {
+        let warehouse = baton.warehouse.clone();
+        async move {
+            use baton_core::ports::WarehousePort;
+            Ok::<_, anyhow::Error>(
+                warehouse
+                    .schema(&id("shop.events"))
+                    .await?
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|f| format!("{} {}", f.name, f.column().field_type))
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+
+    // The first file's columns are detected; the next file is loaded with them, not detected.
+    land(
+        &baton,
+        "shop/events/1.csv",
+        "id,amount\n1,1.5\n2,2.5\n".into(),
+    )
+    .await?;
+    let (load, batch) = nth_load(&baton, "shop.events", 1).await?;
+    assert_eq!(
+        (load.state, load.rows),
+        (BatchState::Loaded, Some(2)),
+        "{load:?}"
+    );
+    assert_eq!(
+        load_configuration(&stack, &baton, &batch.job_id()).await?["autodetect"],
+        json!(true)
+    );
+    assert_eq!(columns(&baton).await?, ["id INTEGER", "amount FLOAT"]);
+    land(&baton, "shop/events/2.csv", "id,amount\n3,\n".into()).await?;
+    let (load, batch) = nth_load(&baton, "shop.events", 2).await?;
+    assert_eq!(
+        (load.state, load.rows),
+        (BatchState::Loaded, Some(1)),
+        "{load:?}"
+    );
+    let configuration = load_configuration(&stack, &baton, &batch.job_id()).await?;
+    assert_eq!(configuration["autodetect"], Value::Null, "{configuration}");
+    assert_eq!(
+        configuration["schema"]["fields"]
+            .as_array()
+            .map(|f| f.iter().map(|f| f["name"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!("id"), json!("amount")]),
+        "{configuration}"
+    );
+    assert_eq!(
+        configuration["schemaUpdateOptions"],
+        Value::Null,
+        "the table takes no new columns: {configuration}"
+    );
+
+    // A new column, which the table does not take: held, naming the file's columns and the
+    // table's, and no load job started.
+    land(
+        &baton,
+        "shop/events/3.csv",
+        "id,amount,note\n4,1.0,hi\n".into(),
+    )
+    .await?;
+    let (load, batch) = nth_load(&baton, "shop.events", 3).await?;
+    assert_eq!(load.state, BatchState::Failed, "{load:?}");
+    assert_eq!(load.errors.len(), 1, "{load:?}");
+    let error = &load.errors[0];
+    assert!(
+        error.contains(
+            "shop/events/3.csv: its columns (id, amount, note) add `note` to the \
+                        table's (id INTEGER, amount FLOAT)"
+        ) && error.contains("new_columns = \"add\""),
+        "{error}"
+    );
+    assert!(
+        load_configuration(&stack, &baton, &batch.job_id())
+            .await
+            .is_err(),
+        "no load job for a batch whose columns do not fit"
+    );
+    assert_eq!(status(&baton, "shop.events").await?.held_files, 1);
+    assert_eq!(columns(&baton).await?, ["id INTEGER", "amount FLOAT"]);
+
+    // Once the table takes new columns, a force loads the held file and adds its column.
+    baton.apply(catalog("add")).await?;
+    cli(&baton, &["load", "--force", "shop.events"]).await?;
+    let (load, batch) = nth_load(&baton, "shop.events", 4).await?;
+    assert_eq!(
+        (load.state, load.rows),
+        (BatchState::Loaded, Some(1)),
+        "{load:?}"
+    );
+    assert_eq!(file_names(&batch), ["3.csv"]);
+    assert_eq!(
+        columns(&baton).await?,
+        ["id INTEGER", "amount FLOAT", "note STRING"]
+    );
+    assert_eq!(
+        rows(&baton, "SELECT id, note FROM `{p}.shop.events` ORDER BY id").await?,
+        vec![
+            vec![json!("1"), Value::Null],
+            vec![json!("2"), Value::Null],
+            vec![json!("3"), Value::Null],
+            vec![json!("4"), json!("hi")],
+        ]
+    );
+
+    // Columns in another order never fit a CSV's table, whose columns are read by position.
+    land(
+        &baton,
+        "shop/events/5.csv",
+        "amount,id,note\n1.0,5,x\n".into(),
+    )
+    .await?;
+    let (load, _) = nth_load(&baton, "shop.events", 5).await?;
+    assert_eq!(load.state, BatchState::Failed, "{load:?}");
+    assert!(
+        load.errors[0].contains(
+            "its columns (amount, id, note) do not fit the table's (id INTEGER, amount FLOAT, \
+             note STRING): column 1 is `amount` in the file and `id` in the table"
+        ),
+        "{load:?}"
+    );
+
+    // NDJSON is read by name: any order fits; a record without a required column, or with a
+    // column `columns` does not list, does not.
+    land(
+        &baton,
+        "shop/clicks/1.json",
+        "{\"page\": \"/\", \"id\": 1}\n{\"id\": 2, \"page\": \"/x\"}\n".into(),
+    )
+    .await?;
+    let (load, _) = nth_load(&baton, "shop.clicks", 1).await?;
+    assert_eq!(
+        (load.state, load.rows),
+        (BatchState::Loaded, Some(2)),
+        "{load:?}"
+    );
+    land(&baton, "shop/clicks/2.json", "{\"page\": \"/y\"}\n".into()).await?;
+    let (load, _) = nth_load(&baton, "shop.clicks", 2).await?;
+    assert!(
+        load.state == BatchState::Failed
+            && load.errors[0].contains(
+                "its columns (page) do not fit the table's (id INTEGER NOT NULL, page STRING): \
+                 its first record lacks `id`, which the table requires"
+            ),
+        "{load:?}"
+    );
+    land(
+        &baton,
+        "shop/clicks/3.json",
+        "{\"id\": 3, \"page\": \"/\", \"referrer\": \"g\"}\n".into(),
+    )
+    .await?;
+    let (load, _) = nth_load(&baton, "shop.clicks", 3).await?;
+    assert!(
+        load.state == BatchState::Failed
+            && load.errors[0].contains("add `referrer`, not among the table's `columns`"),
+        "{load:?}"
+    );
+    assert_eq!(
+        rows(&baton, "SELECT COUNT(*) FROM `{p}.shop.clicks`").await?,
+        vec![vec![json!("2")]]
+    );
+    baton.stop();
+    Ok(())
+}

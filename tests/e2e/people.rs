@@ -191,6 +191,7 @@ async fn every_route_answers_every_caller_as_their_role_says() -> anyhow::Result
                     csv: None,
                     columns: Vec::new(),
                     max_bad_records: 0,
+                    new_columns: baton_core::loads::NewColumns::Refuse,
                     batch: baton_core::loads::BatchPolicy::default(),
                 }),
                 write_mode: baton_core::catalog::WriteMode::Append,

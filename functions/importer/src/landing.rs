@@ -20,11 +20,12 @@ use serde::Deserialize;
 use baton_core::catalog::{TableDoc, TableId, TableKind, WriteMode};
 use baton_core::errors::Retryable;
 use baton_core::loads::{
-    Batch, BatchState, FileState, LOAD_TRIES, LandedFile, MAX_BATCH_FILES, Waiting,
+    Batch, BatchState, FileState, Fit, HEAD_BYTES, LOAD_TRIES, LandedFile, LoadSpec,
+    MAX_BATCH_FILES, NewColumns, Waiting, describe_columns, file_columns, fit, under_prefix,
 };
 use baton_core::messages::ImporterTask;
 use baton_core::ports::{Publish, WarehousePort};
-use baton_core::warehouse::{JobProgress, WarehouseError, is_transient};
+use baton_core::warehouse::{Field, JobProgress, WarehouseError, is_transient};
 use baton_google::store::TABLES;
 use baton_google::warehouse::LoadJob;
 
@@ -39,6 +40,23 @@ pub struct ObjectNotice {
     /// Bytes, as the JSON API gives it (a string).
     #[serde(default)]
     pub size: Option<String>,
+}
+
+/// The columns a batch is loaded with, and those its files name.
+#[derive(Debug, Default)]
+struct BatchColumns {
+    /// None: BigQuery detects them (or reads them from Parquet and Avro).
+    load_with: Vec<Field>,
+    /// Each distinct list of columns the files name (CSV and NDJSON), for a failure's message.
+    in_files: Vec<String>,
+}
+
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The load tables' prefixes, and when they were read.
@@ -190,6 +208,17 @@ impl Importer {
             return Ok(());
         };
         let spec = doc.definition.load.as_ref().expect("a load table's spec");
+        let columns = match self.batch_columns(table, spec, &batch).await? {
+            Ok(columns) => columns,
+            Err(errors) => {
+                let ended = self
+                    .store
+                    .end_batch(&self.ended(batch, BatchState::Failed, errors))
+                    .await?;
+                tracing::warn!(batch = %id, errors = ?ended.errors, "the files' columns do not fit the table's: its files are held");
+                return Ok(());
+            }
+        };
         self.ensure_dataset(table.dataset()).await?;
         let job_id = batch.job_id();
         let options = &doc.definition.options;
@@ -212,9 +241,12 @@ impl Importer {
                 uris: &batch.uris(),
                 format: &spec.format,
                 csv: spec.csv.as_ref(),
-                schema: &spec.columns,
+                schema: &columns.load_with,
                 max_bad_records: spec.max_bad_records,
                 append: doc.definition.write_mode != WriteMode::Truncate,
+                // Declared columns added to `columns` are added to the table; detected ones
+                // only when the table takes new columns.
+                add_columns: !spec.columns.is_empty() || spec.new_columns == NewColumns::Add,
                 partitioning: options.partitioning.as_ref(),
                 clustering: &options.clustering,
                 labels,
@@ -272,6 +304,12 @@ impl Importer {
                         "the table's columns: {}",
                         self.described_schema(table).await
                     ));
+                    errors.extend(
+                        columns
+                            .in_files
+                            .iter()
+                            .map(|c| format!("the files' columns: {c}")),
+                    );
                 }
                 let mut ended = self.ended(batch, BatchState::Failed, errors);
                 ended.bad_records = Some(rejects.bad_records);
@@ -336,14 +374,102 @@ impl Importer {
 
     async fn described_schema(&self, table: &TableId) -> String {
         match self.warehouse.schema(table).await {
-            Ok(Some(fields)) => fields
-                .iter()
-                .map(|f| format!("{} {}", f.name, f.column().field_type))
-                .collect::<Vec<_>>()
-                .join(", "),
+            Ok(Some(fields)) => describe_columns(&fields),
             Ok(None) => "(no table yet)".into(),
             Err(e) => format!("(unknown: {e})"),
         }
+    }
+
+    /// The columns a batch is loaded with, after each file's header (CSV) or first record
+    /// (NDJSON) is read and set beside the table's columns: those the catalog declares, or,
+    /// when they are detected, those BigQuery detected in the table's first load, which stay
+    /// (frozen) so that a later batch is not detected anew. None (BigQuery detects them) for
+    /// a detected table's first load, for Parquet and Avro, and for a batch whose files add
+    /// columns a table that takes new columns lacks. When a file's columns do not fit, the
+    /// errors the batch fails with, naming the file's columns and the table's.
+    async fn batch_columns(
+        &self,
+        table: &TableId,
+        spec: &LoadSpec,
+        batch: &Batch,
+    ) -> Result<Result<BatchColumns, Vec<String>>, ImporterError> {
+        use futures::{StreamExt, TryStreamExt};
+        let table_columns = if !spec.columns.is_empty() {
+            spec.columns.clone()
+        } else if spec.format.self_describing() {
+            Vec::new()
+        } else {
+            self.warehouse.schema(table).await?.unwrap_or_default()
+        };
+        if table_columns.is_empty() {
+            return Ok(Ok(BatchColumns::default()));
+        }
+        let heads: Vec<(String, Option<Vec<String>>)> = futures::stream::iter(batch.files.clone())
+            .map(|file| async move {
+                let uri = format!("gs://{}/{}", batch.bucket, file.name);
+                if file.size == 0 {
+                    return Ok((uri, None));
+                }
+                match self
+                    .storage
+                    .head(&batch.bucket, &file.name, HEAD_BYTES)
+                    .await
+                {
+                    Ok(head) => Ok((
+                        uri,
+                        file_columns(
+                            spec.format,
+                            spec.csv.as_ref(),
+                            &head,
+                            file.size <= HEAD_BYTES,
+                        ),
+                    )),
+                    Err(e) if e.is_retryable() => Err(ImporterError::Storage(e)),
+                    // A file gone or unreadable is BigQuery's to name.
+                    Err(e) => {
+                        tracing::warn!(file = %uri, error = %e, "the file's head does not read");
+                        Ok((uri, None))
+                    }
+                }
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        let described = describe_columns(&table_columns);
+        let mut errors = Vec::new();
+        let mut adds = false;
+        let mut in_files = std::collections::BTreeSet::new();
+        for (uri, names) in heads {
+            let Some(names) = names else { continue };
+            let listed = names.join(", ");
+            match fit(spec.format, spec.csv.as_ref(), &names, &table_columns) {
+                Fit::Fits => {}
+                Fit::Differs(why) => errors.push(format!(
+                    "{uri}: its columns ({listed}) do not fit the table's ({described}): {why}"
+                )),
+                Fit::Adds(more) if !spec.columns.is_empty() => errors.push(format!(
+                    "{uri}: its columns ({listed}) add {}, not among the table's `columns` \
+                     ({described}): add them there to load them",
+                    quoted(&more)
+                )),
+                Fit::Adds(more) if spec.new_columns == NewColumns::Refuse => errors.push(format!(
+                    "{uri}: its columns ({listed}) add {} to the table's ({described}), and \
+                     the table takes no new columns (`new_columns = \"add\"` lets files add \
+                     nullable columns)",
+                    quoted(&more)
+                )),
+                Fit::Adds(_) => adds = true,
+            }
+            in_files.insert(listed);
+        }
+        if !errors.is_empty() {
+            errors.sort();
+            return Ok(Err(errors));
+        }
+        Ok(Ok(BatchColumns {
+            load_with: if adds { Vec::new() } else { table_columns },
+            in_files: in_files.into_iter().collect(),
+        }))
     }
 
     /// The load table whose prefix holds `object`. The prefixes are kept for a minute, so
@@ -383,7 +509,7 @@ impl Importer {
             };
             let Some((id, _)) = tables
                 .iter()
-                .find(|(_, p)| object.starts_with(p.as_str()) && !object.ends_with('/'))
+                .find(|(_, prefix)| under_prefix(prefix, object))
             else {
                 continue;
             };

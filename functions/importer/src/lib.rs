@@ -774,6 +774,8 @@ impl Importer {
                 schema: &schema,
                 max_bad_records: 0,
                 append,
+                // A column added to the source is added to the table.
+                add_columns: true,
                 partitioning: options.partitioning.as_ref().filter(|_| into_table),
                 clustering: if into_table { &options.clustering } else { &[] },
                 labels: attempt::labels(job),

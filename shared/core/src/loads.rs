@@ -211,8 +211,24 @@ pub struct LoadSpec {
     /// Rows BigQuery may reject in one load before it fails the load.
     #[serde(default)]
     pub max_bad_records: u32,
+    /// Whether a file's new columns may extend a table whose columns are detected.
+    #[serde(default)]
+    pub new_columns: NewColumns,
     #[serde(default)]
     pub batch: BatchPolicy,
+}
+
+/// What a load does with a file's columns that its table lacks.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum NewColumns {
+    /// The load fails, naming the file's columns and the table's; its files are held.
+    #[default]
+    Refuse,
+    /// They are added to the table as nullable columns, typed as BigQuery detects them.
+    Add,
 }
 
 impl LoadSpec {
@@ -224,7 +240,7 @@ impl LoadSpec {
     /// Whether an object of the landing bucket is one of this table's files. Names ending in
     /// `/` (folders made by consoles) are not files.
     pub fn takes(&self, object: &str) -> bool {
-        object.starts_with(&self.prefix) && !object.ends_with('/')
+        under_prefix(&self.prefix, object)
     }
 
     pub fn problems(&self, write_mode: WriteMode) -> Vec<String> {
@@ -266,6 +282,24 @@ impl LoadSpec {
                 ));
             }
         }
+        if let Some(csv) = &self.csv
+            && self.format == FileFormat::Csv
+            && self.columns.is_empty()
+            && csv.skip_leading_rows == 0
+        {
+            problems.push(
+                "without `columns`, a CSV file's header line names its columns: set \
+                 `skip_leading_rows = 1` under `[csv]` (or list the `columns`)"
+                    .into(),
+            );
+        }
+        if self.new_columns == NewColumns::Add && !self.columns.is_empty() {
+            problems.push(
+                "`new_columns = \"add\"` is for detected columns: with `columns`, a new column \
+                 is added by adding it to `columns`"
+                    .into(),
+            );
+        }
         if self.format.self_describing() && !self.columns.is_empty() {
             problems.push(format!(
                 "{} files carry their own schema: leave `columns` out",
@@ -275,6 +309,11 @@ impl LoadSpec {
         problems.extend(self.batch.problems());
         problems
     }
+}
+
+/// Whether `object` is a file under `prefix` (names ending in `/` are folders).
+pub fn under_prefix(prefix: &str, object: &str) -> bool {
+    object.starts_with(prefix) && !object.ends_with('/')
 }
 
 /// BigQuery's column types as a load's schema declares them.
@@ -353,6 +392,164 @@ pub fn parse_column(text: &str) -> Result<Field, String> {
         fields: Vec::new(),
         rest: serde_json::Map::new(),
     })
+}
+
+/// How many bytes of a file are read to find its columns (a CSV header line, an NDJSON file's
+/// first record).
+pub const HEAD_BYTES: u64 = 64 * 1024;
+
+/// The columns a file's first bytes name: the header line of a CSV file (the last line it
+/// skips), the keys of an NDJSON file's first record; `None` when the format or the options
+/// name none (Parquet, Avro, a CSV without a header) or the head ends before them. `whole`:
+/// `head` is the whole file, so its last line is complete.
+pub fn file_columns(
+    format: FileFormat,
+    csv: Option<&CsvOptions>,
+    head: &[u8],
+    whole: bool,
+) -> Option<Vec<String>> {
+    // Only complete lines are read.
+    let complete = if whole {
+        head
+    } else {
+        &head[..head
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |at| at + 1)]
+    };
+    match format {
+        FileFormat::Csv => {
+            let csv = csv?;
+            let header = usize::try_from(csv.skip_leading_rows)
+                .ok()?
+                .checked_sub(1)?;
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .delimiter(*csv.field_delimiter.as_bytes().first()?)
+                .quote(*csv.quote.as_bytes().first()?)
+                .from_reader(complete);
+            let record = reader.byte_records().nth(header)?.ok()?;
+            Some(
+                record
+                    .iter()
+                    .map(|name| String::from_utf8_lossy(name).trim().to_string())
+                    .collect(),
+            )
+        }
+        FileFormat::Ndjson => {
+            let line = complete
+                .split(|b| *b == b'\n')
+                .find(|line| !line.trim_ascii().is_empty())?;
+            let record: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(line).ok()?;
+            Some(record.into_iter().map(|(name, _)| name).collect())
+        }
+        FileFormat::Parquet | FileFormat::Avro => None,
+    }
+}
+
+/// How a file's columns fit its table's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fit {
+    /// The file's columns are the table's (or, in NDJSON, some of them).
+    Fits,
+    /// As the table's, with these more (after the table's, in CSV).
+    Adds(Vec<String>),
+    /// Not the table's, and why.
+    Differs(String),
+}
+
+/// How the columns a file names (`file_columns`) fit the table's. BigQuery's column names
+/// are not case-sensitive. A CSV's columns are read by position, so its header must list the
+/// table's columns in their order (with new ones after them; without the last ones only when
+/// the rows may be jagged and those columns are nullable). An NDJSON record's keys are read by
+/// name, so any order fits, and a key only a required column lacks.
+pub fn fit(format: FileFormat, csv: Option<&CsvOptions>, file: &[String], table: &[Field]) -> Fit {
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let required = |f: &Field| f.mode.as_deref() == Some("REQUIRED");
+    match format {
+        FileFormat::Csv => {
+            for (at, column) in table.iter().enumerate() {
+                match file.get(at) {
+                    Some(name) if same(name, &column.name) => {}
+                    Some(name) => {
+                        return Fit::Differs(format!(
+                            "column {} is `{name}` in the file and `{}` in the table (a CSV \
+                             file's columns are read by position)",
+                            at + 1,
+                            column.name
+                        ));
+                    }
+                    None => {
+                        let missing = &table[at..];
+                        let jagged = csv.is_some_and(|c| c.allow_jagged_rows);
+                        if jagged && !missing.iter().any(required) {
+                            return Fit::Fits;
+                        }
+                        return Fit::Differs(format!(
+                            "the file lacks {} (a file may leave out its last columns only when \
+                             they are nullable and `allow_jagged_rows` is set)",
+                            names(missing)
+                        ));
+                    }
+                }
+            }
+            match &file[table.len().min(file.len())..] {
+                [] => Fit::Fits,
+                more => Fit::Adds(more.to_vec()),
+            }
+        }
+        _ => {
+            let missing: Vec<&Field> = table
+                .iter()
+                .filter(|c| required(c) && !file.iter().any(|n| same(n, &c.name)))
+                .collect();
+            if !missing.is_empty() {
+                return Fit::Differs(format!(
+                    "its first record lacks {}, which the table requires",
+                    names(missing)
+                ));
+            }
+            let more: Vec<String> = file
+                .iter()
+                .filter(|n| !table.iter().any(|c| same(n, &c.name)))
+                .cloned()
+                .collect();
+            if more.is_empty() {
+                Fit::Fits
+            } else {
+                Fit::Adds(more)
+            }
+        }
+    }
+}
+
+fn names<'a>(columns: impl IntoIterator<Item = &'a Field>) -> String {
+    columns
+        .into_iter()
+        .map(|c| format!("`{}`", c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A table's columns as a person reads them: `id INT64 NOT NULL, note STRING`.
+pub fn describe_columns(columns: &[Field]) -> String {
+    if columns.is_empty() {
+        return "(none)".into();
+    }
+    columns
+        .iter()
+        .map(|c| {
+            let not_null = if c.mode.as_deref() == Some("REQUIRED") {
+                " NOT NULL"
+            } else {
+                ""
+            };
+            format!("{} {}{not_null}", c.name, c.column().field_type)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Where a claimed file is in its life.
@@ -793,6 +990,7 @@ mod tests {
             csv: Some(CsvOptions::default()),
             columns: vec![parse_column("id INT64").unwrap()],
             max_bad_records: 0,
+            new_columns: NewColumns::Refuse,
             batch: BatchPolicy {
                 files: 0,
                 ..BatchPolicy::default()
@@ -812,5 +1010,175 @@ mod tests {
         assert!(spec.takes("payments/2026/a.csv"));
         assert!(!spec.takes("payments/2026/"));
         assert!(!spec.takes("payments-old/a.csv"));
+    }
+
+    fn columns(ddl: &[&str]) -> Vec<Field> {
+        ddl.iter().map(|c| parse_column(c).unwrap()).collect()
+    }
+
+    fn strings(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn a_files_columns_are_its_header_or_its_first_records_keys() {
+        let header = CsvOptions {
+            skip_leading_rows: 1,
+            ..CsvOptions::default()
+        };
+        let csv = Some(&header);
+        fn read(
+            format: FileFormat,
+            csv: Option<&CsvOptions>,
+            head: &str,
+            whole: bool,
+        ) -> Option<Vec<String>> {
+            file_columns(format, csv, head.as_bytes(), whole)
+        }
+        assert_eq!(
+            read(
+                FileFormat::Csv,
+                csv,
+                "id ,\"amount, in €\",note\n1,2,3\n",
+                false
+            ),
+            Some(strings(&["id", "amount, in €", "note"]))
+        );
+        // The header is the last line skipped; other delimiters and quotes are honoured.
+        let semicolons = CsvOptions {
+            skip_leading_rows: 2,
+            field_delimiter: ";".into(),
+            quote: "'".into(),
+            ..CsvOptions::default()
+        };
+        assert_eq!(
+            read(
+                FileFormat::Csv,
+                Some(&semicolons),
+                "exported 2026-12-01\nid;'a;b'\n1;2\n",
+                false
+            ),
+            Some(strings(&["id", "a;b"]))
+        );
+        // A header the head cuts off is not read, unless the head is the whole file.
+        assert_eq!(read(FileFormat::Csv, csv, "id,amo", false), None);
+        assert_eq!(
+            read(FileFormat::Csv, csv, "id,amount", true),
+            Some(strings(&["id", "amount"]))
+        );
+        // No header, no names.
+        assert_eq!(
+            read(
+                FileFormat::Csv,
+                Some(&CsvOptions::default()),
+                "1,2\n",
+                false
+            ),
+            None
+        );
+        assert_eq!(
+            read(
+                FileFormat::Ndjson,
+                None,
+                "\n{\"id\": 1, \"page\": {\"a\": 1}}\n{\"x\": 2}\n",
+                false
+            ),
+            Some(strings(&["id", "page"]))
+        );
+        assert_eq!(read(FileFormat::Ndjson, None, "[1, 2]\n", false), None);
+        assert_eq!(read(FileFormat::Parquet, None, "PAR1", true), None);
+    }
+
+    #[test]
+    fn a_files_columns_fit_the_tables_or_add_to_them_or_differ() {
+        let table = columns(&["id INT64 NOT NULL", "amount NUMERIC", "note STRING"]);
+        let header = CsvOptions {
+            skip_leading_rows: 1,
+            ..CsvOptions::default()
+        };
+        let csv = |names: &[&str]| fit(FileFormat::Csv, Some(&header), &strings(names), &table);
+        assert_eq!(csv(&["ID", "Amount", "note"]), Fit::Fits);
+        assert_eq!(
+            csv(&["id", "amount", "note", "paid_at"]),
+            Fit::Adds(strings(&["paid_at"]))
+        );
+        let Fit::Differs(why) = csv(&["id", "note", "amount"]) else {
+            panic!("a reordered header fits");
+        };
+        assert!(
+            why.contains("column 2 is `note` in the file and `amount` in the table"),
+            "{why}"
+        );
+        let Fit::Differs(why) = csv(&["id", "amount"]) else {
+            panic!("a short header fits");
+        };
+        assert!(
+            why.contains("lacks `note`") && why.contains("allow_jagged_rows"),
+            "{why}"
+        );
+        let jagged = CsvOptions {
+            allow_jagged_rows: true,
+            ..header.clone()
+        };
+        assert_eq!(
+            fit(
+                FileFormat::Csv,
+                Some(&jagged),
+                &strings(&["id", "amount"]),
+                &table
+            ),
+            Fit::Fits
+        );
+        assert!(
+            matches!(
+                fit(FileFormat::Csv, Some(&jagged), &strings(&[]), &table),
+                Fit::Differs(_)
+            ),
+            "a required column cannot be left out"
+        );
+
+        let json = |names: &[&str]| fit(FileFormat::Ndjson, None, &strings(names), &table);
+        assert_eq!(json(&["note", "id"]), Fit::Fits);
+        assert_eq!(json(&["id", "referrer"]), Fit::Adds(strings(&["referrer"])));
+        let Fit::Differs(why) = json(&["amount"]) else {
+            panic!("a record without a required column fits");
+        };
+        assert!(
+            why.contains("lacks `id`, which the table requires"),
+            "{why}"
+        );
+        assert_eq!(
+            describe_columns(&table),
+            "id INTEGER NOT NULL, amount NUMERIC, note STRING"
+        );
+    }
+
+    #[test]
+    fn detected_csv_columns_need_a_header_and_new_columns_need_detection() {
+        let mut spec = LoadSpec {
+            prefix: "in/".into(),
+            format: FileFormat::Csv,
+            csv: Some(CsvOptions::default()),
+            columns: Vec::new(),
+            max_bad_records: 0,
+            new_columns: NewColumns::Add,
+            batch: BatchPolicy::default(),
+        };
+        let problems = spec.problems(WriteMode::Append);
+        assert!(
+            problems.len() == 1 && problems[0].contains("skip_leading_rows = 1"),
+            "{problems:?}"
+        );
+        spec.csv = Some(CsvOptions {
+            skip_leading_rows: 1,
+            ..CsvOptions::default()
+        });
+        assert!(spec.problems(WriteMode::Append).is_empty());
+        spec.columns = columns(&["id INT64"]);
+        let problems = spec.problems(WriteMode::Append);
+        assert!(
+            problems.len() == 1 && problems[0].contains("adding it to `columns`"),
+            "{problems:?}"
+        );
     }
 }

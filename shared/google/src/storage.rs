@@ -127,6 +127,26 @@ impl Storage {
         Ok(())
     }
 
+    /// The first `bytes` of an object (all of it when it is smaller): a file's header line.
+    pub async fn head(
+        &self,
+        bucket: &str,
+        name: &str,
+        bytes: u64,
+    ) -> Result<Vec<u8>, StorageError> {
+        let mut url = reqwest::Url::parse(&self.endpoint)
+            .map_err(|e| StorageError::Permanent(format!("the storage endpoint: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|()| StorageError::Permanent("the storage endpoint has no path".into()))?
+            .pop_if_empty()
+            .extend(["storage", "v1", "b", bucket, "o", name]);
+        let request = self.http.get(url).query(&[("alt", "media")]).header(
+            http::header::RANGE,
+            format!("bytes=0-{}", bytes.saturating_sub(1)),
+        );
+        Ok(self.tokens.call(request).await?.into_bytes())
+    }
+
     /// Creates a bucket unless it exists (the local stack's; Terraform makes production's).
     pub async fn ensure_bucket(&self, project: &str, bucket: &str) -> Result<(), StorageError> {
         let url = format!("{}/storage/v1/b", self.endpoint);

@@ -117,6 +117,9 @@ pub struct LoadJob<'a> {
     /// Rows BigQuery may skip before it fails the load.
     pub max_bad_records: u32,
     pub append: bool,
+    /// Whether an append may add the columns `schema` (or the files) have and the table
+    /// lacks (BigQuery's `ALLOW_FIELD_ADDITION`).
+    pub add_columns: bool,
     pub partitioning: Option<&'a Partitioning>,
     pub clustering: &'a [String],
     pub labels: std::collections::HashMap<String, String>,
@@ -279,7 +282,8 @@ impl Warehouse {
                 }
                 .into(),
             ),
-            schema_update_options: job.append.then(|| vec!["ALLOW_FIELD_ADDITION".to_string()]),
+            schema_update_options: (job.append && job.add_columns)
+                .then(|| vec!["ALLOW_FIELD_ADDITION".to_string()]),
             time_partitioning: job.partitioning.map(time_partitioning),
             clustering: clustering(job.clustering),
             max_bad_records: Some(i32::try_from(job.max_bad_records).unwrap_or(i32::MAX)),

@@ -327,6 +327,7 @@ async fn main() -> anyhow::Result<()> {
                         schema: &schema,
                         max_bad_records: 0,
                         append: false,
+                        add_columns: false,
                         partitioning: None,
                         clustering: &[],
                         labels: Default::default(),

@@ -318,6 +318,7 @@ pub const LOAD_SUFFIX: &str = ".load.toml";
 /// format = "csv"                     # csv, ndjson, parquet, avro
 /// columns = ["id INT64 NOT NULL", "amount NUMERIC", "paid_at TIMESTAMP"]
 /// max_bad_records = 10
+/// new_columns = "refuse"             # or "add", for detected columns
 /// partition_by = "day(paid_at)"
 ///
 /// [csv]
@@ -345,6 +346,10 @@ struct LoadFile {
     columns: Vec<String>,
     #[serde(default)]
     max_bad_records: u32,
+    /// `refuse` (the default) or `add`: whether a file's new columns extend a table whose
+    /// columns are detected.
+    #[serde(default)]
+    new_columns: crate::loads::NewColumns,
     /// `append` (the default) or `truncate`.
     write: Option<String>,
     partition_by: Option<String>,
@@ -479,6 +484,7 @@ pub fn parse_load_file(
             csv,
             columns,
             max_bad_records: file.max_bad_records,
+            new_columns: file.new_columns,
             batch,
         }),
         // Loaded as files arrive, never in a frequency's runs: the folder's default frequency
@@ -841,6 +847,13 @@ age = "2m"
         let text: Vec<_> = problems.iter().map(|p| p.message.as_str()).collect();
         assert!(text.iter().any(|m| m.contains("xls")), "{text:?}");
         assert!(text.iter().any(|m| m.contains("INT")), "{text:?}");
+        let sometimes = "format = \"ndjson\"\nnew_columns = \"sometimes\"\n";
+        let problems =
+            parse_load_file("d/t.load.toml", "t", sometimes, &defaults("d")).unwrap_err();
+        assert!(
+            problems[0].message.contains("line 2") && problems[0].message.contains("`add`"),
+            "{problems:?}"
+        );
         let merge = "write = \"merge\"\n";
         let table = parse_load_file("d/t.load.toml", "t", merge, &defaults("d")).unwrap();
         assert!(table.load_problems()[0].contains("not `merge`"));
