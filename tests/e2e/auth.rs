@@ -10,7 +10,7 @@ use base64::Engine;
 use baton_core::messages::PlannerEvent;
 use baton_core::state::RunState;
 use baton_tests::oidc::{self, Issuer};
-use baton_tests::{Baton, Stack, bin_dir, repo_root};
+use baton_tests::{Baton, Stack, bin_dir, eventually, repo_root};
 use reqwest::StatusCode;
 
 /// A token's three parts with `claims` in place of its payload (the signature no longer fits).
@@ -170,6 +170,12 @@ async fn only_the_scheduler_ticks_and_only_pubsub_pushes() -> anyhow::Result<()>
         .arg(repo_root().join("tests/catalogs/shop"))
         .output()?;
     assert!(output.status.success(), "{output:?}");
+    // shop.refunds, a load table no file has reached, is made empty for its readers.
+    eventually("shop.refunds made", Duration::from_secs(60), || async {
+        use baton_core::ports::WarehousePort;
+        Ok(baton.warehouse.schema(&"shop.refunds".parse()?).await?)
+    })
+    .await?;
 
     // The tick: every bad token is refused, and no run is created.
     let scheduler = Baton::caller_of(&baton.project, "tick");

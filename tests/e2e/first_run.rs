@@ -8,14 +8,14 @@ use std::time::Duration;
 use baton_core::ids::scheduled_run_id;
 use baton_core::schedule::Schedule;
 use baton_core::state::{JobState, RunState};
-use baton_tests::{Baton, Stack, repo_root};
+use baton_tests::{Baton, Options, Stack, repo_root};
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_run_builds_every_table_after_its_parents() -> anyhow::Result<()> {
     let stack = Stack::load()?;
-    let baton = Baton::start(&stack, "first-run").await?;
+    let baton = Baton::start_with(&stack, "first-run", Options::default().landing()).await?;
     baton.shop_database(&stack).await?;
 
     // 1. The catalog, through the CLI and the API; dependencies come from the SQL.
@@ -32,7 +32,7 @@ async fn a_scheduled_run_builds_every_table_after_its_parents() -> anyhow::Resul
         "{stdout}"
     );
     assert!(
-        stdout.contains("6 created, 0 updated, 0 deleted, 0 unchanged"),
+        stdout.contains("8 created, 0 updated, 0 deleted, 0 unchanged"),
         "{stdout}"
     );
     let stored = baton.client.catalog().await?;
@@ -52,6 +52,15 @@ async fn a_scheduled_run_builds_every_table_after_its_parents() -> anyhow::Resul
     );
     assert!(parents["analytics.calendar"].is_empty());
 
+    // The refunds, a file uploaded through the CLI, loaded before the run reads them.
+    let (said, load) = baton.shop_refunds().await?;
+    assert!(said.contains("/shop/refunds/"), "{said}");
+    assert_eq!(
+        (load.state, load.files, load.rows),
+        (baton_core::loads::BatchState::Loaded, 1, Some(2)),
+        "{load:?}"
+    );
+
     // 2. The tick creates the run of the latest scheduled instant; a second tick creates none.
     let report = baton.tick().await?;
     let at: jiff::Timestamp = report["at"].as_str().unwrap().parse()?;
@@ -66,7 +75,8 @@ async fn a_scheduled_run_builds_every_table_after_its_parents() -> anyhow::Resul
     // 3-5. Planned, dispatched and executed to the end.
     let done = baton.wait_for_run(&run_id, RUN_TIMEOUT).await?;
     assert_eq!(done.run.state, RunState::Succeeded, "{:?}", done.run);
-    assert_eq!(done.run.job_count, 5);
+    // The load table is loaded as its files arrive, not in runs.
+    assert_eq!(done.run.job_count, 6);
     assert!(done.run.planned_at.is_some() && done.run.finished_at.is_some());
     let summary = done
         .run
@@ -75,7 +85,7 @@ async fn a_scheduled_run_builds_every_table_after_its_parents() -> anyhow::Resul
         .expect("a closed run has a summary");
     assert_eq!(
         (summary.succeeded, summary.failed, summary.skipped),
-        (5, 0, 0)
+        (6, 0, 0)
     );
     assert_eq!(
         baton.client.runs(10).await?.runs.len(),
@@ -104,8 +114,9 @@ async fn a_scheduled_run_builds_every_table_after_its_parents() -> anyhow::Resul
             );
         }
     }
-    assert_eq!(jobs["analytics.customer_totals"].priority, 1);
-    assert_eq!(jobs["shop.orders"].priority, 2);
+    // A job's priority is how many jobs of the run descend from it.
+    assert_eq!(jobs["analytics.customer_totals"].priority, 2);
+    assert_eq!(jobs["shop.orders"].priority, 3);
     let rows: BTreeMap<&str, i64> = jobs
         .iter()
         .map(|(t, j)| {
@@ -120,6 +131,7 @@ async fn a_scheduled_run_builds_every_table_after_its_parents() -> anyhow::Resul
         BTreeMap::from([
             ("analytics.calendar", 31),
             ("analytics.customer_totals", 3),
+            ("analytics.net_revenue", 3),
             ("analytics.top_customers", 2),
             ("shop.customers", 3),
             ("shop.orders", 5),
@@ -151,6 +163,16 @@ async fn a_scheduled_run_builds_every_table_after_its_parents() -> anyhow::Resul
     assert_eq!(
         serde_json::to_value(&top)?,
         serde_json::json!([["bo", "1"], ["ana", "2"]])
+    );
+    let net = baton
+        .warehouse
+        .query_rows(&format!(
+            "SELECT name, net_revenue FROM `{project}.analytics.net_revenue` ORDER BY name"
+        ))
+        .await?;
+    assert_eq!(
+        serde_json::to_value(&net)?,
+        serde_json::json!([["ana", "30.0"], ["bo", "60.0"], ["cy", "5.0"]])
     );
     Ok(())
 }

@@ -160,6 +160,20 @@ async fn a_file_uploaded_through_the_cli_is_loaded_and_its_query_table_reads_it(
         vec![id("shop.payments")],
         "{applied:?}"
     );
+    // Its declared columns make it at once, empty, so that its readers run before any file.
+    let columns = eventually("shop.payments made", TIMEOUT, || async {
+        use baton_core::ports::WarehousePort;
+        Ok(baton.warehouse.schema(&id("shop.payments")).await?)
+    })
+    .await?;
+    assert_eq!(
+        columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["id", "customer", "amount"]
+    );
+    assert_eq!(
+        rows(&baton, "SELECT COUNT(*) FROM `{p}.shop.payments`").await?,
+        vec![vec![json!("0")]]
+    );
 
     let file = baton.log_dir.join("payments-2026-12-01.csv");
     std::fs::write(&file, csv(1..4, "ana"))?;

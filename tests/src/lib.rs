@@ -24,7 +24,7 @@ use anyhow::{Context, anyhow, bail};
 
 use base64::Engine;
 use baton_cli::Client;
-use baton_core::catalog::CatalogSpec;
+use baton_core::catalog::{CatalogSpec, TableId};
 use baton_core::config::Env;
 use baton_core::ports::RunPort;
 use baton_google::bus::{Bus, PushSubscription};
@@ -741,6 +741,42 @@ impl Baton {
             )
             .await?;
         Ok(())
+    }
+
+    /// The example catalog's refunds (`tests/catalogs/shop` loads `shop.refunds` from the
+    /// files that land under `shop/refunds/`): a CSV file the payment provider would export,
+    /// uploaded through `baton upload` (a signed URL) and waited for until it is loaded. The
+    /// command's output, and the load. Needs a Baton started with `Options::landing`.
+    pub async fn shop_refunds(&self) -> anyhow::Result<(String, baton_core::loads::LoadRecord)> {
+        let file = self.log_dir.join("refunds-2026-11-21.csv");
+        std::fs::write(
+            &file,
+            "customer_id,amount,refunded_at\n10,12.5,2026-11-21 15:04:00\n20,40.0,2026-11-21 18:30:00\n",
+        )?;
+        let mut upload = self.cli();
+        upload
+            .arg("upload")
+            .arg(&file)
+            .args(["--table", "shop.refunds"]);
+        let output = tokio::task::spawn_blocking(move || upload.output()).await??;
+        let said = String::from_utf8_lossy(&output.stdout).into_owned();
+        anyhow::ensure!(
+            output.status.success(),
+            "baton upload failed: {said}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let table: TableId = "shop.refunds".parse()?;
+        let load = eventually("the refunds loaded", Duration::from_secs(90), || async {
+            let status = self.client.loads(&table).await?;
+            Ok(status
+                .summary
+                .last
+                .first()
+                .filter(|_| status.loading.is_empty())
+                .cloned())
+        })
+        .await?;
+        Ok((said, load))
     }
 
     /// Kills a service's process at once (SIGKILL: nothing flushed, nothing cleaned up), as a

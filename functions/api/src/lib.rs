@@ -26,7 +26,7 @@ use baton_core::config::{ConfigError, Env};
 use baton_core::connections::{self, Connection, ConnectionView};
 use baton_core::costs::Dimension;
 use baton_core::ids::{backfill_id, manual_run_id};
-use baton_core::messages::PlannerEvent;
+use baton_core::messages::{ImporterTask, PlannerEvent};
 use baton_core::ports::{Publish, RunPort, StoreError};
 use baton_core::run::{Backfill, BackfillState, Instants, Run, Trigger};
 use baton_core::schedule::Schedule;
@@ -571,6 +571,26 @@ async fn apply_catalog(
             deleted = plan.delete_tables.len() + plan.delete_frequencies.len(),
             "catalog applied"
         );
+        // Load tables that declare their columns are created by the importer, empty, so
+        // that the tables reading them can run before a file arrives.
+        for table in plan.write_tables.iter().filter(|t| {
+            t.definition
+                .load
+                .as_ref()
+                .is_some_and(|l| !l.columns.is_empty())
+        }) {
+            let told = app
+                .topics
+                .to_importer(&ImporterTask::Consider {
+                    table: table.id.clone(),
+                    force: false,
+                    at: None,
+                })
+                .await;
+            if let Err(e) = told {
+                tracing::warn!(table = %table.id, error = %e, "the importer could not be told of a load table: it is created at its first load");
+            }
+        }
         let changed = |action: Action| plan.changes.iter().filter(|c| c.action == action).count();
         if plan.changes.iter().any(|c| c.action != Action::Unchanged) {
             let (before, after) = apply_digests(&plan, &frequencies, &tables);

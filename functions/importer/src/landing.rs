@@ -25,7 +25,7 @@ use baton_core::loads::{
 };
 use baton_core::messages::ImporterTask;
 use baton_core::ports::{Publish, WarehousePort};
-use baton_core::warehouse::{Field, JobProgress, WarehouseError, is_transient};
+use baton_core::warehouse::{Field, JobProgress, TableShape, WarehouseError, is_transient};
 use baton_google::store::TABLES;
 use baton_google::warehouse::LoadJob;
 
@@ -125,7 +125,39 @@ impl Importer {
         let Some(doc) = self.load_table(table).await? else {
             return Err(ImporterError::Stale(format!("{table} is not a load table")));
         };
+        self.ensure_declared(&doc).await?;
         self.consider_table(&doc, force, now).await
+    }
+
+    /// A load table that declares its `columns` exists from its apply (which sends a
+    /// consider), empty until its first file is loaded, so that the query tables reading it
+    /// run before any file has arrived.
+    async fn ensure_declared(&self, doc: &TableDoc) -> Result<(), ImporterError> {
+        let Some(spec) = doc
+            .definition
+            .load
+            .as_ref()
+            .filter(|s| !s.columns.is_empty())
+        else {
+            return Ok(());
+        };
+        if self.warehouse.schema(&doc.id).await?.is_some() {
+            return Ok(());
+        }
+        self.ensure_dataset(doc.id.dataset()).await?;
+        let options = &doc.definition.options;
+        let shape = TableShape {
+            partitioning: options.partitioning.as_ref(),
+            clustering: &options.clustering,
+        };
+        self.warehouse
+            .create_table(&doc.id, &spec.columns, shape)
+            .await?;
+        if options.expiration_seconds.is_some() {
+            self.renew_expiration(&doc.id, options).await?;
+        }
+        tracing::info!(table = %doc.id, "load table created, empty until its first file loads");
+        Ok(())
     }
 
     async fn consider_table(

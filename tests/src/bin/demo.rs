@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 
 use baton_core::run::Job;
 use baton_core::state::{JobState, RunState};
-use baton_tests::{Baton, Stack, repo_root};
+use baton_tests::{Baton, Options, Stack, repo_root};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -35,7 +35,7 @@ async fn demo() -> anyhow::Result<bool> {
 
     let stack = Stack::load()?;
     step("starting the services: api, tick, planner, executor, importer");
-    let mut baton = Baton::start(&stack, "demo").await?;
+    let mut baton = Baton::start_with(&stack, "demo", Options::default().landing()).await?;
     println!(
         "  project {}; logs in {}",
         baton.project,
@@ -77,6 +77,20 @@ async fn demo() -> anyhow::Result<bool> {
     print_indented(&String::from_utf8_lossy(&output.stderr));
     if !output.status.success() {
         bail!("baton apply failed");
+    }
+
+    step("baton upload refunds-2026-11-21.csv --table shop.refunds (a signed URL, then a PUT)");
+    let (said, load) = baton.shop_refunds().await?;
+    print_indented(&said);
+    println!(
+        "  Cloud Storage told the importer; it claimed the file and loaded it: {} file(s), {} \
+         row(s), {}",
+        load.files,
+        load.rows.unwrap_or_default(),
+        serde_json::to_value(load.state)?.as_str().unwrap_or("?")
+    );
+    for error in &load.errors {
+        println!("  {error}");
     }
 
     step("POST /tick with an OIDC token, as Cloud Scheduler does every minute");
