@@ -741,3 +741,178 @@ async fn detected_columns_are_kept_and_a_file_whose_columns_do_not_fit_is_held_n
     baton.stop();
     Ok(())
 }
+
+/// Runs a job on local-bigquery (which answers when it has ended) and checks it succeeded.
+async fn bigquery_job(stack: &Stack, baton: &Baton, configuration: Value) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/bigquery/v2/projects/{}/jobs",
+        stack.var("BIGQUERY_EMULATOR_HOST")?,
+        baton.project
+    );
+    let job: Value = reqwest::Client::new()
+        .post(url)
+        .json(&json!({ "configuration": configuration }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    anyhow::ensure!(
+        job["status"]["state"] == "DONE" && job["status"]["errorResult"].is_null(),
+        "{job}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_and_avro_files_bring_their_columns_and_new_ones_only_when_the_table_takes_them()
+-> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let mut baton = Baton::start_with(&stack, "load-parquet", Options::default().landing()).await?;
+    let catalog = |new_columns: &str| {
+        CatalogSpec {
+        frequencies: Vec::new(),
+        tables: ["parquet", "avro"]
+            .into_iter()
+            .map(|format| {
+                load_table(
+                    &format!("files.{format}"),
+                    &format!(
+                        "format = \"{format}\"\nnew_columns = \"{new_columns}\"\n[batch]\nfiles = 1\n"
+                    ),
+                )
+            })
+            .collect(),
+    }
+    };
+    baton.apply(catalog("refuse")).await?;
+
+    // The files are BigQuery's own extracts (local-bigquery writes both formats) of two
+    // tables, the second with a column more, written under the load tables' prefixes.
+    let project = baton.project.clone();
+    let landing = format!("{project}-landing");
+    reqwest::Client::new()
+        .post(format!(
+            "{}/bigquery/v2/projects/{project}/datasets",
+            stack.var("BIGQUERY_EMULATOR_HOST")?
+        ))
+        .json(&json!({ "datasetReference": { "projectId": project, "datasetId": "sources" } }))
+        .send()
+        .await?
+        .error_for_status()?;
+    for (source, sql) in [
+        ("first", "SELECT 1 AS id, 'a' AS name"),
+        ("second", "SELECT 2 AS id, 'b' AS name, 3.5 AS score"),
+    ] {
+        bigquery_job(
+            &stack,
+            &baton,
+            json!({ "query": {
+                "query": sql,
+                "useLegacySql": false,
+                "destinationTable": { "projectId": project, "datasetId": "sources", "tableId": source },
+                "createDisposition": "CREATE_IF_NEEDED",
+                "writeDisposition": "WRITE_TRUNCATE",
+            }}),
+        )
+        .await?;
+    }
+    let extract = |source: &'static str, format: &'static str| {
+        let (stack, baton) = (&stack, &baton);
+        let (project, landing) = (project.clone(), landing.clone());
+        async move {
+            bigquery_job(
+                stack,
+                baton,
+                json!({ "extract": {
+                    "sourceTable": { "projectId": project, "datasetId": "sources", "tableId": source },
+                    "destinationUris": [format!("gs://{landing}/files/{format}/{source}-*.{format}")],
+                    "destinationFormat": format.to_uppercase(),
+                }}),
+            )
+            .await
+        }
+    };
+    let columns = |table: &'static str| {
+        let warehouse = baton.warehouse.clone();
+        async move {
+            use baton_core::ports::WarehousePort;
+            Ok::<_, anyhow::Error>(
+                warehouse
+                    .schema(&id(table))
+                    .await?
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|f| format!("{} {}", f.name, f.column().field_type))
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+
+    for format in ["parquet", "avro"] {
+        let table: &'static str = if format == "parquet" {
+            "files.parquet"
+        } else {
+            "files.avro"
+        };
+        extract("first", format).await?;
+        let (load, _) = nth_load(&baton, table, 1).await?;
+        assert_eq!(
+            (load.state, load.rows),
+            (BatchState::Loaded, Some(1)),
+            "{format}: {load:?}"
+        );
+        assert_eq!(
+            columns(table).await?,
+            ["id INTEGER", "name STRING"],
+            "{format}"
+        );
+
+        // A column more, which the table does not take: BigQuery refuses the load, and the
+        // failure names the table's columns beside BigQuery's message.
+        extract("second", format).await?;
+        let (load, _) = nth_load(&baton, table, 2).await?;
+        assert_eq!(load.state, BatchState::Failed, "{format}: {load:?}");
+        let errors = load.errors.join("\n");
+        assert!(
+            errors.contains("Cannot add fields (field: score)")
+                && errors.contains("the table's columns: id INTEGER, name STRING"),
+            "{format}: {errors}"
+        );
+        assert_eq!(
+            columns(table).await?,
+            ["id INTEGER", "name STRING"],
+            "{format}"
+        );
+    }
+
+    // Once the tables take new columns, a force loads the held files and adds the column.
+    baton.apply(catalog("add")).await?;
+    for table in ["files.parquet", "files.avro"] {
+        cli(&baton, &["load", "--force", table]).await?;
+        let (load, _) = nth_load(&baton, table, 3).await?;
+        assert_eq!(
+            (load.state, load.rows),
+            (BatchState::Loaded, Some(1)),
+            "{table}: {load:?}"
+        );
+        assert_eq!(
+            columns(table).await?,
+            ["id INTEGER", "name STRING", "score FLOAT"],
+            "{table}"
+        );
+        assert_eq!(
+            rows(
+                &baton,
+                &format!("SELECT id, score FROM `{{p}}.{table}` ORDER BY id")
+            )
+            .await?,
+            vec![
+                vec![json!("1"), Value::Null],
+                vec![json!("2"), json!("3.5")]
+            ]
+        );
+    }
+    baton.stop();
+    Ok(())
+}
