@@ -11,7 +11,7 @@ use jiff::Timestamp;
 
 use baton_core::access::Principal;
 use baton_core::catalog::{TableDoc, TableId, TableKind};
-use baton_core::loads::{FileState, LoadStatus, MAX_BATCH_FILES, Waiting};
+use baton_core::loads::{FileState, LoadStatus};
 use baton_core::messages::ImporterTask;
 use baton_core::ports::Publish;
 use baton_service::api::{LoadForced, UploadUrl, UploadUrlRequest};
@@ -133,10 +133,10 @@ pub(crate) async fn force(
     for state in [FileState::Waiting, FileState::Held] {
         files += app
             .store
-            .files_in_state(&doc.id, state, MAX_BATCH_FILES as u32)
+            .files_tally(&doc.id, state)
             .await
             .map_err(store_error)?
-            .len();
+            .files;
     }
     app.topics
         .to_importer(&ImporterTask::Consider {
@@ -164,15 +164,10 @@ pub(crate) async fn status(
 ) -> Result<Json<LoadStatus>, ApiError> {
     let doc = load_table(&app, &table).await?;
     let spec = doc.definition.load.as_ref().expect("a load table's spec");
-    let limit = MAX_BATCH_FILES as u32;
-    let waiting = app
-        .store
-        .files_in_state(&doc.id, FileState::Waiting, limit)
-        .await
-        .map_err(store_error)?;
+    let waiting = app.store.waiting(&doc.id).await.map_err(store_error)?;
     let held = app
         .store
-        .files_in_state(&doc.id, FileState::Held, limit)
+        .files_tally(&doc.id, FileState::Held)
         .await
         .map_err(store_error)?;
     let mut loading: Vec<_> = app
@@ -185,7 +180,6 @@ pub(crate) async fn status(
         .collect();
     loading.sort_by_key(|r| r.formed);
     let summary = app.store.load_summary(&doc.id).await.map_err(store_error)?;
-    let stats = Waiting::of(&waiting);
     Ok(Json(LoadStatus {
         table: doc.id.clone(),
         landing: format!(
@@ -196,10 +190,10 @@ pub(crate) async fn status(
                 .unwrap_or("(no landing bucket)"),
             spec.prefix
         ),
-        waiting_files: stats.files,
-        waiting_bytes: stats.bytes,
-        oldest_waiting: stats.oldest,
-        held_files: held.len(),
+        waiting_files: waiting.files,
+        waiting_bytes: waiting.bytes,
+        oldest_waiting: waiting.oldest,
+        held_files: held.files,
         loading,
         summary,
     }))

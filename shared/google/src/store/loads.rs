@@ -74,6 +74,16 @@ impl Store {
     /// What waits for a table, as its batching policy weighs it: how many files and bytes (by
     /// an aggregation, billed a read per thousand files) and since when (one file read).
     pub async fn waiting(&self, table: &TableId) -> Result<Waiting, StoreError> {
+        self.files_tally(table, FileState::Waiting).await
+    }
+
+    /// How many of a table's files are in `state`, their bytes and the oldest's arrival, as
+    /// `waiting` weighs them.
+    pub async fn files_tally(
+        &self,
+        table: &TableId,
+        state: FileState,
+    ) -> Result<Waiting, StoreError> {
         #[derive(serde::Deserialize, Default)]
         struct Tally {
             #[serde(default)]
@@ -82,14 +92,14 @@ impl Store {
             bytes: i64,
         }
         let parent = self.load_path(table)?;
-        let waiting = FileState::Waiting.as_str();
+        let in_state = state.as_str();
         let tally: Vec<Tally> = self
             .db()
             .fluent()
             .select()
             .from(FILES)
             .parent(&parent)
-            .filter(|q| q.for_all([q.field("state").eq(waiting)]))
+            .filter(|q| q.for_all([q.field("state").eq(in_state)]))
             .aggregate(|a| a.fields([a.field("files").count(), a.field("bytes").sum("size")]))
             .obj()
             .query()
@@ -98,7 +108,7 @@ impl Store {
         super::count_reads(1);
         let tally = tally.into_iter().next().unwrap_or_default();
         let oldest = if tally.files > 0 {
-            self.files_in_state(table, FileState::Waiting, 1)
+            self.files_in_state(table, state, 1)
                 .await?
                 .first()
                 .map(|f| f.arrived)
