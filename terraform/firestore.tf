@@ -105,3 +105,20 @@ resource "google_firestore_index" "files_by_state" {
     order      = "ASCENDING"
   }
 }
+
+# The tick's sweep: jobs of every run whose watch has passed, the longest overdue first.
+resource "google_firestore_index" "overdue_jobs" {
+  project     = var.project
+  database    = google_firestore_database.baton.name
+  collection  = "jobs"
+  query_scope = "COLLECTION_GROUP"
+
+  fields {
+    field_path = "state"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "watch_at"
+    order      = "ASCENDING"
+  }
+}

@@ -75,7 +75,7 @@ resource "google_pubsub_topic_iam_member" "planner_publishers" {
 }
 
 resource "google_pubsub_topic_iam_member" "executor_publishers" {
-  for_each = toset(["planner", "executor"])
+  for_each = toset(["tick", "planner", "executor"])
 
   project = var.project
   topic   = google_pubsub_topic.executor.name

@@ -33,6 +33,9 @@ pub type Filter = Arc<dyn Fn(&serde_json::Value) -> bool + Send + Sync>;
 struct Holding {
     filter: Option<Filter>,
     held: Vec<Bytes>,
+    /// Which messages to lose: acknowledged to Pub/Sub and never delivered.
+    lose: Option<Filter>,
+    lost: usize,
 }
 
 struct Inner {
@@ -122,6 +125,23 @@ impl Relay {
         self.inner.holding.lock().expect("not poisoned").filter = Some(Arc::new(filter));
     }
 
+    /// Loses the messages whose payload `filter` accepts, from now on: each is acknowledged
+    /// to Pub/Sub and never delivered, as a message that went to the dead-letter topic, or
+    /// that a restarted emulator dropped, never is.
+    pub fn lose_where(&self, filter: impl Fn(&serde_json::Value) -> bool + Send + Sync + 'static) {
+        self.inner.holding.lock().expect("not poisoned").lose = Some(Arc::new(filter));
+    }
+
+    /// Stops losing messages.
+    pub fn stop_losing(&self) {
+        self.inner.holding.lock().expect("not poisoned").lose = None;
+    }
+
+    /// How many messages were lost.
+    pub fn lost(&self) -> usize {
+        self.inner.holding.lock().expect("not poisoned").lost
+    }
+
     /// How many messages are held back.
     pub fn held(&self) -> usize {
         self.inner.holding.lock().expect("not poisoned").held.len()
@@ -177,6 +197,10 @@ async fn relay(State(inner): State<Arc<Inner>>, body: Bytes) -> StatusCode {
     inner.received.fetch_add(1, Ordering::SeqCst);
     {
         let mut holding = inner.holding.lock().expect("not poisoned");
+        if holding.lose.as_ref().is_some_and(|f| f(&payload(&body))) {
+            holding.lost += 1;
+            return StatusCode::OK;
+        }
         if holding.filter.as_ref().is_some_and(|f| f(&payload(&body))) {
             holding.held.push(body);
             return StatusCode::OK;

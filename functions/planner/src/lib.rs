@@ -12,6 +12,8 @@
 //! - Dispatch: while the run has a free slot and a queued job, claim both in one transaction,
 //!   most important job first, and send the job to the executor.
 //! - Closing a run frees its frequency for the next run and starts the next run of a backfill.
+//! - An event handled to its end stops the watch on its run (or job) that lets the tick's
+//!   sweep send it again if it had been lost (`baton_core::sweep`).
 //!
 //! Every step reads the documents and acts on what they say, through transactions (`RunPort`),
 //! so a repeated, late or concurrent message does nothing twice. A job dispatched while
@@ -225,18 +227,25 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
             PlannerEvent::RunCreated { run_id } => {
                 self.freeze(run_id).await?;
                 self.dispatch(run_id, &cause).await?;
-                self.close_if_done(run_id).await
+                self.close_if_done(run_id).await?;
             }
             PlannerEvent::JobFinished {
                 run_id,
                 table,
                 attempt,
-            } => self.finished(run_id, table, *attempt, &cause).await,
-            PlannerEvent::RunResumed { run_id, resume } => {
-                self.resume(run_id, *resume, &cause).await
+            } => {
+                self.finished(run_id, table, *attempt, &cause).await?;
+                // Handled to the end: the tick's sweep need not send it again.
+                self.runs.unwatch_job(run_id, table, *attempt).await?;
+                return Ok(());
             }
-            PlannerEvent::RunCancelled { run_id } => self.cancel(run_id).await,
+            PlannerEvent::RunResumed { run_id, resume } => {
+                self.resume(run_id, *resume, &cause).await?;
+            }
+            PlannerEvent::RunCancelled { run_id } => self.cancel(run_id).await?,
         }
+        self.runs.unwatch_run(event.run_id()).await?;
+        Ok(())
     }
 
     // -----------------------------------------------------------------------------------------

@@ -7,6 +7,9 @@
 //! A run that exists but was never planned (its creator died before telling the planner) is
 //! announced again, once it is older than a grace period: a run created a moment ago is being
 //! announced by its creator, and a second announcement would only make two planners race.
+//! Then it sweeps: runs and jobs whose watch has passed (a message lost for good) are sent
+//! again the message that moves them on (`baton_core::sweep`), within a bounded number of
+//! reads.
 
 use std::sync::Arc;
 
@@ -21,9 +24,10 @@ use baton_core::config::{ConfigError, Env};
 use baton_core::ids::scheduled_run_id;
 use baton_core::loads::{FileState, STALE_BATCH_SECONDS, Waiting};
 use baton_core::messages::{ImporterTask, PlannerEvent};
-use baton_core::ports::Publish;
+use baton_core::ports::{Publish, RunPort};
 use baton_core::run::{Run, Trigger};
 use baton_core::state::RunState;
+use baton_core::sweep::{self, Nudge};
 use baton_google::bus::Topics;
 use baton_google::config::Gcp;
 use baton_google::store::{Admitted, Store};
@@ -114,6 +118,21 @@ pub struct TickReport {
     /// Load tables whose files had waited long enough, or whose loads were sent again.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub loads: Vec<SweepOutcome>,
+    /// Runs and jobs that had stopped moving, and what was sent again to move them on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub swept: Vec<Swept>,
+}
+
+/// What the tick's sweep sent again for a run, or for one of its jobs.
+#[derive(Debug, Serialize)]
+pub struct Swept {
+    pub run_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// `run_created to the planner`, `run_query to the executor`, …
+    pub sent: String,
 }
 
 /// What the tick's sweep did for one load table.
@@ -177,12 +196,83 @@ pub async fn tick_at(app: &App, now: Timestamp) -> Result<TickReport, anyhow::Er
         runs.push(tick_frequency(app, frequency, now).await?);
     }
     let loads = sweep_loads(app, now).await?;
-    tracing::info!(frequencies = frequencies.len(), loads = loads.len(), "tick");
+    let swept = sweep_runs(app, now).await?;
+    tracing::info!(
+        frequencies = frequencies.len(),
+        loads = loads.len(),
+        swept = swept.len(),
+        "tick"
+    );
     Ok(TickReport {
         at: now,
         runs,
         loads,
+        swept,
     })
+}
+
+/// Sends again what moves on the runs and jobs whose watch has passed (`baton_core::sweep`):
+/// a lost message, a service that died with it. Reads at most `RUNS_PER_SWEEP` runs and
+/// `JOBS_PER_SWEEP` jobs, in two queries, however many runs are open.
+async fn sweep_runs(app: &App, now: Timestamp) -> Result<Vec<Swept>, anyhow::Error> {
+    let mut swept = Vec::new();
+    for run in app.store.overdue_runs(now, sweep::RUNS_PER_SWEEP).await? {
+        let Some(event) = sweep::run_nudge(&run) else {
+            // It ended some other way: nothing to send.
+            app.store.unwatch_run(&run.id).await?;
+            continue;
+        };
+        // Recorded first: the planner's handling then clears the watch this sets.
+        let nudge = Nudge::Planner(event);
+        let sent = nudge.describe();
+        app.store
+            .swept(&run.id, None, &format!("sent {sent} again"), now)
+            .await?;
+        send(app, &nudge).await?;
+        tracing::warn!(run_id = %run.id, %sent, watched_since = ?run.watch_at, "a run had stopped moving: sent again");
+        swept.push(Swept {
+            run_id: run.id,
+            table: None,
+            attempt: None,
+            sent,
+        });
+    }
+    for job in app.store.overdue_jobs(now, sweep::JOBS_PER_SWEEP).await? {
+        let Some(nudge) = sweep::job_nudge(&job) else {
+            tracing::warn!(run_id = %job.run_id, table = %job.table, state = %job.state, "a watched job has nothing to send");
+            continue;
+        };
+        let sent = nudge.describe();
+        let what = format!("sent {}#{} {sent} again", job.table, job.attempt);
+        if !app
+            .store
+            .swept(&job.run_id, Some((&job.table, job.attempt)), &what, now)
+            .await?
+        {
+            // It moved on since it was read.
+            continue;
+        }
+        send(app, &nudge).await?;
+        tracing::warn!(
+            run_id = %job.run_id, table = %job.table, attempt = job.attempt, state = %job.state,
+            %sent, "a job had stopped moving: sent again"
+        );
+        swept.push(Swept {
+            run_id: job.run_id,
+            table: Some(job.table),
+            attempt: Some(job.attempt),
+            sent,
+        });
+    }
+    Ok(swept)
+}
+
+async fn send(app: &App, nudge: &Nudge) -> Result<(), baton_core::ports::BusError> {
+    match nudge {
+        Nudge::Planner(event) => app.topics.to_planner(event).await,
+        Nudge::Executor(task) => app.topics.to_executor(task).await,
+        Nudge::Importer(task) => app.topics.to_importer(task).await,
+    }
 }
 
 /// Tells the importer of load tables whose oldest waiting file has waited its policy's age,

@@ -35,5 +35,6 @@ pub mod secrets;
 pub mod sql;
 pub mod stamp;
 pub mod state;
+pub mod sweep;
 pub mod warehouse;
 pub mod writes;

@@ -15,6 +15,7 @@ use crate::run::{
 };
 use crate::schedule::{Schedule, conditions_hold};
 use crate::state::{IllegalTransition, JobState, Readiness, RunState, readiness};
+use crate::sweep;
 
 type Result<T> = std::result::Result<T, IllegalTransition>;
 
@@ -61,6 +62,7 @@ pub fn admit(
         Some(open) => {
             run.state = RunState::Skipped;
             run.finished_at = Some(now);
+            run.watch_at = None;
             run.error = Some(format!(
                 "run {} of this frequency was still {} at this run's instant",
                 open.id, open.state
@@ -335,6 +337,7 @@ pub fn claim(slot: &Slot, job: &Job, cause: &str, now: Timestamp) -> Option<(Slo
     job.slot = Some(slot.index);
     job.dispatch_cause = Some(cause.to_string());
     job.dispatched_at = Some(now);
+    job.watch_at = Some(now + sweep::DISPATCHED_WATCH);
     Some((slot, job))
 }
 
@@ -367,7 +370,9 @@ pub fn settle(job: &Job, parents: &[ParentState], now: Timestamp) -> Result<Opti
     match readiness(parents.iter().map(|(t, s, _)| (t, *s))) {
         Readiness::Waiting => Ok(None),
         Readiness::Ready => {
+            // Waiting for a slot is not watched: the jobs that hold the slots are.
             job.transition(JobState::Queued, now)?;
+            job.watch_at = None;
             Ok(Some(Settled::Queued(job)))
         }
         Readiness::Blocked(parent) => {
@@ -379,6 +384,7 @@ pub fn settle(job: &Job, parents: &[ParentState], now: Timestamp) -> Result<Opti
                 .unwrap_or(parent);
             job.transition(JobState::Skipped, now)?;
             job.skipped_because = Some(because);
+            job.watch_at = None;
             Ok(Some(Settled::Skipped(job)))
         }
     }
@@ -392,6 +398,7 @@ pub fn skip(job: &Job, because: &TableId, now: Timestamp) -> Result<Option<Job>>
     let mut job = job.clone();
     job.transition(JobState::Skipped, now)?;
     job.skipped_because = Some(because.clone());
+    job.watch_at = None;
     Ok(Some(job))
 }
 
@@ -434,6 +441,7 @@ pub fn close(run: &Run, summary: &RunSummary, now: Timestamp) -> Result<Option<R
         _ => return Ok(None),
     }
     run.summary = Some(summary.clone());
+    run.watch_at = None;
     Ok(Some(run))
 }
 
@@ -453,6 +461,7 @@ pub fn start(
     let mut job = job.clone();
     job.transition(JobState::Running, now)?;
     job.bigquery_job_id = Some(bigquery_job_id.to_string());
+    job.watch_at = Some(now + sweep::RUNNING_WATCH);
     Ok(Some(job))
 }
 
@@ -501,6 +510,8 @@ pub fn finish(
             job.error = Some(error.clone());
         }
     }
+    // Watched until the planner has handled its end.
+    job.watch_at = Some(now + sweep::FINISHED_WATCH);
     Ok(Some(job))
 }
 
@@ -528,6 +539,7 @@ pub fn retry(
     job.transition(JobState::Queued, now)?;
     job.attempt += 1;
     job.retry_at = Some(now + backoff);
+    job.watch_at = Some(now + backoff + sweep::DISPATCHED_WATCH);
     let slot = slot
         .filter(|s| s.held_by(&job.table, attempt))
         .map(|s| Slot {
@@ -551,6 +563,7 @@ pub fn cancel_run(run: &Run, now: Timestamp) -> Result<Option<Run>> {
     let mut run = run.clone();
     run.transition(RunState::Cancelled, now)?;
     run.planning_lease = None;
+    run.watch_at = Some(now + sweep::RUN_WATCH);
     Ok(Some(run))
 }
 
@@ -561,6 +574,7 @@ pub fn cancel_job(job: &Job, now: Timestamp) -> Result<Option<Job>> {
     }
     let mut job = job.clone();
     job.transition(JobState::Cancelled, now)?;
+    job.watch_at = None;
     Ok(Some(job))
 }
 
@@ -574,6 +588,7 @@ pub fn resume_run(run: &Run, now: Timestamp) -> Result<Option<Run>> {
     run.resumes += 1;
     run.summary = None;
     run.error = None;
+    run.watch_at = Some(now + sweep::RUN_WATCH);
     Ok(Some(run))
 }
 
@@ -613,6 +628,7 @@ pub fn resume_job(job: &Job, resume: u32, now: Timestamp) -> Result<Option<Job>>
     job.dispatched_at = None;
     job.started_at = None;
     job.finished_at = None;
+    job.watch_at = None;
     Ok(Some(job))
 }
 
@@ -681,6 +697,67 @@ mod tests {
         };
         let definition = Table::query(&table, "SELECT 1");
         Job::planned(&run("r"), planned, definition, vec![], "p", now())
+    }
+
+    #[test]
+    fn a_job_is_watched_from_its_dispatch_until_the_planner_has_handled_its_end() {
+        let at = |minutes: i64| now() + SignedDuration::from_mins(minutes);
+        let queued = job("d.a", &[]);
+        assert_eq!(queued.watch_at, None, "waiting for a slot is not watched");
+        let slot = Slot::free(0);
+        let (_, dispatched) = claim(&slot, &queued, "run_created", at(1)).unwrap();
+        assert_eq!(dispatched.watch_at, Some(at(11)));
+        let running = start(&dispatched, 1, "bq", at(2)).unwrap().unwrap();
+        assert_eq!(running.watch_at, Some(at(17)));
+        let retried = retry(
+            &running,
+            None,
+            1,
+            "backendError",
+            SignedDuration::from_mins(1),
+            at(3),
+        )
+        .unwrap()
+        .unwrap()
+        .0;
+        assert_eq!(retried.watch_at, Some(at(14)), "after its backoff");
+        let running = start(&retried, 2, "bq2", at(4)).unwrap().unwrap();
+        let outcome = Outcome::Succeeded {
+            statistics: JobStatistics::default(),
+            extract: None,
+        };
+        let ended = finish(&running, 2, &outcome, false, at(5))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ended.watch_at, Some(at(10)));
+        assert_eq!(sweep::unwatch_job(&ended, 1), None, "another attempt's end");
+        assert_eq!(sweep::unwatch_job(&ended, 2).unwrap().watch_at, None);
+
+        // A child queued by its parents waits for a slot unwatched; one skipped is never.
+        let child = job("d.b", &["d.a"]);
+        let parents = [(id("d.a"), JobState::Succeeded, None)];
+        let Some(Settled::Queued(queued)) = settle(&child, &parents, at(6)).unwrap() else {
+            panic!("queued");
+        };
+        assert_eq!(queued.watch_at, None);
+        assert_eq!(
+            skip(&child, &id("d.a"), at(6)).unwrap().unwrap().watch_at,
+            None
+        );
+
+        // A run is watched from its creation, a resume and a cancel, and not once closed.
+        let created = run("r");
+        assert_eq!(created.watch_at, Some(now() + sweep::RUN_WATCH));
+        let cancelled = cancel_run(&created, at(7)).unwrap().unwrap();
+        assert_eq!(cancelled.watch_at, Some(at(12)));
+        let closed = close(&cancelled, &RunSummary::default(), at(8))
+            .unwrap()
+            .unwrap();
+        assert_eq!(closed.watch_at, None);
+    }
+
+    fn id(name: &str) -> TableId {
+        name.parse().unwrap()
     }
 
     fn doc(name: &str, parents: &[&str], conditions: Vec<crate::schedule::Condition>) -> TableDoc {

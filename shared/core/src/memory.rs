@@ -383,6 +383,35 @@ impl RunPort for MemoryRuns {
         .await
     }
 
+    async fn unwatch_run(&self, run_id: &str) -> Result<(), StoreError> {
+        self.with_run(run_id, |d| {
+            if let Some(run) = d.run.as_ref().and_then(crate::sweep::unwatch_run) {
+                d.run = Some(run);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unwatch_job(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        attempt: u32,
+    ) -> Result<(), StoreError> {
+        self.with_run(run_id, |d| {
+            if let Some(job) = d
+                .jobs
+                .get(table)
+                .and_then(|j| crate::sweep::unwatch_job(j, attempt))
+            {
+                d.jobs.insert(table.clone(), job);
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn release_schedule(&self, frequency: &str, run_id: &str) -> Result<(), StoreError> {
         let mut memory = self.enter().await?;
         if let Some(freed) = memory

@@ -180,6 +180,15 @@ pub trait RunPort: Send + Sync {
         resume: u32,
         now: Timestamp,
     ) -> impl Future<Output = Answer<Option<Job>>> + Send;
+    /// Stops watching the run (`sweep`): the planner handled its event to the end.
+    fn unwatch_run(&self, run_id: &str) -> impl Future<Output = Answer<()>> + Send;
+    /// Stops watching the job's `attempt` (`sweep`): the planner handled its end.
+    fn unwatch_job(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        attempt: u32,
+    ) -> impl Future<Output = Answer<()>> + Send;
     /// Frees the frequency if `run_id` was its open run.
     fn release_schedule(
         &self,

@@ -96,6 +96,14 @@ pub struct Run {
     /// How its jobs ended, written when it closes.
     #[serde(default)]
     pub summary: Option<RunSummary>,
+    /// When the tick's sweep looks at it if nothing has moved it on (`sweep`): set while a
+    /// planner event about it (its creation, a resume, a cancel) is not handled to its end.
+    #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
+    pub watch_at: Option<Timestamp>,
+    /// What the sweep sent again for it and its jobs (the last ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sweeps: Vec<crate::sweep::SweepNote>,
 }
 
 /// A time-limited claim on a piece of work, so that a crashed holder's work is taken over.
@@ -153,6 +161,8 @@ impl Run {
             planning_lease: None,
             error: None,
             summary: None,
+            watch_at: Some(now + crate::sweep::RUN_WATCH),
+            sweeps: Vec::new(),
         }
     }
 
@@ -434,6 +444,14 @@ pub struct Job {
     #[serde(default, with = "crate::stamp::optional_timestamp")]
     #[schemars(with = "Option<jiff::Timestamp>")]
     pub finished_at: Option<Timestamp>,
+    /// When the tick's sweep looks at it if nothing has moved it on (`sweep`): set from its
+    /// dispatch until the planner has handled its end.
+    #[serde(default, with = "crate::stamp::optional_timestamp")]
+    #[schemars(with = "Option<jiff::Timestamp>")]
+    pub watch_at: Option<Timestamp>,
+    /// How often the sweep sent it on again.
+    #[serde(default)]
+    pub sweeps: u32,
 }
 
 impl Job {
@@ -490,6 +508,8 @@ impl Job {
             dispatched_at: None,
             started_at: None,
             finished_at: None,
+            watch_at: None,
+            sweeps: 0,
         }
     }
 
@@ -642,7 +662,8 @@ mod tests {
             "finished_at": null,
             "planning_lease": null,
             "error": null,
-            "summary": null
+            "summary": null,
+            "watch_at": "2026-11-22T02:05:05Z"
         });
         assert_eq!(serde_json::to_value(run()).unwrap(), golden);
         let back: Run = serde_json::from_value(golden).unwrap();
@@ -733,7 +754,9 @@ mod tests {
             "queued_at": null,
             "dispatched_at": null,
             "started_at": null,
-            "finished_at": null
+            "finished_at": null,
+            "watch_at": null,
+            "sweeps": 0
         });
         assert_eq!(serde_json::to_value(&job).unwrap(), golden);
         let back: Job = serde_json::from_value(golden).unwrap();

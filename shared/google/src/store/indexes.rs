@@ -13,11 +13,12 @@ pub enum Order {
     Descending,
 }
 
-/// A composite index on the collection id `collection` (in every parent: Firestore's
-/// `COLLECTION` scope).
+/// A composite index on the collection id `collection`: for queries within one parent
+/// (Firestore's `COLLECTION` scope), or across every parent (`COLLECTION_GROUP`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Index {
     pub collection: &'static str,
+    pub group: bool,
     pub fields: &'static [(&'static str, Order)],
 }
 
@@ -25,6 +26,7 @@ pub struct Index {
 /// (`RunPort::waiting_jobs`).
 pub const WAITING_JOBS: Index = Index {
     collection: JOBS,
+    group: false,
     fields: &[
         ("state", Order::Ascending),
         ("dispatched", Order::Ascending),
@@ -36,6 +38,7 @@ pub const WAITING_JOBS: Index = Index {
 /// The queued jobs one planner event dispatched, to send again (`RunPort::dispatched_by`).
 pub const JOBS_BY_DISPATCH_CAUSE: Index = Index {
     collection: JOBS,
+    group: false,
     fields: &[
         ("dispatch_cause", Order::Ascending),
         ("state", Order::Ascending),
@@ -45,19 +48,30 @@ pub const JOBS_BY_DISPATCH_CAUSE: Index = Index {
 /// A dimension's roll-ups over a range of days (`Store::costs`).
 pub const COST_ROLLUPS: Index = Index {
     collection: costs::COLLECTION,
+    group: false,
     fields: &[("dimension", Order::Ascending), ("day", Order::Ascending)],
 };
 
 /// A load table's files in one state, the longest waiting first (`Store::files_in_state`).
 pub const FILES_BY_STATE: Index = Index {
     collection: crate::store::loads::FILES,
+    group: false,
     fields: &[("state", Order::Ascending), ("arrived", Order::Ascending)],
 };
 
+/// The tick's sweep: jobs of every run whose watch has passed, the longest overdue first
+/// (`Store::overdue_jobs`).
+pub const OVERDUE_JOBS: Index = Index {
+    collection: JOBS,
+    group: true,
+    fields: &[("state", Order::Ascending), ("watch_at", Order::Ascending)],
+};
+
 /// Every composite index the queries need.
-pub const INDEXES: [Index; 4] = [
+pub const INDEXES: [Index; 5] = [
     WAITING_JOBS,
     JOBS_BY_DISPATCH_CAUSE,
     COST_ROLLUPS,
     FILES_BY_STATE,
+    OVERDUE_JOBS,
 ];

@@ -22,6 +22,7 @@ use baton_core::run::{
 };
 use baton_core::schedule::Schedule;
 use baton_core::state::{IllegalTransition, JobState};
+use baton_core::sweep;
 
 use super::{
     BACKFILLS, FREQUENCIES, JOBS, RUNS, SCHEDULES, SLOTS, Store, StoreError, TABLES, Txn, counted,
@@ -29,6 +30,15 @@ use super::{
 };
 
 const TRIES: u32 = 8;
+
+/// An instant as a query compares it: a Firestore timestamp value (`baton_core::stamp`).
+struct At(Timestamp);
+
+impl Serialize for At {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_newtype_struct(baton_core::stamp::TIMESTAMP_TAG, &self.0)
+    }
+}
 
 fn illegal(e: IllegalTransition) -> StoreError {
     StoreError::Permanent(format!("refused an illegal state change: {e}"))
@@ -233,6 +243,81 @@ impl Store {
         frequency: &str,
     ) -> Result<Option<ScheduleState>, StoreError> {
         self.get(None, SCHEDULES, frequency).await
+    }
+
+    /// Runs whose watch has passed (`sweep`), the longest overdue first, at most `limit`.
+    /// Firestore's own single-field index on `watch_at` serves it.
+    pub async fn overdue_runs(&self, now: Timestamp, limit: u32) -> Result<Vec<Run>, StoreError> {
+        self.db()
+            .fluent()
+            .select()
+            .from(RUNS)
+            .filter(|q| q.for_all([q.field("watch_at").less_than_or_equal(At(now))]))
+            .order(|o| o.fields([o.field("watch_at").asc()]))
+            .limit(limit)
+            .obj()
+            .query()
+            .await
+            .map(counted)
+            .map_err(stored)
+    }
+
+    /// Jobs of every run whose watch has passed (`sweep`), the longest overdue first, at most
+    /// `limit`: one collection-group query, served by `indexes::OVERDUE_JOBS`.
+    pub async fn overdue_jobs(&self, now: Timestamp, limit: u32) -> Result<Vec<Job>, StoreError> {
+        let watched: Vec<&str> = [
+            JobState::Queued,
+            JobState::Running,
+            JobState::Succeeded,
+            JobState::Failed,
+            JobState::Cancelled,
+        ]
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+        self.db()
+            .fluent()
+            .select()
+            .from(JOBS)
+            .all_descendants()
+            .filter(|q| {
+                q.for_all([
+                    q.field("state").is_in(watched.clone()),
+                    q.field("watch_at").less_than_or_equal(At(now)),
+                ])
+            })
+            .order(|o| o.fields([o.field("watch_at").asc()]))
+            .limit(limit)
+            .obj()
+            .query()
+            .await
+            .map(counted)
+            .map_err(stored)
+    }
+
+    /// Records what a sweep sent: on the job's `attempt` (counted, watched again later) when
+    /// it was for a job, and on the run (noted; watched again later when it was for the run).
+    /// False when the job has moved on since it was read (nothing is recorded).
+    pub async fn swept(
+        &self,
+        run_id: &str,
+        job: Option<(&TableId, u32)>,
+        what: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        if let Some((table, attempt)) = job {
+            let changed = self
+                .update_job(run_id, table, |j| Ok(sweep::swept_job(j, attempt, now)))
+                .await?;
+            if !matches!(changed, Some((_, Some(_)))) {
+                return Ok(false);
+            }
+        }
+        self.update_one(None, RUNS, run_id, |run: &Run| {
+            Ok(Some(sweep::swept_run(run, what, job.is_none(), now)))
+        })
+        .await?;
+        Ok(true)
     }
 
     pub async fn backfill(&self, id: &str) -> Result<Option<Backfill>, StoreError> {
@@ -762,6 +847,23 @@ impl RunPort for Store {
             .update_job(run_id, table, |job| lifecycle::resume_job(job, resume, now))
             .await?
             .and_then(|(_, after)| after))
+    }
+
+    async fn unwatch_run(&self, run_id: &str) -> Result<(), StoreError> {
+        self.update_one(None, RUNS, run_id, |run: &Run| Ok(sweep::unwatch_run(run)))
+            .await
+            .map(|_| ())
+    }
+
+    async fn unwatch_job(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        attempt: u32,
+    ) -> Result<(), StoreError> {
+        self.update_job(run_id, table, |job| Ok(sweep::unwatch_job(job, attempt)))
+            .await
+            .map(|_| ())
     }
 
     async fn release_schedule(&self, frequency: &str, run_id: &str) -> Result<(), StoreError> {

@@ -1,0 +1,148 @@
+//! Runs whose messages are lost for good (dead-lettered, or dropped by a restarted Pub/Sub)
+//! complete without a person: the tick's sweep finds the run or job whose watch has passed
+//! and sends again the message that moves it on. The relays in front of the services lose
+//! chosen messages: acknowledged to the emulator, never delivered.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use baton_core::catalog::{CatalogSpec, Table, TableId};
+use baton_core::state::{JobState, RunState};
+use baton_service::api::{RunResponse, StartRunRequest};
+use baton_tests::{Baton, Stack};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn id(s: &str) -> TableId {
+    s.parse().expect("a valid table id")
+}
+
+/// `d.a` feeds `d.b` and `d.c`, which both feed `d.d`.
+fn diamond() -> CatalogSpec {
+    CatalogSpec {
+        frequencies: Vec::new(),
+        tables: vec![
+            Table::query(&id("d.a"), "SELECT 1 AS n"),
+            Table::query(&id("d.b"), "SELECT n + 1 AS n FROM d.a"),
+            Table::query(&id("d.c"), "SELECT n + 2 AS n FROM d.a"),
+            Table::query(&id("d.d"), "SELECT b.n + c.n AS n FROM d.b AS b, d.c AS c"),
+        ],
+    }
+}
+
+/// Loses the first `count` messages of `event` (by the message's `event` field).
+fn first_of(event: &'static str, count: usize) -> impl Fn(&serde_json::Value) -> bool {
+    let seen = Arc::new(AtomicUsize::new(0));
+    move |message| message["event"] == event && seen.fetch_add(1, Ordering::SeqCst) < count
+}
+
+/// Ticks as if later and later (each tick passes every watch the one before set) until the
+/// run has ended; the run then.
+async fn sweep_until_ended(baton: &Baton, run_id: &str) -> anyhow::Result<RunResponse> {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    for hours in 1.. {
+        let run = baton.client.run(run_id).await?;
+        if run.run.state.is_terminal() && run.jobs.iter().all(|j| j.state.is_terminal()) {
+            return Ok(run);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "run {run_id} did not end: {run:?}"
+        );
+        let at = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(hours * 24);
+        baton.tick_at(at).await?;
+        // What the sweep sent is handled in well under a second on the stack; the next tick
+        // comes once the run has moved, or after a moment when it has not.
+        let _ = baton.wait_for_run(run_id, Duration::from_secs(2)).await;
+    }
+    unreachable!()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_messages_are_lost_completes_by_the_ticks_sweep() -> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let baton = Baton::start(&stack, "sweep-lost").await?;
+    baton.apply(diamond()).await?;
+
+    // Lost for good: the run's creation, the first job's dispatch to the executor, and the
+    // first end of a job told to the planner.
+    let planner_lost = first_of("run_created", 1);
+    let finished_lost = first_of("job_finished", 1);
+    baton
+        .relays
+        .planner
+        .lose_where(move |m| planner_lost(m) || finished_lost(m));
+    baton.relays.executor.lose_where(first_of("run_query", 1));
+
+    let started = baton
+        .client
+        .start_run(&StartRunRequest {
+            frequency: None,
+            tables: vec![id("d.a")],
+            downstream: true,
+            idempotency_key: None,
+        })
+        .await?;
+    let run_id = started.run.id.clone();
+    // Nothing moves it without the sweep.
+    baton_tests::eventually("the run's creation lost", TIMEOUT, || async {
+        Ok((baton.relays.planner.lost() == 1).then_some(()))
+    })
+    .await?;
+    assert_eq!(
+        baton.client.run(&run_id).await?.run.state,
+        RunState::Created
+    );
+
+    let done = sweep_until_ended(&baton, &run_id).await?;
+    assert_eq!(done.run.state, RunState::Succeeded, "{done:?}");
+    assert_eq!(
+        (baton.relays.planner.lost(), baton.relays.executor.lost()),
+        (2, 1),
+        "one creation, one end and one dispatch were lost"
+    );
+    // Every table built once, by one BigQuery job: nothing sent again ran twice.
+    let jobs: BTreeMap<String, _> = done.jobs.iter().map(|j| (j.table.to_string(), j)).collect();
+    assert_eq!(jobs.len(), 4);
+    for job in jobs.values() {
+        assert_eq!(
+            (job.state, job.attempt),
+            (JobState::Succeeded, 1),
+            "{job:?}"
+        );
+        assert!(
+            job.watch_at.is_none(),
+            "an ended job is no longer watched: {job:?}"
+        );
+    }
+    let ids: std::collections::BTreeSet<_> = jobs
+        .values()
+        .filter_map(|j| j.bigquery_job_id.clone())
+        .collect();
+    assert_eq!(ids.len(), 4);
+    let rows = baton
+        .warehouse
+        .query_rows(&format!("SELECT n FROM `{}.d.d`", baton.project))
+        .await?;
+    assert_eq!(rows, vec![vec![serde_json::json!("5")]]);
+
+    // The run says what the sweep sent for it, and it is no longer watched.
+    let notes: Vec<&str> = done.run.sweeps.iter().map(|n| n.what.as_str()).collect();
+    for sent in [
+        "sent run_created to the planner again",
+        "run_query to the executor again",
+        "job_finished to the planner again",
+    ] {
+        assert!(notes.iter().any(|n| n.contains(sent)), "{sent}: {notes:?}");
+    }
+    assert!(done.run.watch_at.is_none(), "{:?}", done.run);
+
+    // A tick with nothing overdue sends nothing.
+    let report = baton
+        .tick_at(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 400))
+        .await?;
+    assert!(report.get("swept").is_none(), "{report}");
+    Ok(())
+}
