@@ -173,7 +173,8 @@ async fn only_the_scheduler_ticks_and_only_pubsub_pushes() -> anyhow::Result<()>
     // shop.refunds, a load table no file has reached, is made empty for its readers.
     eventually("shop.refunds made", Duration::from_secs(60), || async {
         use baton_core::ports::WarehousePort;
-        Ok(baton.warehouse.schema(&"shop.refunds".parse()?).await?)
+        let columns = baton.warehouse.schema(&"shop.refunds".parse()?).await?;
+        Ok(columns.filter(|c| !c.is_empty()))
     })
     .await?;
 

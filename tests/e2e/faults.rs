@@ -7,6 +7,7 @@
 //! attributed and rolled up per day, once however often it is delivered; a job longer than a
 //! delivery attached to by the next.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use baton_core::catalog::{
@@ -272,6 +273,82 @@ async fn failures_are_retried_refused_or_cancelled_as_their_kind_says() -> anyho
     let tables = costs("table").await?;
     assert_eq!(tables.len(), 8, "{tables:?}");
     assert_eq!(tables[0], ("f.billed".to_string(), 1, 6.25, 1 << 40));
+    Ok(())
+}
+
+/// A query job's end is seen as it comes, not at the executor's next look: the executor waits
+/// on the job (`jobs.getQueryResults` with `timeoutMs`, which the proxy holds like BigQuery
+/// until the job ends) instead of polling it. Polled at 0.5, 1.5, 3.5 and 7.5 s, a job that
+/// ended after 5 s was seen 2.5 s late. How late the child's dispatch comes is printed; the
+/// figures are the benchmark's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_jobs_end_is_seen_at_once() -> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let bigquery = FaultyBigQuery::start(stack.var("BIGQUERY_EMULATOR_HOST")?).await?;
+    // The slow job runs for 5 s from its first sight, when its end is noted as a time too.
+    let end: Arc<std::sync::OnceLock<(std::time::Instant, jiff::Timestamp)>> = Arc::default();
+    let noted = end.clone();
+    bigquery.rule(move |id| {
+        id.contains("_e_slow_").then(|| {
+            let (until, _) = noted.get_or_init(|| {
+                let run = Duration::from_secs(5);
+                (
+                    std::time::Instant::now() + run,
+                    jiff::Timestamp::now() + run,
+                )
+            });
+            Fault::RunningUntil(*until)
+        })
+    });
+    let options = Options::default().env("BIGQUERY_EMULATOR_HOST", &bigquery.url);
+    let baton = Baton::start_with(&stack, "job-end", options).await?;
+    baton
+        .apply(CatalogSpec {
+            frequencies: vec![Frequency::every("hourly", 3_600)],
+            tables: vec![
+                table("e.slow", "SELECT 1 AS x", TableOptions::default()),
+                table("e.after", "SELECT x FROM e.slow", TableOptions::default()),
+            ],
+        })
+        .await?;
+    let report = baton.tick_at("2026-11-22T10:00:00Z".parse()?).await?;
+    let run_id = first_run_id(&report)?;
+    let run = baton.wait_for_run(&run_id, TIMEOUT).await?;
+    assert_eq!(run.run.state, RunState::Succeeded, "{run:?}");
+    let (_, ended) = *end.get().expect("the slow job was seen");
+    let after = run
+        .jobs
+        .iter()
+        .find(|j| j.table.to_string() == "e.after")
+        .expect("e.after");
+    let late = after
+        .dispatched_at
+        .expect("dispatched")
+        .duration_since(ended);
+    println!("the child was dispatched {late:?} after its parent's end");
+    // One wait, held for the job's 5 s (BigQuery's is up to 10 s), then one read of the
+    // ended job: no polls.
+    let slow = run
+        .jobs
+        .iter()
+        .find(|j| j.table.to_string() == "e.slow")
+        .and_then(|j| j.bigquery_job_id.clone())
+        .expect("e.slow's BigQuery job");
+    let asked: Vec<String> = bigquery
+        .requests_for(&slow)
+        .into_iter()
+        .map(|request| {
+            // `GET /bigquery/v2/projects/P/queries/ID` → `GET queries`
+            let (method, path) = request.split_once(' ').unwrap_or_default();
+            format!("{method} {}", path.rsplit('/').nth(1).unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        ["GET queries", "GET jobs"],
+        "{:?}",
+        bigquery.requests_for(&slow)
+    );
     Ok(())
 }
 

@@ -36,6 +36,8 @@ struct Inner {
     rule: Mutex<Option<Rule>>,
     cancelled: Mutex<Vec<String>>,
     inserted: Mutex<Vec<serde_json::Value>>,
+    /// Every request, as `METHOD /path`.
+    requests: Mutex<Vec<String>>,
 }
 
 /// The proxy: point `BIGQUERY_EMULATOR_HOST` at `url`.
@@ -62,6 +64,7 @@ impl FaultyBigQuery {
             rule: Mutex::new(None),
             cancelled: Mutex::new(Vec::new()),
             inserted: Mutex::new(Vec::new()),
+            requests: Mutex::new(Vec::new()),
         });
         let app = Router::new().fallback(forward).with_state(inner.clone());
         let url = crate::serve_on_loopback(app).await?;
@@ -84,10 +87,60 @@ impl FaultyBigQuery {
             .cloned()
     }
 
+    /// The requests that named `job_id` in their path (`GET …/jobs/{id}`, `GET
+    /// …/queries/{id}`, …), in order, as `METHOD /path`.
+    pub fn requests_for(&self, job_id: &str) -> Vec<String> {
+        self.inner
+            .requests
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter(|r| r.ends_with(&format!("/{job_id}")))
+            .cloned()
+            .collect()
+    }
+
     /// The ids of the jobs whose cancellation was asked for.
     pub fn cancelled(&self) -> Vec<String> {
         self.inner.cancelled.lock().expect("not poisoned").clone()
     }
+}
+
+/// `jobs.getQueryResults` (`…/queries/{job}?timeoutMs=…`) of a job the rule holds running:
+/// answered as BigQuery does, once the job ends (passed on then) or the time asked is up
+/// (`jobComplete: false`). `None` for any other request.
+async fn wait_for_query(inner: &Inner, path: &str, query: &str) -> Option<Response> {
+    let (_, job_id) = path.rsplit_once("/queries/")?;
+    let rule = inner.rule.lock().expect("not poisoned").clone()?;
+    let until = match rule(job_id)? {
+        Fault::Hang => None,
+        Fault::RunningUntil(until) => Some(until),
+        _ => return None,
+    };
+    let timeout = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "timeoutMs")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .map_or(
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_millis,
+        );
+    let now = std::time::Instant::now();
+    let answer_at = match until {
+        Some(until) if until <= now => return None,
+        Some(until) => until.min(now + timeout),
+        None => now + timeout,
+    };
+    tokio::time::sleep_until(answer_at.into()).await;
+    if until.is_some_and(|u| u <= std::time::Instant::now()) {
+        // It ended while the request waited: BigQuery's answer, as it stands now.
+        return None;
+    }
+    let answer = serde_json::json!({
+        "kind": "bigquery#getQueryResultsResponse",
+        "jobReference": { "jobId": job_id },
+        "jobComplete": false,
+    });
+    Some(([("content-type", "application/json")], answer.to_string()).into_response())
 }
 
 async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response {
@@ -99,6 +152,11 @@ async fn forward(State(inner): State<Arc<Inner>>, request: Request) -> Response 
 
 async fn relay(inner: &Inner, request: Request) -> anyhow::Result<Response> {
     let method = request.method().clone();
+    inner
+        .requests
+        .lock()
+        .expect("not poisoned")
+        .push(format!("{method} {}", request.uri().path()));
     let path_and_query = request
         .uri()
         .path_and_query()
@@ -109,7 +167,13 @@ async fn relay(inner: &Inner, request: Request) -> anyhow::Result<Response> {
         let id = path.rsplit('/').nth(1).unwrap_or_default().to_string();
         inner.cancelled.lock().expect("not poisoned").push(id);
     }
+    let query = request.uri().query().unwrap_or_default().to_string();
     let body = axum::body::to_bytes(request.into_body(), usize::MAX).await?;
+    if method == Method::GET
+        && let Some(waited) = wait_for_query(inner, &path, &query).await
+    {
+        return Ok(waited);
+    }
     if method == Method::POST
         && path.ends_with("/jobs")
         && let Ok(job) = serde_json::from_slice::<serde_json::Value>(&body)

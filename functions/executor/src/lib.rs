@@ -60,6 +60,11 @@ use baton_service::oidc::Callers;
 use baton_service::serial::Serial;
 use baton_service::service::ServiceConfig;
 
+/// The longest one wait on a query job lasts (`jobs.getQueryResults`' `timeoutMs`, BigQuery's
+/// own default): at most six requests a minute for a long job, as the polling it replaced made
+/// at its slowest, while the job's end is seen as soon as it comes.
+const QUERY_WAIT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Listen,
@@ -391,7 +396,7 @@ where
             },
         };
         let limit = attempt::timeout(&job).zip(job.started_at);
-        let progress = self.wait(&job_id, progress, deadline, limit).await?;
+        let progress = self.wait(&job_id, progress, deadline, limit, true).await?;
         let outcome = match progress {
             JobProgress::Succeeded(statistics) => {
                 self.succeeded(&job, &job_id, statistics, deadline).await?
@@ -687,7 +692,7 @@ where
                 Err(e) if e.is_retryable() => return Err(e.into()),
                 Err(e) => return Ok(Err(e.to_string())),
             };
-            match self.wait(&id, progress, deadline, None).await? {
+            match self.wait(&id, progress, deadline, None, false).await? {
                 JobProgress::Succeeded(_) => break id,
                 JobProgress::Failed {
                     reason, message, ..
@@ -762,15 +767,18 @@ where
         }))
     }
 
-    /// Polls a running BigQuery job until it ends or this delivery's time is up (`deadline`).
-    /// A job that outlives a `timeout` (counted from the given start, across deliveries) is
-    /// cancelled and fails.
+    /// Waits for a running BigQuery job to end, or this delivery's time to be up
+    /// (`deadline`). A query job is waited on (`WarehousePort::wait_for_query`: BigQuery
+    /// answers as soon as it ends, at most [`QUERY_WAIT`] later), so its end is seen at once;
+    /// other jobs are polled, every 0.5 s doubling to 10 s. A job that outlives a `timeout`
+    /// (counted from the given start, across deliveries) is cancelled and fails.
     async fn wait(
         &self,
         job_id: &str,
         mut progress: JobProgress,
         deadline: tokio::time::Instant,
         timeout: Option<(Duration, Timestamp)>,
+        query: bool,
     ) -> Result<JobProgress, ExecutorError> {
         let timeout_at = timeout.map(|(timeout, started)| {
             let left = started.duration_until(Timestamp::now()).unsigned_abs();
@@ -793,7 +801,26 @@ where
                     statistics: JobStatistics::default(),
                 });
             }
-            let mut next = tokio::time::Instant::now() + pause;
+            let now = tokio::time::Instant::now();
+            if query {
+                let until = timeout_at.map_or(deadline, |at| at.min(deadline));
+                if now >= deadline {
+                    return Err(ExecutorError::StillRunning(job_id.to_string()));
+                }
+                let wait = until.saturating_duration_since(now).min(QUERY_WAIT);
+                if wait.is_zero() {
+                    continue;
+                }
+                progress = self.warehouse.wait_for_query(job_id, wait).await?;
+                if progress == JobProgress::Running && now.elapsed() < wait / 2 {
+                    // Answered before the job ended and before the time asked: a warehouse
+                    // that cannot wait. Poll it, as other jobs are.
+                    tokio::time::sleep(pause.min(until.saturating_duration_since(now))).await;
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+                continue;
+            }
+            let mut next = now + pause;
             if let Some(at) = timeout_at {
                 next = next.min(at);
             }

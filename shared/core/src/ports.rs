@@ -258,6 +258,17 @@ pub trait WarehousePort: Send + Sync {
         job: &ExtractJob<'_>,
     ) -> impl Future<Output = Asked<JobProgress>> + Send;
     fn job_progress(&self, job_id: &str) -> impl Future<Output = Asked<JobProgress>> + Send;
+    /// How a query job stands after waiting up to `max` for it to end: BigQuery answers as
+    /// soon as it ends, so its end is seen at once rather than at the next poll. An
+    /// implementation that cannot wait answers at once, as `job_progress`.
+    fn wait_for_query(
+        &self,
+        job_id: &str,
+        max: Duration,
+    ) -> impl Future<Output = Asked<JobProgress>> + Send {
+        let _ = max;
+        self.job_progress(job_id)
+    }
     /// Asks for a job to stop; it ends with an error when it does.
     fn cancel_job(&self, job_id: &str) -> impl Future<Output = Asked<()>> + Send;
     /// A query's result schema and the bytes it would read, without running it.

@@ -7,6 +7,7 @@ use gcp_bigquery_client::error::BQError;
 use gcp_bigquery_client::model::clustering::Clustering;
 use gcp_bigquery_client::model::dataset::Dataset;
 use gcp_bigquery_client::model::dataset_reference::DatasetReference;
+use gcp_bigquery_client::model::get_query_results_parameters::GetQueryResultsParameters;
 use gcp_bigquery_client::model::job::Job;
 use gcp_bigquery_client::model::job_configuration::JobConfiguration;
 use gcp_bigquery_client::model::job_configuration_extract::JobConfigurationExtract;
@@ -471,6 +472,34 @@ impl WarehousePort for Warehouse {
             .await
             .map_err(refused)?;
         Ok(progress(&job))
+    }
+
+    /// `jobs.getQueryResults` with `timeoutMs` (and no rows): BigQuery holds the request until
+    /// the query job completes or the time is up, then the job is read for its end.
+    async fn wait_for_query(
+        &self,
+        job_id: &str,
+        max: std::time::Duration,
+    ) -> Result<JobProgress, WarehouseError> {
+        let parameters = GetQueryResultsParameters {
+            format_options: None,
+            location: Some(self.location.clone()),
+            max_results: Some(0),
+            page_token: None,
+            start_index: None,
+            timeout_ms: Some(i32::try_from(max.as_millis()).unwrap_or(i32::MAX)),
+        };
+        let answer = self
+            .client
+            .job()
+            .get_query_results(&self.project, job_id, parameters)
+            .await
+            .map_err(refused)?;
+        if answer.job_complete == Some(true) {
+            self.job_progress(job_id).await
+        } else {
+            Ok(JobProgress::Running)
+        }
     }
 
     /// Asks BigQuery to stop a job; it ends with an error when it stops.
