@@ -531,6 +531,18 @@ async fn rejected_rows_are_kept_under_the_limit_and_over_it_the_file_is_held_unt
     Ok(())
 }
 
+/// A table's columns as BigQuery holds them: `id INTEGER`, `note STRING`.
+async fn table_columns(baton: &Baton, table: &str) -> anyhow::Result<Vec<String>> {
+    Ok(baton
+        .warehouse
+        .schema(&id(table))
+        .await?
+        .unwrap_or_default()
+        .iter()
+        .map(|f| format!("{} {}", f.name, f.column().field_type))
+        .collect())
+}
+
 /// The load configuration BigQuery (local-bigquery) keeps for a job.
 async fn load_configuration(stack: &Stack, baton: &Baton, job_id: &str) -> anyhow::Result<Value> {
     let url = format!(
@@ -575,20 +587,6 @@ async fn detected_columns_are_kept_and_a_file_whose_columns_do_not_fit_is_held_n
         tables: vec![events(new_columns), clicks.clone()],
     };
     baton.apply(catalog("refuse")).await?;
-    let columns = |baton: &Baton| {
-        let warehouse = baton.warehouse.clone();
-        async move {
-            Ok::<_, anyhow::Error>(
-                warehouse
-                    .schema(&id("shop.events"))
-                    .await?
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|f| format!("{} {}", f.name, f.column().field_type))
-                    .collect::<Vec<_>>(),
-            )
-        }
-    };
 
     // The first file's columns are detected; the next file is loaded with them, not detected.
     land(
@@ -607,7 +605,10 @@ async fn detected_columns_are_kept_and_a_file_whose_columns_do_not_fit_is_held_n
         load_configuration(&stack, &baton, &batch.job_id()).await?["autodetect"],
         json!(true)
     );
-    assert_eq!(columns(&baton).await?, ["id INTEGER", "amount FLOAT"]);
+    assert_eq!(
+        table_columns(&baton, "shop.events").await?,
+        ["id INTEGER", "amount FLOAT"]
+    );
     land(&baton, "shop/events/2.csv", "id,amount\n3,\n".into()).await?;
     let (load, batch) = nth_load(&baton, "shop.events", 2).await?;
     assert_eq!(
@@ -656,7 +657,10 @@ async fn detected_columns_are_kept_and_a_file_whose_columns_do_not_fit_is_held_n
         "no load job for a batch whose columns do not fit"
     );
     assert_eq!(status(&baton, "shop.events").await?.held_files, 1);
-    assert_eq!(columns(&baton).await?, ["id INTEGER", "amount FLOAT"]);
+    assert_eq!(
+        table_columns(&baton, "shop.events").await?,
+        ["id INTEGER", "amount FLOAT"]
+    );
 
     // Once the table takes new columns, a force loads the held file and adds its column.
     baton.apply(catalog("add")).await?;
@@ -669,7 +673,7 @@ async fn detected_columns_are_kept_and_a_file_whose_columns_do_not_fit_is_held_n
     );
     assert_eq!(file_names(&batch), ["3.csv"]);
     assert_eq!(
-        columns(&baton).await?,
+        table_columns(&baton, "shop.events").await?,
         ["id INTEGER", "amount FLOAT", "note STRING"]
     );
     assert_eq!(
@@ -833,20 +837,6 @@ async fn parquet_and_avro_files_bring_their_columns_and_new_ones_only_when_the_t
             .await
         }
     };
-    let columns = |table: &'static str| {
-        let warehouse = baton.warehouse.clone();
-        async move {
-            Ok::<_, anyhow::Error>(
-                warehouse
-                    .schema(&id(table))
-                    .await?
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|f| format!("{} {}", f.name, f.column().field_type))
-                    .collect::<Vec<_>>(),
-            )
-        }
-    };
 
     for format in ["parquet", "avro"] {
         let table: &'static str = if format == "parquet" {
@@ -862,7 +852,7 @@ async fn parquet_and_avro_files_bring_their_columns_and_new_ones_only_when_the_t
             "{format}: {load:?}"
         );
         assert_eq!(
-            columns(table).await?,
+            table_columns(&baton, table).await?,
             ["id INTEGER", "name STRING"],
             "{format}"
         );
@@ -879,7 +869,7 @@ async fn parquet_and_avro_files_bring_their_columns_and_new_ones_only_when_the_t
             "{format}: {errors}"
         );
         assert_eq!(
-            columns(table).await?,
+            table_columns(&baton, table).await?,
             ["id INTEGER", "name STRING"],
             "{format}"
         );
@@ -896,7 +886,7 @@ async fn parquet_and_avro_files_bring_their_columns_and_new_ones_only_when_the_t
             "{table}: {load:?}"
         );
         assert_eq!(
-            columns(table).await?,
+            table_columns(&baton, table).await?,
             ["id INTEGER", "name STRING", "score FLOAT"],
             "{table}"
         );
