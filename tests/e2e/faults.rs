@@ -375,10 +375,27 @@ async fn a_job_longer_than_a_delivery_is_picked_up_by_the_next() -> anyhow::Resu
         .await?;
     let report = baton.tick_at("2026-11-22T10:00:00Z".parse()?).await?;
     let run_id = first_run_id(&report)?;
+    // Each handover moves the job's watch on: it is moving, the sweep need not send it.
+    baton_tests::eventually("the watch moved on by a handover", TIMEOUT, || async {
+        let run = baton.client.run(&run_id).await?;
+        let Some(job) = run.jobs.first() else {
+            return Ok(None);
+        };
+        anyhow::ensure!(!job.state.is_terminal(), "ended: {job:?}");
+        let first = job.started_at.map(|s| s + baton_core::sweep::RUNNING_WATCH);
+        Ok((job.watch_at > first).then_some(()))
+    })
+    .await?;
     let run = baton.wait_for_run(&run_id, TIMEOUT).await?;
     assert_eq!(run.run.state, RunState::Succeeded);
     let job = &run.jobs[0];
     assert_eq!(job.attempt, 1);
+    // Its end handled, nothing is left for the sweep.
+    baton_tests::eventually("the ended job unwatched", TIMEOUT, || async {
+        let run = baton.client.run(&run_id).await?;
+        Ok(run.jobs.iter().all(|j| j.watch_at.is_none()).then_some(()))
+    })
+    .await?;
     assert!(
         job.finished_at.expect("ended")
             >= job.started_at.expect("started") + jiff::SignedDuration::from_secs(3),

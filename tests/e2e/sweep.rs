@@ -96,7 +96,14 @@ async fn a_run_whose_messages_are_lost_completes_by_the_ticks_sweep() -> anyhow:
         RunState::Created
     );
 
-    let done = sweep_until_ended(&baton, &run_id).await?;
+    sweep_until_ended(&baton, &run_id).await?;
+    // Once the planner has handled the last end, nothing is left watched.
+    let done = baton_tests::eventually("nothing left watched", TIMEOUT, || async {
+        let run = baton.client.run(&run_id).await?;
+        let watched = run.run.watch_at.is_some() || run.jobs.iter().any(|j| j.watch_at.is_some());
+        Ok((!watched).then_some(run))
+    })
+    .await?;
     assert_eq!(done.run.state, RunState::Succeeded, "{done:?}");
     assert_eq!(
         (baton.relays.planner.lost(), baton.relays.executor.lost()),
@@ -112,10 +119,6 @@ async fn a_run_whose_messages_are_lost_completes_by_the_ticks_sweep() -> anyhow:
             (JobState::Succeeded, 1),
             "{job:?}"
         );
-        assert!(
-            job.watch_at.is_none(),
-            "an ended job is no longer watched: {job:?}"
-        );
     }
     let ids: std::collections::BTreeSet<_> = jobs
         .values()
@@ -128,7 +131,7 @@ async fn a_run_whose_messages_are_lost_completes_by_the_ticks_sweep() -> anyhow:
         .await?;
     assert_eq!(rows, vec![vec![serde_json::json!("5")]]);
 
-    // The run says what the sweep sent for it, and it is no longer watched.
+    // The run says what the sweep sent for it.
     let notes: Vec<&str> = done.run.sweeps.iter().map(|n| n.what.as_str()).collect();
     for sent in [
         "sent run_created to the planner again",
@@ -137,7 +140,6 @@ async fn a_run_whose_messages_are_lost_completes_by_the_ticks_sweep() -> anyhow:
     ] {
         assert!(notes.iter().any(|n| n.contains(sent)), "{sent}: {notes:?}");
     }
-    assert!(done.run.watch_at.is_none(), "{:?}", done.run);
 
     // A tick with nothing overdue sends nothing.
     let report = baton

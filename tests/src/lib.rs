@@ -666,8 +666,10 @@ impl Baton {
         Ok(ids)
     }
 
-    /// Waits until the run has ended, or fails after `timeout` with what it looked like then.
-    /// Polls the run's document alone (a large run's jobs are read once, at the end).
+    /// Waits until the run has ended and the planner has finished with it (nothing of it is
+    /// watched for the tick's sweep any more), or fails after `timeout` with what it looked
+    /// like then. Polls the run's document alone until it ends (a large run's jobs are read
+    /// once it has).
     pub async fn wait_for_run(
         &self,
         run_id: &str,
@@ -679,7 +681,7 @@ impl Baton {
             if let Ok(Some(run)) = &run
                 && run.state.is_terminal()
             {
-                return Ok(self.client.run(run_id).await?);
+                return self.settled(run_id, deadline).await;
             }
             if Instant::now() > deadline {
                 let state = match self.client.run(run_id).await {
@@ -695,6 +697,34 @@ impl Baton {
                 };
                 bail!(
                     "run {run_id} did not end within {timeout:?}: {state}; logs in {}",
+                    self.log_dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// An ended run once the planner's last handling of it has finished (its watches are
+    /// gone), so that what a test reads does not change under it.
+    async fn settled(&self, run_id: &str, deadline: Instant) -> anyhow::Result<RunResponse> {
+        loop {
+            let response = self.client.run(run_id).await?;
+            let mut watched: Vec<String> = response
+                .jobs
+                .iter()
+                .filter(|j| j.watch_at.is_some())
+                .map(|j| format!("{} ({})", j.table, j.state))
+                .collect();
+            if response.run.watch_at.is_some() {
+                watched.push(format!("the run ({})", response.run.state));
+            }
+            if watched.is_empty() {
+                return Ok(response);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "run {run_id} ended, but the planner has not finished with {}; logs in {}",
+                    watched.join(", "),
                     self.log_dir.display()
                 );
             }

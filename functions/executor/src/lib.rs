@@ -396,7 +396,16 @@ where
             },
         };
         let limit = attempt::timeout(&job).zip(job.started_at);
-        let progress = self.wait(&job_id, progress, deadline, limit, true).await?;
+        let progress = match self.wait(&job_id, progress, deadline, limit, true).await {
+            Err(ExecutorError::StillRunning(id)) => {
+                // Handed over to Pub/Sub's next delivery: the job moves, and the tick's sweep
+                // need not send it while the deliveries go on.
+                let until = Timestamp::now() + baton_core::sweep::RUNNING_WATCH;
+                self.runs.watch_job(run_id, table, attempt, until).await?;
+                return Err(ExecutorError::StillRunning(id));
+            }
+            waited => waited?,
+        };
         let outcome = match progress {
             JobProgress::Succeeded(statistics) => {
                 self.succeeded(&job, &job_id, statistics, deadline).await?

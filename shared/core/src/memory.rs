@@ -383,6 +383,26 @@ impl RunPort for MemoryRuns {
         .await
     }
 
+    async fn watch_job(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        attempt: u32,
+        until: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.with_run(run_id, |d| {
+            if let Some(job) = d
+                .jobs
+                .get(table)
+                .and_then(|j| crate::sweep::rewatch_job(j, attempt, until))
+            {
+                d.jobs.insert(table.clone(), job);
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn unwatch_run(&self, run_id: &str) -> Result<(), StoreError> {
         self.with_run(run_id, |d| {
             if let Some(run) = d.run.as_ref().and_then(crate::sweep::unwatch_run) {

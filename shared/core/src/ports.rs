@@ -180,6 +180,14 @@ pub trait RunPort: Send + Sync {
         resume: u32,
         now: Timestamp,
     ) -> impl Future<Output = Answer<Option<Job>>> + Send;
+    /// Watches a running job's `attempt` until `until` (`sweep::rewatch_job`).
+    fn watch_job(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        attempt: u32,
+        until: Timestamp,
+    ) -> impl Future<Output = Answer<()>> + Send;
     /// Stops watching the run (`sweep`): the planner handled its event to the end.
     fn unwatch_run(&self, run_id: &str) -> impl Future<Output = Answer<()>> + Send;
     /// Stops watching the job's `attempt` (`sweep`): the planner handled its end.

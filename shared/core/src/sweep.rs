@@ -160,6 +160,17 @@ pub fn swept_job(job: &Job, attempt: u32, now: Timestamp) -> Option<Job> {
     Some(job)
 }
 
+/// The running job watched until `until`: its executor handed it over to Pub/Sub's next
+/// delivery, so it is moving and the sweep need not send it yet.
+pub fn rewatch_job(job: &Job, attempt: u32, until: Timestamp) -> Option<Job> {
+    (job.attempt == attempt && job.state == JobState::Running && job.watch_at < Some(until)).then(
+        || Job {
+            watch_at: Some(until),
+            ..job.clone()
+        },
+    )
+}
+
 /// The run no longer watched: the planner handled its event to the end.
 pub fn unwatch_run(run: &Run) -> Option<Run> {
     run.watch_at.is_some().then(|| Run {
@@ -291,5 +302,13 @@ mod tests {
             "a running job stays watched"
         );
         assert_eq!(unwatch_run(&run()).unwrap().watch_at, None);
+        let later_on = now() + RUNNING_WATCH * 3;
+        assert_eq!(
+            rewatch_job(&running, 1, later_on).unwrap().watch_at,
+            Some(later_on)
+        );
+        assert_eq!(rewatch_job(&running, 2, later_on), None, "another attempt");
+        let ended = job(TableKind::Query, JobState::Succeeded, true);
+        assert_eq!(rewatch_job(&ended, 1, later_on), None, "an ended job");
     }
 }

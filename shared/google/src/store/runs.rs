@@ -849,6 +849,20 @@ impl RunPort for Store {
             .and_then(|(_, after)| after))
     }
 
+    async fn watch_job(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        attempt: u32,
+        until: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.update_job(run_id, table, |job| {
+            Ok(sweep::rewatch_job(job, attempt, until))
+        })
+        .await
+        .map(|_| ())
+    }
+
     async fn unwatch_run(&self, run_id: &str) -> Result<(), StoreError> {
         self.update_one(None, RUNS, run_id, |run: &Run| Ok(sweep::unwatch_run(run)))
             .await
