@@ -92,6 +92,24 @@ impl MemoryRuns {
     }
 }
 
+impl MemoryRuns {
+    /// Writes what `change` makes of a job, if anything.
+    async fn change_job(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        change: impl FnOnce(&Job) -> Option<Job>,
+    ) -> Result<(), StoreError> {
+        self.with_run(run_id, |d| {
+            if let Some(job) = d.jobs.get(table).and_then(change) {
+                d.jobs.insert(table.clone(), job);
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
 impl RunPort for MemoryRuns {
     async fn run(&self, run_id: &str) -> Result<Option<Run>, StoreError> {
         self.with_run(run_id, |d| Ok(d.run.clone())).await
@@ -390,15 +408,8 @@ impl RunPort for MemoryRuns {
         attempt: u32,
         until: Timestamp,
     ) -> Result<(), StoreError> {
-        self.with_run(run_id, |d| {
-            if let Some(job) = d
-                .jobs
-                .get(table)
-                .and_then(|j| crate::sweep::rewatch_job(j, attempt, until))
-            {
-                d.jobs.insert(table.clone(), job);
-            }
-            Ok(())
+        self.change_job(run_id, table, |j| {
+            crate::sweep::rewatch_job(j, attempt, until)
         })
         .await
     }
@@ -419,17 +430,8 @@ impl RunPort for MemoryRuns {
         table: &TableId,
         attempt: u32,
     ) -> Result<(), StoreError> {
-        self.with_run(run_id, |d| {
-            if let Some(job) = d
-                .jobs
-                .get(table)
-                .and_then(|j| crate::sweep::unwatch_job(j, attempt))
-            {
-                d.jobs.insert(table.clone(), job);
-            }
-            Ok(())
-        })
-        .await
+        self.change_job(run_id, table, |j| crate::sweep::unwatch_job(j, attempt))
+            .await
     }
 
     async fn release_schedule(&self, frequency: &str, run_id: &str) -> Result<(), StoreError> {
