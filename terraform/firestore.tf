@@ -122,3 +122,16 @@ resource "google_firestore_index" "overdue_jobs" {
     order      = "ASCENDING"
   }
 }
+
+# A refused push's reason is kept a week (Pub/Sub's retention), for the dead letter it may
+# become; TTL deletes the rest.
+resource "google_firestore_field" "push_failures_ttl" {
+  project    = var.project
+  database   = google_firestore_database.baton.name
+  collection = "push_failures"
+  field      = "expire_at"
+
+  ttl_config {}
+
+  index_config {}
+}

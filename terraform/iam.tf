@@ -75,7 +75,7 @@ resource "google_pubsub_topic_iam_member" "planner_publishers" {
 }
 
 resource "google_pubsub_topic_iam_member" "executor_publishers" {
-  for_each = toset(["tick", "planner", "executor"])
+  for_each = toset(["tick", "planner", "executor", "api"])
 
   project = var.project
   topic   = google_pubsub_topic.executor.name
@@ -186,4 +186,29 @@ resource "google_pubsub_subscription_iam_member" "landing_dead_letter_subscriber
   subscription = google_pubsub_subscription.landing.name
   role         = "roles/pubsub.subscriber"
   member       = local.pubsub_agent
+}
+
+# The planner keeps a dead letter with the topic it came from, which it reads from the
+# subscription that gave up on it; the API replays dead letters to those topics.
+resource "google_pubsub_subscription_iam_member" "planner_reads_push_subscriptions" {
+  for_each = google_pubsub_subscription.push
+
+  project      = var.project
+  subscription = each.value.name
+  role         = "roles/pubsub.viewer"
+  member       = google_service_account.service["planner"].member
+}
+
+resource "google_pubsub_subscription_iam_member" "planner_reads_landing_subscription" {
+  project      = var.project
+  subscription = google_pubsub_subscription.landing.name
+  role         = "roles/pubsub.viewer"
+  member       = google_service_account.service["planner"].member
+}
+
+resource "google_pubsub_topic_iam_member" "api_replays_landing" {
+  project = var.project
+  topic   = google_pubsub_topic.landing.name
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.service["api"].member
 }

@@ -1,6 +1,7 @@
 # One topic per receiving service, each with a push subscription to the service's /pubsub
 # that carries an OIDC token of the push identity with the service's URL as audience. A
-# message refused 20 times moves to the dead-letter topic, whose subscription keeps it.
+# message refused 20 times moves to the dead-letter topic, whose subscription pushes it to the
+# planner's /dead-letters: kept in Firestore until someone replays or drops it.
 
 locals {
   # The ack deadline of each receiving service's subscription matches its request timeout:
@@ -131,16 +132,33 @@ resource "google_pubsub_subscription" "landing" {
   depends_on = [google_service_account_iam_member.pubsub_mints_push_tokens]
 }
 
-# Dead letters are kept here (7 days) until someone reads or replays them.
+# Dead letters are pushed to the planner, which keeps each in Firestore (`dead_letters`) until
+# someone replays or drops it (`baton dead-letters`). While the planner cannot take them they
+# wait here, 7 days.
 resource "google_pubsub_subscription" "dead_letters" {
   project                    = var.project
   name                       = "${var.prefix}-dead-letters"
   topic                      = google_pubsub_topic.dead_letter.id
   ack_deadline_seconds       = 60
   message_retention_duration = "604800s"
-  retain_acked_messages      = true
+
+  push_config {
+    push_endpoint = "${local.url["planner"]}/dead-letters"
+
+    oidc_token {
+      service_account_email = google_service_account.push.email
+      audience              = local.url["planner"]
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
 
   expiration_policy {
     ttl = ""
   }
+
+  depends_on = [google_service_account_iam_member.pubsub_mints_push_tokens]
 }

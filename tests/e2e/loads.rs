@@ -119,19 +119,6 @@ async fn rows(baton: &Baton, sql: &str) -> anyhow::Result<Vec<Vec<Value>>> {
         .await?)
 }
 
-async fn cli(baton: &Baton, args: &[&str]) -> anyhow::Result<String> {
-    let mut command = baton.cli();
-    command.args(args);
-    let output = tokio::task::spawn_blocking(move || command.output()).await??;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    anyhow::ensure!(
-        output.status.success(),
-        "baton {args:?} failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(stdout)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_uploaded_through_the_cli_is_loaded_and_its_query_table_reads_it()
 -> anyhow::Result<()> {
@@ -179,11 +166,9 @@ async fn a_file_uploaded_through_the_cli_is_loaded_and_its_query_table_reads_it(
 
     let file = baton.log_dir.join("payments-2026-12-01.csv");
     std::fs::write(&file, csv(1..4, "ana"))?;
-    let said = cli(
-        &baton,
-        &["upload", file.to_str().unwrap(), "--table", "shop.payments"],
-    )
-    .await?;
+    let said = baton
+        .run_cli(&["upload", file.to_str().unwrap(), "--table", "shop.payments"])
+        .await?;
     assert!(
         said.contains(&format!("gs://{}-landing/shop/payments/", baton.project))
             && said.contains("payments-2026-12-01.csv"),
@@ -233,7 +218,7 @@ async fn a_file_uploaded_through_the_cli_is_loaded_and_its_query_table_reads_it(
         vec![vec![json!("ana"), json!("4.5")]]
     );
 
-    let shown = cli(&baton, &["loads", "shop.payments"]).await?;
+    let shown = baton.run_cli(&["loads", "shop.payments"]).await?;
     assert!(
         shown.contains("loaded   1 file(s), 3 rows") && shown.contains("files"),
         "{shown}"
@@ -305,7 +290,7 @@ async fn files_are_batched_by_count_by_bytes_by_age_and_by_force() -> anyhow::Re
     land(&baton, "in/by_force/x.csv", csv(1..3, "x")).await?;
     land(&baton, "in/by_force/y.csv", csv(3..4, "y")).await?;
     waiting(&baton, "in.by_force", 2).await?;
-    let said = cli(&baton, &["load", "--force", "in.by_force"]).await?;
+    let said = baton.run_cli(&["load", "--force", "in.by_force"]).await?;
     assert!(said.contains("2 file(s)"), "{said}");
     let status_now = loaded(&baton, "in.by_force", 1).await?;
     let batch = latest_batch(&baton, "in.by_force", &status_now).await?;
@@ -508,7 +493,7 @@ async fn rejected_rows_are_kept_under_the_limit_and_over_it_the_file_is_held_unt
             tables: vec![table(5)],
         })
         .await?;
-    cli(&baton, &["load", "--force", "in.bad"]).await?;
+    baton.run_cli(&["load", "--force", "in.bad"]).await?;
     let status_now = eventually("the held file loaded", TIMEOUT, || async {
         let s = status(&baton, "in.bad").await?;
         Ok((s.summary.last.len() == 3 && s.loading.is_empty()).then_some(s))
@@ -664,7 +649,7 @@ async fn detected_columns_are_kept_and_a_file_whose_columns_do_not_fit_is_held_n
 
     // Once the table takes new columns, a force loads the held file and adds its column.
     baton.apply(catalog("add")).await?;
-    cli(&baton, &["load", "--force", "shop.events"]).await?;
+    baton.run_cli(&["load", "--force", "shop.events"]).await?;
     let (load, batch) = nth_load(&baton, "shop.events", 4).await?;
     assert_eq!(
         (load.state, load.rows),
@@ -878,7 +863,7 @@ async fn parquet_and_avro_files_bring_their_columns_and_new_ones_only_when_the_t
     // Once the tables take new columns, a force loads the held files and adds the column.
     baton.apply(catalog("add")).await?;
     for table in ["files.parquet", "files.avro"] {
-        cli(&baton, &["load", "--force", table]).await?;
+        baton.run_cli(&["load", "--force", table]).await?;
         let (load, _) = nth_load(&baton, table, 3).await?;
         assert_eq!(
             (load.state, load.rows),

@@ -129,6 +129,12 @@ fn call_of(route: &RouteInfo, run_id: &str) -> Option<(String, Option<serde_json
         ),
         ("DELETE", "/v1/tokens/{token_id}") => call("/v1/tokens/0000000000000000", None),
         ("GET", "/v1/audit") => call("/v1/audit", None),
+        ("GET", "/v1/dead-letters") => call("/v1/dead-letters", None),
+        ("POST", "/v1/dead-letters/{id}/replay") => call(
+            "/v1/dead-letters/no-such-letter/replay",
+            Some(serde_json::json!({})),
+        ),
+        ("DELETE", "/v1/dead-letters/{id}") => call("/v1/dead-letters/no-such-letter", None),
         ("POST", "/v1/loads/{table}/upload-url") => call(
             "/v1/loads/fin.landed/upload-url",
             Some(serde_json::json!({"file_name": "a.csv"})),

@@ -25,6 +25,8 @@ pub enum Fault {
     RunningUntil(std::time::Instant),
     /// The job reports this many bytes billed (the emulator bills none); all else as it is.
     Bill { bytes: i64 },
+    /// BigQuery's API answers 503 to inserting the job (an outage), and it is not inserted.
+    Unavailable,
 }
 
 /// Chooses the fault for a job id, or none.
@@ -85,6 +87,18 @@ impl FaultyBigQuery {
             .iter()
             .find(|job| job["jobReference"]["jobId"] == job_id)
             .cloned()
+    }
+
+    /// How many times the job `job_id` was inserted (not counting inserts refused by
+    /// `Fault::Unavailable`).
+    pub fn inserts_of(&self, job_id: &str) -> usize {
+        self.inner
+            .inserted
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .filter(|job| job["jobReference"]["jobId"] == job_id)
+            .count()
     }
 
     /// The requests that named `job_id` in their path (`GET …/jobs/{id}`, `GET
@@ -178,6 +192,26 @@ async fn relay(inner: &Inner, request: Request) -> anyhow::Result<Response> {
         && path.ends_with("/jobs")
         && let Ok(job) = serde_json::from_slice::<serde_json::Value>(&body)
     {
+        let rule = inner.rule.lock().expect("not poisoned").clone();
+        let fault = job["jobReference"]["jobId"]
+            .as_str()
+            .zip(rule)
+            .and_then(|(id, rule)| rule(id));
+        if matches!(fault, Some(Fault::Unavailable)) {
+            let message = "The service is currently unavailable.";
+            let error = serde_json::json!({"error": {
+                "code": 503,
+                "message": message,
+                "errors": [{"message": message, "domain": "global", "reason": "backendError"}],
+                "status": "UNAVAILABLE",
+            }});
+            return Ok((
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("content-type", "application/json")],
+                error.to_string(),
+            )
+                .into_response());
+        }
         inner.inserted.lock().expect("not poisoned").push(job);
     }
     let upstream = inner
@@ -211,7 +245,7 @@ async fn relay(inner: &Inner, request: Request) -> anyhow::Result<Response> {
                     job["status"] = serde_json::json!({"state": "RUNNING"});
                     Some(job)
                 }
-                Some(Fault::RunningUntil(_)) => None,
+                Some(Fault::RunningUntil(_) | Fault::Unavailable) => None,
                 Some(Fault::Bill { bytes }) => {
                     job["statistics"]["query"]["totalBytesBilled"] = bytes.to_string().into();
                     Some(job)

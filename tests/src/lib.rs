@@ -214,6 +214,9 @@ pub struct Options {
     pub nobody_signed_in: bool,
     /// The importer is told of the files that land in the landing bucket (load tables).
     pub landing: bool,
+    /// After how many refused deliveries Pub/Sub dead-letters a message (20, as Terraform
+    /// sets, unless told; Pub/Sub takes 5 to 100).
+    pub max_deliveries: Option<u32>,
 }
 
 impl Options {
@@ -236,6 +239,11 @@ impl Options {
         self.landing = true;
         self
     }
+
+    pub fn max_deliveries(mut self, attempts: u32) -> Self {
+        self.max_deliveries = Some(attempts);
+        self
+    }
 }
 
 /// The relays in front of the services that receive pushes: they sign each push as Pub/Sub
@@ -247,6 +255,8 @@ pub struct Relays {
     pub importer: Relay,
     /// Cloud Storage's notifications of the landing bucket, to the importer's `/storage`.
     pub storage: Relay,
+    /// The dead-letter topic's messages, to the planner's `/dead-letters`.
+    pub dead_letters: Relay,
 }
 
 /// A running Baton: five services, their project, and clients to look at what they did.
@@ -448,13 +458,25 @@ impl Baton {
             executor: Relay::start(&executors, "executor", &issuer, &project).await?,
             importer: Relay::start(&importers, "importer", &issuer, &project).await?,
             storage: Relay::start_to(&importers, "/storage", "importer", &issuer, &project).await?,
+            dead_letters: Relay::start_to(&planners, "/dead-letters", "planner", &issuer, &project)
+                .await?,
         };
 
         let gcp = Gcp::from_env(&Env::from_map(
             env.iter().chain(&options.env).cloned().collect(),
         ))?;
         let bus = Bus::new(&gcp)?;
-        bus.ensure_topic("baton-dead-letter").await?;
+        let dead_letter = "baton-dead-letter";
+        let max_deliveries = options.max_deliveries.unwrap_or(20);
+        bus.ensure_topic(dead_letter).await?;
+        bus.ensure_push_subscription(&PushSubscription {
+            name: "baton-dead-letters-push",
+            topic: dead_letter,
+            endpoint: &relays.dead_letters.endpoint,
+            ack_deadline_seconds: 60,
+            dead_letter: None,
+        })
+        .await?;
         for (topic, endpoint, ack) in [
             (&gcp.topics.planner, &relays.planner.endpoint, 60),
             (&gcp.topics.executor, &relays.executor.endpoint, 600),
@@ -466,7 +488,7 @@ impl Baton {
                 topic,
                 endpoint,
                 ack_deadline_seconds: ack,
-                dead_letter: Some(("baton-dead-letter", 20)),
+                dead_letter: Some((dead_letter, max_deliveries)),
             })
             .await?;
         }
@@ -482,7 +504,7 @@ impl Baton {
                 topic: events,
                 endpoint: &relays.storage.endpoint,
                 ack_deadline_seconds: 60,
-                dead_letter: Some(("baton-dead-letter", 20)),
+                dead_letter: Some((dead_letter, max_deliveries)),
             })
             .await?;
             Some((
@@ -560,6 +582,21 @@ impl Baton {
             .env("BATON_TOKEN", &self.cli_token)
             .env("BATON_CONFIG_DIR", self.log_dir.join("config"));
         command
+    }
+
+    /// Runs `baton ARGS…` (as `cli()`) to its end and returns what it printed; an error with
+    /// both its outputs if it failed.
+    pub async fn run_cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let mut command = self.cli();
+        command.args(args);
+        let output = tokio::task::spawn_blocking(move || command.output()).await??;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        anyhow::ensure!(
+            output.status.success(),
+            "baton {args:?} failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(stdout)
     }
 
     /// A client of the API signed in as `email` of the allowed domain (a Google ID token of
@@ -783,18 +820,10 @@ impl Baton {
             &file,
             "customer_id,amount,refunded_at\n10,12.5,2026-11-21 15:04:00\n20,40.0,2026-11-21 18:30:00\n",
         )?;
-        let mut upload = self.cli();
-        upload
-            .arg("upload")
-            .arg(&file)
-            .args(["--table", "shop.refunds"]);
-        let output = tokio::task::spawn_blocking(move || upload.output()).await??;
-        let said = String::from_utf8_lossy(&output.stdout).into_owned();
-        anyhow::ensure!(
-            output.status.success(),
-            "baton upload failed: {said}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let file = file.to_str().context("a UTF-8 path")?;
+        let said = self
+            .run_cli(&["upload", file, "--table", "shop.refunds"])
+            .await?;
         let table: TableId = "shop.refunds".parse()?;
         let load = eventually("the refunds loaded", Duration::from_secs(90), || async {
             let status = self.client.loads(&table).await?;

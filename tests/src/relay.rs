@@ -50,6 +50,8 @@ struct Inner {
     holding: Mutex<Holding>,
     /// Deliveries received from Pub/Sub (each counted once, however often it was forwarded).
     received: AtomicU64,
+    /// Deliveries the service has answered (forwarded and answered, whatever the answer).
+    answered: AtomicU64,
 }
 
 /// A relay in front of one service's `/pubsub` endpoint.
@@ -102,6 +104,7 @@ impl Relay {
             duplicate: AtomicBool::new(false),
             holding: Mutex::new(Holding::default()),
             received: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/pubsub", post(relay))
@@ -181,6 +184,11 @@ impl Relay {
     pub fn received(&self) -> u64 {
         self.inner.received.load(Ordering::SeqCst)
     }
+
+    /// How many deliveries the service has answered (held and lost ones are not).
+    pub fn answered(&self) -> u64 {
+        self.inner.answered.load(Ordering::SeqCst)
+    }
 }
 
 /// The push's payload, decoded (`Null` if it is not a push of JSON).
@@ -206,7 +214,9 @@ async fn relay(State(inner): State<Arc<Inner>>, body: Bytes) -> StatusCode {
             return StatusCode::OK;
         }
     }
-    deliver(&inner, body).await
+    let status = deliver(&inner, body).await;
+    inner.answered.fetch_add(1, Ordering::SeqCst);
+    status
 }
 
 /// Forwards the body (twice at once when duplicating); OK only when every copy was

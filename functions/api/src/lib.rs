@@ -1,12 +1,13 @@
 //! The API: the catalog (apply, read); runs (start a frequency or chosen tables now, resume,
 //! cancel, read with their jobs); backfills; costs by day; dry runs of SQL; connections (their
 //! secrets go in sealed and never come out); people (users, groups, API tokens) and the audit
-//! trail of every change.
+//! trail of every change; dead letters, listed, replayed or dropped.
 //!
 //! Every route is in one table (`endpoints`) with the access it asks: the router is built from
 //! it, the caller is checked against it (`people::authorize`), and `GET /v1/routes` lists it.
 //! Every error is the JSON error shape, whatever produced it.
 
+mod dead_letters;
 mod loads;
 mod people;
 
@@ -402,6 +403,36 @@ fn endpoints() -> Vec<(Route, Handler)> {
             )
             .answers::<baton_core::loads::LoadStatus>(),
             get(loads::status),
+        ),
+        (
+            r(
+                "GET",
+                "/v1/dead-letters",
+                Read,
+                "Messages Pub/Sub gave up delivering, newest first",
+            )
+            .query::<dead_letters::DeadLettersQuery>()
+            .answers::<wire::DeadLettersResponse>(),
+            get(dead_letters::list),
+        ),
+        (
+            r(
+                "POST",
+                "/v1/dead-letters/{id}/replay",
+                Admin,
+                "Publish a dead letter again to its topic, and drop it",
+            )
+            .answers::<wire::Replayed>(),
+            post(dead_letters::replay),
+        ),
+        (
+            r(
+                "DELETE",
+                "/v1/dead-letters/{id}",
+                Admin,
+                "Drop a dead letter without delivering it",
+            ),
+            delete(dead_letters::drop),
         ),
         (
             r("GET", "/v1/audit", Read, "The audit trail, newest first")

@@ -12,10 +12,10 @@ use baton_core::loads::LoadStatus;
 use baton_core::run::Backfill;
 use baton_service::api::{
     ApplyRequest, ApplyResponse, AuditResponse, BackfillRequest, CatalogResponse,
-    ConnectionsResponse, CostsResponse, CreateTokenRequest, CreatedToken, DryRunRequest,
-    DryRunResponse, ErrorResponse, GroupsResponse, LoadForced, PutConnectionRequest,
-    PutGroupRequest, RunChange, RunResponse, RunsResponse, StartRunRequest, TokensResponse,
-    UpdateUserRequest, UploadUrl, UploadUrlRequest, UsersResponse,
+    ConnectionsResponse, CostsResponse, CreateTokenRequest, CreatedToken, DeadLettersResponse,
+    DryRunRequest, DryRunResponse, ErrorResponse, GroupsResponse, LoadForced, PutConnectionRequest,
+    PutGroupRequest, Replayed, RunChange, RunResponse, RunsResponse, StartRunRequest,
+    TokensResponse, UpdateUserRequest, UploadUrl, UploadUrlRequest, UsersResponse,
 };
 
 /// One path segment, escaped: an id with `/` or `?` stays one segment.
@@ -350,6 +350,26 @@ impl Client {
 
     pub async fn delete_connection(&self, name: &str) -> Result<(), ClientError> {
         self.delete(&format!("/v1/connections/{}", segment(name)))
+            .await
+    }
+
+    /// The latest dead letters, newest first.
+    pub async fn dead_letters(&self, limit: u32) -> Result<DeadLettersResponse, ClientError> {
+        self.get(&format!("/v1/dead-letters?limit={limit}")).await
+    }
+
+    /// Publishes a dead letter again to its topic, and drops it.
+    pub async fn replay_dead_letter(&self, id: &str) -> Result<Replayed, ClientError> {
+        self.post(
+            &format!("/v1/dead-letters/{}/replay", segment(id)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// Drops a dead letter without delivering it.
+    pub async fn drop_dead_letter(&self, id: &str) -> Result<(), ClientError> {
+        self.delete(&format!("/v1/dead-letters/{}", segment(id)))
             .await
     }
 

@@ -104,6 +104,12 @@ enum Command {
         #[command(subcommand)]
         command: GroupsCommand,
     },
+    /// Messages Pub/Sub gave up delivering after its tries: list them, replay them once the
+    /// cause is mended, or drop them.
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLettersCommand,
+    },
     /// The audit trail: every change, who made it and when, newest first.
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -151,6 +157,31 @@ enum Command {
         /// The last day (default: today).
         #[arg(long)]
         to: Option<jiff::civil::Date>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLettersCommand {
+    /// The dead letters, newest first: where each failed, what it is about, the last error.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Publishes dead letters again to the topics they came from, then drops them (admins).
+    Replay {
+        #[arg(required_unless_present = "all")]
+        ids: Vec<String>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+    /// Drops dead letters without delivering them (admins).
+    Drop {
+        #[arg(required_unless_present = "all")]
+        ids: Vec<String>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
     },
 }
 
@@ -332,6 +363,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Tokens { command } => tokens(&client, command).await,
+        Command::DeadLetters { command } => dead_letters(&client, command).await,
         Command::Users { command } => users(&client, command).await,
         Command::Groups { command } => groups(&client, command).await,
         Command::Audit { limit, before } => {
@@ -882,6 +914,71 @@ async fn login(api: &str, with_token: bool, email: Option<&str>) -> anyhow::Resu
         me.role,
         path.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn dead_letters(client: &Client, command: DeadLettersCommand) -> anyhow::Result<ExitCode> {
+    let (ids, all, replay) = match command {
+        DeadLettersCommand::List { limit } => {
+            for d in client.dead_letters(limit).await?.dead_letters {
+                let tries = d
+                    .delivery_attempts
+                    .map(|n| format!(", {n} deliveries"))
+                    .unwrap_or_default();
+                println!(
+                    "{}  {}  {}  {}{tries}",
+                    d.id, d.received_at, d.subscription, d.about
+                );
+                match d.last_error {
+                    Some(e) => println!(
+                        "    last error ({}, {}): {}",
+                        e.service,
+                        e.at,
+                        e.error.trim()
+                    ),
+                    None => println!("    no error recorded: no service answered it"),
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        DeadLettersCommand::Replay { ids, all } => (ids, all, true),
+        DeadLettersCommand::Drop { ids, all } => (ids, all, false),
+    };
+    // With --all, page through what is there when asked; a message replayed that fails again
+    // comes back later as a new dead letter, not in this pass.
+    let mut done = std::collections::HashSet::new();
+    let mut pending = ids;
+    loop {
+        if all {
+            pending = client
+                .dead_letters(1000)
+                .await?
+                .dead_letters
+                .into_iter()
+                .map(|d| d.id)
+                .filter(|id| !done.contains(id))
+                .collect();
+        }
+        if pending.is_empty() {
+            break;
+        }
+        for id in std::mem::take(&mut pending) {
+            if replay {
+                let r = client.replay_dead_letter(&id).await?;
+                println!("replayed {id} to {} as message {}", r.topic, r.message_id);
+            } else {
+                client.drop_dead_letter(&id).await?;
+                println!("dropped {id}");
+            }
+            done.insert(id);
+        }
+        if !all {
+            break;
+        }
+    }
+    if all && done.is_empty() {
+        eprintln!("no dead letters");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

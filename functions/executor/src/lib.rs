@@ -27,6 +27,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use jiff::{SignedDuration, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
@@ -55,6 +56,7 @@ use baton_google::store::Store;
 use baton_google::warehouse::Warehouse;
 use baton_service::alerts::{AlertConfig, Alerts};
 use baton_service::config::Listen;
+use baton_service::dead_letters::{Refusals, record_refusals};
 use baton_service::http::{PushOutcome, Retries, decode_push, healthz, host_of, post_json};
 use baton_service::oidc::Callers;
 use baton_service::serial::Serial;
@@ -273,8 +275,12 @@ pub async fn start(config: Config) -> anyhow::Result<Router> {
 }
 
 pub fn router(app: Arc<App>) -> Router {
+    let refusals = Refusals::new(app.executor.runs.clone(), "executor");
     Router::new()
-        .route("/pubsub", post(pubsub))
+        .route(
+            "/pubsub",
+            post(pubsub).layer(from_fn_with_state(refusals, record_refusals)),
+        )
         .route("/healthz", get(healthz))
         .with_state(app)
 }

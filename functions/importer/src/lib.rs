@@ -37,6 +37,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use jiff::{SignedDuration, Timestamp};
 use tracing::Instrument;
@@ -67,6 +68,7 @@ use baton_google::store::Store;
 use baton_google::warehouse::{LoadJob, Warehouse};
 use baton_service::alerts::{AlertConfig, Alerts};
 use baton_service::config::Listen;
+use baton_service::dead_letters::{Refusals, record_refusals};
 use baton_service::http::{PushOutcome, decode_push, healthz};
 use baton_service::oidc::Callers;
 use baton_service::serial::Serial;
@@ -212,9 +214,16 @@ pub async fn start(config: Config) -> anyhow::Result<Router> {
 }
 
 pub fn router(app: Arc<App>) -> Router {
+    let refusals = Refusals::new(app.importer.store.clone(), "importer");
     Router::new()
-        .route("/pubsub", post(pubsub))
-        .route("/storage", post(storage))
+        .route(
+            "/pubsub",
+            post(pubsub).layer(from_fn_with_state(refusals.clone(), record_refusals)),
+        )
+        .route(
+            "/storage",
+            post(storage).layer(from_fn_with_state(refusals, record_refusals)),
+        )
         .route("/healthz", get(healthz))
         .with_state(app)
 }

@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use jiff::{SignedDuration, Timestamp};
 use tracing::Instrument;
@@ -47,6 +48,7 @@ use baton_google::config::Gcp;
 use baton_google::store::{Contended, Store};
 use baton_service::alerts::{AlertConfig, Alerts};
 use baton_service::config::Listen;
+use baton_service::dead_letters::{Refusals, record_refusals};
 use baton_service::http::{PushOutcome, decode_push, healthz};
 use baton_service::oidc::Callers;
 use baton_service::serial::Serial;
@@ -162,10 +164,20 @@ pub async fn start(config: Config) -> anyhow::Result<Router> {
 }
 
 pub fn router(app: Arc<App>) -> Router {
+    let refusals = Refusals::new(app.runs.clone(), "planner");
     Router::new()
-        .route("/pubsub", post(pubsub))
+        .route(
+            "/pubsub",
+            post(pubsub).layer(from_fn_with_state(refusals, record_refusals)),
+        )
+        .route("/dead-letters", post(dead_letters))
         .route("/healthz", get(healthz))
         .with_state(app)
+}
+
+/// The dead-letter topic's pushes: each message Pub/Sub gave up on, kept in `dead_letters`.
+async fn dead_letters(State(app): State<Arc<App>>, body: Bytes) -> PushOutcome {
+    baton_service::dead_letters::receive(&app.runs, &app.bus.bus, &body).await
 }
 
 async fn pubsub(State(app): State<Arc<App>>, body: Bytes) -> PushOutcome {

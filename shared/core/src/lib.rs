@@ -3,7 +3,7 @@
 //!
 //! People and what they may do (`access`). The catalog (`catalog`), schedules (`schedule`), dependency inference (`sql`), plans
 //! (`dag`), run and job states (`state`, `run`), every change of a run as a pure transition
-//! (`lifecycle`), the executor's decisions about an attempt (`attempt`), ids (`ids`), messages
+//! (`lifecycle`), messages Pub/Sub gave up on (`dead_letters`), the executor's decisions about an attempt (`attempt`), ids (`ids`), messages
 //! (`messages`), cost roll-ups (`costs`), connections (`connections`) and their sealed secrets
 //! (`secrets`), the statements of the write modes (`writes`), BigQuery's jobs and schemas in
 //! Baton's terms (`warehouse`), reading settings from the environment (`config`), errors'
@@ -18,6 +18,7 @@ pub mod config;
 pub mod connections;
 pub mod costs;
 pub mod dag;
+pub mod dead_letters;
 pub mod errors;
 pub mod ids;
 pub mod imports;

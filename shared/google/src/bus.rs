@@ -83,6 +83,46 @@ impl Bus {
             .ok_or_else(|| BusError::Permanent(format!("publish answered {response}")))
     }
 
+    /// Publishes bytes (base64 already) with attributes to a topic by its path, as they were
+    /// first published (a dead letter's replay); returns the new message's id.
+    pub async fn publish_raw(
+        &self,
+        topic: &str,
+        data_base64: &str,
+        attributes: &std::collections::BTreeMap<String, String>,
+    ) -> Result<String, BusError> {
+        let mut message = serde_json::json!({"data": data_base64});
+        if !attributes.is_empty() {
+            message["attributes"] = serde_json::json!(attributes);
+        }
+        let body = serde_json::json!({"messages": [message]});
+        let url = format!("{}/v1/{}:publish", self.base, self.topic_path(topic));
+        let response: serde_json::Value = self.send(self.http.post(url).json(&body)).await?;
+        response["messageIds"][0]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| BusError::Permanent(format!("publish answered {response}")))
+    }
+
+    /// The topic (`projects/P/topics/T`) of the subscription `name` of `project` (this
+    /// project's when none).
+    pub async fn subscription_topic(
+        &self,
+        project: Option<&str>,
+        name: &str,
+    ) -> Result<String, BusError> {
+        let url = format!(
+            "{}/v1/projects/{}/subscriptions/{name}",
+            self.base,
+            project.unwrap_or(&self.project)
+        );
+        let answer = self.send(self.http.get(url)).await?;
+        answer["topic"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| BusError::Permanent(format!("subscription {name} has no topic")))
+    }
+
     /// The answer's JSON (null when it is not JSON).
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<serde_json::Value, RestError> {
         let body = self.tokens.call(request).await?;

@@ -254,6 +254,23 @@ pub struct AuditResponse {
     pub entries: Vec<AuditEntry>,
 }
 
+/// `GET /v1/dead-letters?limit=100`: messages Pub/Sub gave up on, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DeadLettersResponse {
+    pub dead_letters: Vec<baton_core::dead_letters::DeadLetter>,
+}
+
+/// `POST /v1/dead-letters/{id}/replay`: the message published again.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Replayed {
+    /// The dead letter's id (now dropped).
+    pub id: String,
+    /// The topic it went to.
+    pub topic: String,
+    /// The id of the message published.
+    pub message_id: String,
+}
+
 /// One route of the API, as `GET /v1/routes` and the OpenAPI document list them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RouteInfo {

@@ -1,11 +1,12 @@
 //! People's documents (`baton_core::access`): users, groups, API tokens, the first admin's
-//! mark, and the audit trail.
+//! mark, and the audit trail; and the dead letters they replay or drop.
 
 use jiff::Timestamp;
 
 use baton_core::access::{
     ACCESS, AUDIT, ApiToken, AuditEntry, FIRST_ADMIN, FirstAdmin, TOKENS, USERS, User,
 };
+use baton_core::dead_letters::{DEAD_LETTERS, DeadLetter};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -181,6 +182,21 @@ impl Store {
     /// Keeps one change in the audit trail.
     pub async fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.create(None, AUDIT, &entry.id, entry).await
+    }
+
+    /// The latest dead letters, newest first (`baton_core::dead_letters`).
+    pub async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        self.db()
+            .fluent()
+            .select()
+            .from(DEAD_LETTERS)
+            .order(|o| o.fields([o.field("received_at").desc()]))
+            .limit(limit)
+            .obj()
+            .query()
+            .await
+            .map(counted)
+            .map_err(stored)
     }
 
     /// The latest changes, newest first; those before `before` (an entry's id) when given.
