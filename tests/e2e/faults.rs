@@ -410,3 +410,76 @@ async fn a_job_longer_than_a_delivery_is_picked_up_by_the_next() -> anyhow::Resu
     assert!(logs.contains("is still running"), "no delivery handed over");
     Ok(())
 }
+
+/// A backfill cancelled as a whole while its first run's BigQuery job runs: the job is
+/// stopped, the run ends cancelled, no later instant starts, and the frequency takes a new
+/// backfill at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_cancelled_stops_its_running_job_and_starts_no_more_runs() -> anyhow::Result<()>
+{
+    let stack = Stack::load()?;
+    let bigquery = FaultyBigQuery::start(stack.var("BIGQUERY_EMULATOR_HOST")?).await?;
+    bigquery.rule(|id| id.contains("_bc_slow_").then_some(Fault::Hang));
+    let options = Options::default().env("BIGQUERY_EMULATOR_HOST", &bigquery.url);
+    let baton = Baton::start_with(&stack, "backfill-cancel", options).await?;
+    baton
+        .apply(CatalogSpec {
+            frequencies: vec![Frequency::every("hourly", 3_600)],
+            tables: vec![table("bc.slow", "SELECT 1 AS x", TableOptions::default())],
+        })
+        .await?;
+    let request = baton_service::api::BackfillRequest {
+        frequency: "hourly".into(),
+        from: "2026-11-01T00:00:00Z".parse()?,
+        to: "2026-11-01T02:00:00Z".parse()?,
+    };
+    let backfill = baton.client.start_backfill(&request).await?;
+    assert_eq!(backfill.instants.len(), 3);
+    let first = backfill.runs.first().cloned().expect("its first run");
+    let job = baton_tests::eventually("the first run's job running", TIMEOUT, || async {
+        let run = baton.client.run(&first).await?;
+        Ok(run
+            .jobs
+            .into_iter()
+            .find(|j| j.state == JobState::Running)
+            .and_then(|j| j.bigquery_job_id))
+    })
+    .await?;
+
+    let said = baton.run_cli(&["backfill", "cancel", &backfill.id]).await?;
+    assert!(
+        said.contains(&format!(
+            "backfill {} of hourly cancelled after 1 of 3 runs",
+            backfill.id
+        )),
+        "{said}"
+    );
+    let run = baton.wait_for_run(&first, TIMEOUT).await?;
+    assert_eq!(run.run.state, RunState::Cancelled, "{run:?}");
+    assert!(
+        bigquery.cancelled().contains(&job),
+        "{:?}",
+        bigquery.cancelled()
+    );
+    let cancelled = baton.client.backfill(&backfill.id).await?;
+    assert_eq!(cancelled.state, baton_core::run::BackfillState::Cancelled);
+    assert_eq!(cancelled.runs, [first], "no later instant started");
+    // Asked again: the same answer, nothing more changed.
+    assert_eq!(
+        baton.client.cancel_backfill(&backfill.id).await?.state,
+        baton_core::run::BackfillState::Cancelled
+    );
+    let audit = baton.client.audit(20, None).await?.entries;
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "backfill.cancel")
+            .count(),
+        1
+    );
+    // The frequency is free: another backfill starts.
+    bigquery.rule(|_| None);
+    let next = baton.client.start_backfill(&request).await?;
+    assert_ne!(next.id, backfill.id);
+    Ok(())
+}

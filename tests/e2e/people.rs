@@ -60,7 +60,11 @@ async fn snapshot(store: &Store) -> anyhow::Result<BTreeMap<String, String>> {
 }
 
 /// How the matrix calls a route: the path with its parameters filled, and a body.
-fn call_of(route: &RouteInfo, run_id: &str) -> Option<(String, Option<serde_json::Value>)> {
+fn call_of(
+    route: &RouteInfo,
+    run_id: &str,
+    backfill_id: &str,
+) -> Option<(String, Option<serde_json::Value>)> {
     let now = jiff::Timestamp::now();
     let day_ago = now - jiff::SignedDuration::from_hours(30);
     let apply = serde_json::json!({
@@ -97,6 +101,10 @@ fn call_of(route: &RouteInfo, run_id: &str) -> Option<(String, Option<serde_json
             Some(serde_json::json!({"frequency": "fin_daily", "from": day_ago, "to": now})),
         ),
         ("GET", "/v1/backfills/{backfill_id}") => call("/v1/backfills/no-such-backfill", None),
+        ("POST", "/v1/backfills/{backfill_id}/cancel") => call(
+            &format!("/v1/backfills/{backfill_id}/cancel"),
+            Some(serde_json::json!({})),
+        ),
         ("GET", "/v1/costs") => call("/v1/costs", None),
         ("POST", "/v1/dry-run") => call(
             "/v1/dry-run",
@@ -255,6 +263,15 @@ async fn every_route_answers_every_caller_as_their_role_says() -> anyhow::Result
         })
         .await?
         .run;
+    // A backfill of the finance frequency, started by the admin, for the cancel route.
+    let now = jiff::Timestamp::now();
+    let backfill = admin
+        .start_backfill(&baton_service::api::BackfillRequest {
+            frequency: "fin_daily".into(),
+            from: now - jiff::SignedDuration::from_hours(30),
+            to: now,
+        })
+        .await?;
 
     let issuer = &baton.issuer;
     let person = |email: &str| Some(issuer.person(email));
@@ -327,7 +344,7 @@ async fn every_route_answers_every_caller_as_their_role_says() -> anyhow::Result
     let mut checked = 0;
     let mut bodies = Vec::new();
     for route in &routes {
-        let (path, body) = call_of(route, &run.id).unwrap_or_else(|| {
+        let (path, body) = call_of(route, &run.id, &backfill.id).unwrap_or_else(|| {
             panic!(
                 "{} {} has no entry in this matrix: add one, with what each caller may do",
                 route.method, route.path

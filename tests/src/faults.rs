@@ -19,7 +19,8 @@ use axum::response::{IntoResponse, Response};
 pub enum Fault {
     /// The job ends with this error (reason, message), as BigQuery reports a failed job.
     Fail { reason: String, message: String },
-    /// The job is reported running for ever (until cancelled, which is recorded).
+    /// The job is reported running for ever, or until its cancellation is asked for: then it
+    /// is reported ended with BigQuery's `stopped`, as BigQuery ends a cancelled job.
     Hang,
     /// The job is reported running until then; after, as it is.
     RunningUntil(std::time::Instant),
@@ -229,6 +230,20 @@ async fn relay(inner: &Inner, request: Request) -> anyhow::Result<Response> {
             let fault = job["jobReference"]["jobId"]
                 .as_str()
                 .and_then(|id| rule(id));
+            let id = job["jobReference"]["jobId"].as_str().unwrap_or_default();
+            let cancelled = inner
+                .cancelled
+                .lock()
+                .expect("not poisoned")
+                .iter()
+                .any(|c| c == id);
+            let fault = match fault {
+                Some(Fault::Hang | Fault::RunningUntil(_)) if cancelled => Some(Fault::Fail {
+                    reason: "stopped".into(),
+                    message: "Job execution was cancelled: User requested cancellation".into(),
+                }),
+                other => other,
+            };
             match fault {
                 Some(Fault::Fail { reason, message }) => {
                     let error = serde_json::json!({"reason": reason, "message": message});

@@ -256,6 +256,16 @@ fn endpoints() -> Vec<(Route, Handler)> {
             get(get_backfill),
         ),
         (
+            r(
+                "POST",
+                "/v1/backfills/{backfill_id}/cancel",
+                Change,
+                "Cancel a backfill and its run in progress",
+            )
+            .answers_with::<Backfill>(&[202]),
+            post(cancel_backfill),
+        ),
+        (
             r("GET", "/v1/costs", Read, "Costs by day")
                 .query::<CostsQuery>()
                 .answers::<wire::CostsResponse>(),
@@ -1388,6 +1398,74 @@ async fn get_backfill(
         .map_err(store_error)?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no backfill {backfill_id}")))
+}
+
+/// Cancels a backfill as a whole: no more of its runs start, and its run that has not ended
+/// is cancelled (its running BigQuery jobs stopped). Asking again for a cancelled backfill
+/// tells the planner again of its cancelled run.
+async fn cancel_backfill(
+    State(app): State<Arc<App>>,
+    Extension(principal): Extension<Principal>,
+    Path(backfill_id): Path<String>,
+) -> Result<(StatusCode, Json<Backfill>), ApiError> {
+    path_id("backfill", &backfill_id)?;
+    let before = app
+        .store
+        .backfill(&backfill_id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no backfill {backfill_id}")))?;
+    if !principal.is_admin() && before.requested_by.as_deref() != Some(principal.email.as_str()) {
+        may_run_frequency(&app, &principal, &before.frequency).await?;
+    }
+    let (backfill, cancelled) = app
+        .store
+        .cancel_backfill(&backfill_id, Timestamp::now())
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no backfill {backfill_id}")))?;
+    if backfill.state != BackfillState::Cancelled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "backfill {backfill_id} has {}: only a running backfill can be cancelled",
+                serde_json::to_value(backfill.state)
+                    .ok()
+                    .and_then(|s| s.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    // The run cancelled now, or (asked again) the last run if it is cancelled and open.
+    let announce = match cancelled {
+        Some(run) => Some(run),
+        None => match backfill.runs.last() {
+            Some(run_id) => app.store.run(run_id).await.map_err(store_error)?,
+            None => None,
+        }
+        .filter(|run| run.state == RunState::Cancelled && run.summary.is_none()),
+    };
+    if let Some(run) = announce {
+        app.announce(PlannerEvent::RunCancelled { run_id: run.id })
+            .await?;
+    }
+    if before.state == BackfillState::Running {
+        app.record(
+            &principal,
+            "backfill.cancel",
+            &backfill.id,
+            Some(access::digest(&before)),
+            Some(access::digest(&backfill)),
+            serde_json::json!({
+                "frequency": backfill.frequency,
+                "runs": backfill.runs.len(),
+                "instants": backfill.instants.len(),
+            }),
+        )
+        .await;
+    }
+    Ok((StatusCode::ACCEPTED, Json(backfill)))
 }
 
 #[cfg(test)]

@@ -202,6 +202,14 @@ impl Client {
         self.post("/v1/backfills", request).await
     }
 
+    pub async fn cancel_backfill(&self, id: &str) -> Result<Backfill, ClientError> {
+        self.post(
+            &format!("/v1/backfills/{}/cancel", segment(id)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
     pub async fn backfill(&self, id: &str) -> Result<Backfill, ClientError> {
         self.get(&format!("/v1/backfills/{}", segment(id))).await
     }

@@ -262,6 +262,8 @@ enum BackfillCommand {
     },
     /// A backfill and its runs.
     Show { id: String },
+    /// Cancels a backfill: no more of its runs start, and the one in progress is cancelled.
+    Cancel { id: String },
 }
 
 #[derive(Subcommand)]
@@ -580,6 +582,19 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(error) = &backfill.error {
                 println!("  {error}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backfill {
+            command: BackfillCommand::Cancel { id },
+        } => {
+            let backfill = client.cancel_backfill(&id).await?;
+            println!(
+                "backfill {} of {} cancelled after {} of {} runs",
+                backfill.id,
+                backfill.frequency,
+                backfill.runs.len(),
+                backfill.instants.len(),
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -172,6 +172,29 @@ pub fn backfill_step(
     })
 }
 
+/// Cancels a backfill as a whole: it starts no more runs, and frees its frequency for the
+/// next backfill. None when it has ended already. Its run that has not ended is cancelled
+/// beside it (`cancel_run`), in the same transaction.
+pub fn cancel_backfill(
+    backfill: &Backfill,
+    schedule: Option<&ScheduleState>,
+    now: Timestamp,
+) -> Option<(Backfill, Option<ScheduleState>)> {
+    if backfill.state != BackfillState::Running {
+        return None;
+    }
+    let mut backfill = backfill.clone();
+    backfill.state = BackfillState::Cancelled;
+    backfill.finished_at = Some(now);
+    let schedule = schedule
+        .filter(|s| s.backfill.as_deref() == Some(backfill.id.as_str()))
+        .map(|s| ScheduleState {
+            backfill: None,
+            ..s.clone()
+        });
+    Some((backfill, schedule))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Planning
 
@@ -638,6 +661,25 @@ mod tests {
     use crate::catalog::Table;
     use crate::dag::PlannedJob;
     use crate::run::Trigger;
+
+    #[test]
+    fn a_cancelled_backfill_frees_its_frequency_once() {
+        let now: Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
+        let (_, schedule, backfill) = crate::port_suite::backfill(now);
+        let (cancelled, freed) =
+            cancel_backfill(&backfill, Some(&schedule), now).expect("it was running");
+        assert_eq!(cancelled.state, BackfillState::Cancelled);
+        assert_eq!(cancelled.finished_at, Some(now));
+        assert_eq!(freed.expect("its frequency").backfill, None);
+        assert_eq!(cancel_backfill(&cancelled, Some(&schedule), now), None);
+        // A schedule held by another backfill is left as it is.
+        let other = ScheduleState {
+            backfill: Some("other".into()),
+            ..schedule
+        };
+        let (_, untouched) = cancel_backfill(&backfill, Some(&other), now).unwrap();
+        assert_eq!(untouched, None);
+    }
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()

@@ -460,6 +460,53 @@ impl Store {
             .map(|(before, after)| after.unwrap_or(before)))
     }
 
+    /// Cancels the backfill `id` as a whole, and its run that has not ended, in one
+    /// transaction: a run it was about to start is either started before (and cancelled
+    /// here) or not at all. The backfill as it is after and the run cancelled now, if any;
+    /// none when there is no such backfill.
+    pub async fn cancel_backfill(
+        &self,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Option<(Backfill, Option<Run>)>, StoreError> {
+        retry_contention(TRIES, || async {
+            let mut tx = self.begin().await?;
+            let Some(backfill) = tx.get::<Backfill>(None, BACKFILLS, id).await? else {
+                tx.rollback().await;
+                return Ok(None);
+            };
+            let schedule: Option<ScheduleState> =
+                tx.get(None, SCHEDULES, &backfill.frequency).await?;
+            let Some((cancelled, schedule)) =
+                lifecycle::cancel_backfill(&backfill, schedule.as_ref(), now)
+            else {
+                tx.rollback().await;
+                return Ok(Some((backfill, None)));
+            };
+            let open = match backfill.runs.last() {
+                Some(run_id) => tx.get::<Run>(None, RUNS, run_id).await?,
+                None => None,
+            };
+            let run = match open {
+                Some(open) => lifecycle::cancel_run(&open, now)
+                    .map_err(illegal)?
+                    .map(|run| (open, run)),
+                None => None,
+            };
+            if let Some((before, run)) = &run {
+                tx.set(None, RUNS, &run.id, run)?;
+                tx.note(before, run);
+            }
+            if let Some(schedule) = &schedule {
+                tx.set(None, SCHEDULES, &backfill.frequency, schedule)?;
+            }
+            tx.set(None, BACKFILLS, id, &cancelled)?;
+            tx.commit().await?;
+            Ok(Some((cancelled, run.map(|(_, run)| run))))
+        })
+        .await
+    }
+
     /// Starts a backfill of a frequency, unless one is in progress. Its runs are created by
     /// `advance_backfill` one after another.
     pub async fn start_backfill(
