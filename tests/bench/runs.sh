@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The runs benchmark: planning a 10,000-table run in the pure core, the dispatch latency from
-# a job's completion to its child's dispatch on the local stack (p50, p99), and a 1,000-table
-# run of trivial queries end to end with its Firestore reads and writes per job. Each figure
-# on its own line as `name: value unit`.
+# a job's completion to its child's dispatch on the local stack (p50, p99; split into the
+# executor's share, transport and the planner's share), a job's end seen (parents held
+# running 2, 10 and 60 s by the fault proxy), and a 1,000-table run of trivial queries end to
+# end with its Firestore reads and writes per job. Each figure on its own line as
+# `name: value unit`.
 #   tests/bench/runs.sh [--run-tables N] [--concurrency N] [--plan-tables N]
+#                       [--holds 2,10,60] [--job-end-samples N]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"

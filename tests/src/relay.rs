@@ -52,6 +52,17 @@ struct Inner {
     received: AtomicU64,
     /// Deliveries the service has answered (forwarded and answered, whatever the answer).
     answered: AtomicU64,
+    /// Every delivery received, in order.
+    log: Mutex<Vec<Delivery>>,
+}
+
+/// One delivery Pub/Sub made to a relay: when it arrived, when its message was published
+/// (Pub/Sub's `publishTime`), and its payload.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub received_at: jiff::Timestamp,
+    pub published_at: Option<jiff::Timestamp>,
+    pub payload: serde_json::Value,
 }
 
 /// A relay in front of one service's `/pubsub` endpoint.
@@ -105,6 +116,7 @@ impl Relay {
             holding: Mutex::new(Holding::default()),
             received: AtomicU64::new(0),
             answered: AtomicU64::new(0),
+            log: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/pubsub", post(relay))
@@ -185,6 +197,11 @@ impl Relay {
         self.inner.received.load(Ordering::SeqCst)
     }
 
+    /// Every delivery Pub/Sub has made to this relay, in the order they arrived.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.inner.log.lock().expect("not poisoned").clone()
+    }
+
     /// How many deliveries the service has answered (held and lost ones are not).
     pub fn answered(&self) -> u64 {
         self.inner.answered.load(Ordering::SeqCst)
@@ -202,7 +219,16 @@ fn payload(body: &[u8]) -> serde_json::Value {
 }
 
 async fn relay(State(inner): State<Arc<Inner>>, body: Bytes) -> StatusCode {
+    let received_at = jiff::Timestamp::now();
     inner.received.fetch_add(1, Ordering::SeqCst);
+    let published_at = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|envelope| envelope["message"]["publishTime"].as_str()?.parse().ok());
+    inner.log.lock().expect("not poisoned").push(Delivery {
+        received_at,
+        published_at,
+        payload: payload(&body),
+    });
     {
         let mut holding = inner.holding.lock().expect("not poisoned");
         if holding.lose.as_ref().is_some_and(|f| f(&payload(&body))) {

@@ -4,9 +4,12 @@
 //!   does between reading the tables and writing the jobs (conditions, graph, priorities,
 //!   job documents), median of several;
 //! - the dispatch latency on the local stack, from a job's completion (its `finished_at`,
-//!   written by the executor) to its child's dispatch (`dispatched_at`, written by the planner
-//!   when it claims a slot), over chains whose children never wait for a slot, and beside it
-//!   the Pub/Sub emulator's own publish-to-push delay, the floor under that latency here;
+//!   written by the executor) to its child's dispatch published, over chains whose children
+//!   never wait for a slot, split into the executor's share, Pub/Sub's transport and the
+//!   planner's share; and beside it the Pub/Sub emulator's own publish-to-push delay;
+//! - a job's end seen: parents held running by the fault proxy for 2, 10 and 60 s, from
+//!   the end as BigQuery reports it to the executor's record of it and to the child's
+//!   dispatch published;
 //! - a 1,000-table run of trivial queries end to end, with the Firestore reads and writes per
 //!   job of the services that did the work (tick, planner, executor).
 //!
@@ -29,7 +32,9 @@ use baton_core::ports::WarehousePort;
 use baton_core::run::{Job, Run, Trigger};
 use baton_core::state::RunState;
 use baton_google::bus::{Bus, PushSubscription};
-use baton_tests::{Baton, Stack, first_run_id, serve_on_loopback};
+use baton_tests::faults::{Fault, FaultyBigQuery};
+use baton_tests::relay::Delivery;
+use baton_tests::{Baton, Options, Stack, first_run_id, serve_on_loopback};
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -151,8 +156,47 @@ fn bench_plan(tables: usize, rounds: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The first delivery of each message a relay received, by what it is about: the event and
+/// the table (`job_finished shop.orders`, `run_query shop.orders`).
+fn first_deliveries(relay: &baton_tests::relay::Relay) -> BTreeMap<String, Delivery> {
+    let mut first = BTreeMap::new();
+    for delivery in relay.deliveries() {
+        let key = format!(
+            "{} {}",
+            delivery.payload["event"].as_str().unwrap_or_default(),
+            delivery.payload["table"].as_str().unwrap_or_default()
+        );
+        first.entry(key).or_insert(delivery);
+    }
+    first
+}
+
+/// Milliseconds from `from` to `to`.
+fn ms_between(from: Timestamp, to: Timestamp) -> f64 {
+    to.duration_since(from).as_secs_f64() * 1e3
+}
+
+/// Prints `name_p50`, `name_p99` and `name_max` of some figures in milliseconds.
+fn print_spread(name: &str, mut figures: Vec<f64>) {
+    figures.sort_by(f64::total_cmp);
+    println!("{name}_p50: {:.0} ms", percentile(&figures, 50.0));
+    println!("{name}_p99: {:.0} ms", percentile(&figures, 99.0));
+    println!(
+        "{name}_max: {:.0} ms",
+        figures.last().copied().unwrap_or_default()
+    );
+}
+
 /// Dispatch latency: `chains` chains of `length` tables under a cap that fits them all, so
-/// a child is dispatched as soon as the planner hears its parent finished.
+/// a child is dispatched as soon as the planner hears its parent finished. Split by the
+/// relays' record of each push (when Pub/Sub published it, when it arrived):
+/// - end to end: the parent's end (`finished_at`, written by the executor) to the child's
+///   dispatch published (the `run_query` message's publish time: the claim committed);
+/// - the executor's share: its end written to its `job_finished` published;
+/// - transport: `job_finished` published to its push received (the emulator's part, which
+///   production Pub/Sub replaces);
+/// - the planner's share: the push received to the child's `run_query` published, every
+///   commit on the way included (settling the parent, queueing the child, claiming its slot).
 async fn bench_latency(stack: &Stack, chains: usize, length: usize) -> anyhow::Result<()> {
     let mut baton = Baton::start(stack, "bench-latency").await?;
     let mut tables = Vec::new();
@@ -183,35 +227,139 @@ async fn bench_latency(stack: &Stack, chains: usize, length: usize) -> anyhow::R
         "the latency run ended {}",
         done.run.state
     );
-    let finished: BTreeMap<&TableId, Timestamp> = done
-        .jobs
-        .iter()
-        .filter_map(|j| j.finished_at.map(|f| (&j.table, f)))
-        .collect();
-    let mut latencies: Vec<f64> = done
-        .jobs
-        .iter()
-        .filter_map(|j| {
-            let parent = j.parents.first()?;
-            let since = j.dispatched_at? - finished[parent];
-            since.total(jiff::Unit::Millisecond).ok()
-        })
-        .collect();
-    latencies.sort_by(f64::total_cmp);
+    let finished_events = first_deliveries(&baton.relays.planner);
+    let dispatches = first_deliveries(&baton.relays.executor);
+    let (mut end_to_end, mut executor, mut transport, mut planner) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for job in &done.jobs {
+        let Some(parent) = job.parents.first() else {
+            continue;
+        };
+        let parent_job = done
+            .jobs
+            .iter()
+            .find(|j| &j.table == parent)
+            .expect("a parent of the run");
+        let finished = &finished_events[&format!("job_finished {parent}")];
+        let dispatched = &dispatches[&format!("run_query {}", job.table)];
+        let (Some(ended), Some(told), Some(sent)) = (
+            parent_job.finished_at,
+            finished.published_at,
+            dispatched.published_at,
+        ) else {
+            anyhow::bail!("a time is missing for {}", job.table);
+        };
+        end_to_end.push(ms_between(ended, sent));
+        executor.push(ms_between(ended, told));
+        transport.push(ms_between(told, finished.received_at));
+        planner.push(ms_between(finished.received_at, sent));
+    }
     baton.stop();
-    println!("dispatch_samples: {} children", latencies.len());
-    println!(
-        "dispatch_latency_p50: {:.0} ms",
-        percentile(&latencies, 50.0)
-    );
-    println!(
-        "dispatch_latency_p99: {:.0} ms",
-        percentile(&latencies, 99.0)
-    );
-    println!(
-        "dispatch_latency_max: {:.0} ms",
-        latencies.last().copied().unwrap_or_default()
-    );
+    println!("dispatch_samples: {} children", end_to_end.len());
+    print_spread("dispatch_end_to_end", end_to_end);
+    print_spread("dispatch_executor_share", executor);
+    print_spread("dispatch_transport", transport);
+    print_spread("dispatch_planner_share", planner);
+    Ok(())
+}
+
+/// A job's end seen: `samples` parents for each hold, each held running by the fault proxy
+/// for that long from its insert, each with one child; from the end as BigQuery reports it
+/// to the child's dispatch published. The emulator keeps two pushes in flight per
+/// subscription, so the parents run two at a time.
+async fn bench_job_end(stack: &Stack, holds: &[u64], samples: usize) -> anyhow::Result<()> {
+    type Ends = Arc<std::sync::Mutex<BTreeMap<String, (Instant, Timestamp)>>>;
+    let bigquery = FaultyBigQuery::start(stack.var("BIGQUERY_EMULATOR_HOST")?).await?;
+    let ends: Ends = Arc::default();
+    let noted = ends.clone();
+    bigquery.rule(move |job_id| {
+        // `…_je_h10_p3_…`: held 10 s.
+        let (_, rest) = job_id.split_once("_je_h")?;
+        let (hold, rest) = rest.split_once('_')?;
+        if !rest.starts_with('p') {
+            return None;
+        }
+        let hold = Duration::from_secs(hold.parse().ok()?);
+        let mut ends = noted.lock().expect("not poisoned");
+        let (until, _) = ends.entry(job_id.to_string()).or_insert_with(|| {
+            (
+                Instant::now() + hold,
+                Timestamp::now() + jiff::SignedDuration::try_from(hold).expect("short"),
+            )
+        });
+        Some(Fault::RunningUntil(*until))
+    });
+    let options = Options::default().env("BIGQUERY_EMULATOR_HOST", &bigquery.url);
+    let mut baton = Baton::start_with(stack, "bench-job-end", options).await?;
+    // One frequency per hold, so that each hold's run has its own pairs only.
+    let mut frequencies = Vec::new();
+    let mut tables = Vec::new();
+    for &hold in holds {
+        let name = format!("hold{hold}");
+        frequencies.push(Frequency {
+            concurrency: Some(u32::try_from(samples * 2)?),
+            ..Frequency::every(&name, 86_400)
+        });
+        for i in 0..samples {
+            let parent = id("je", &format!("h{hold}_p{i}"));
+            let child = id("je", &format!("h{hold}_c{i}"));
+            let sql = format!("SELECT x FROM {parent}");
+            for (me, sql) in [(parent, "SELECT 1 AS x".to_string()), (child, sql)] {
+                tables.push(Table {
+                    frequency: Some(name.clone()),
+                    ..Table::query(&me, &sql)
+                });
+            }
+        }
+    }
+    baton
+        .apply(CatalogSpec {
+            frequencies,
+            tables,
+        })
+        .await?;
+    let mut all = Vec::new();
+    for &hold in holds {
+        let report = baton
+            .client
+            .start_run(&baton_service::api::StartRunRequest {
+                frequency: Some(format!("hold{hold}")),
+                ..Default::default()
+            })
+            .await?;
+        let run_id = report.run.id;
+        let done = baton
+            .wait_for_run(&run_id, Duration::from_secs(hold * samples as u64 + 300))
+            .await?;
+        anyhow::ensure!(
+            done.run.state == RunState::Succeeded,
+            "the job-end run ended {}",
+            done.run.state
+        );
+        let dispatches = first_deliveries(&baton.relays.executor);
+        let ends = ends.lock().expect("not poisoned").clone();
+        let (mut to_dispatch, mut recorded) = (Vec::new(), Vec::new());
+        for job in done.jobs.iter().filter(|j| !j.parents.is_empty()) {
+            let parent = done
+                .jobs
+                .iter()
+                .find(|j| Some(&j.table) == job.parents.first())
+                .expect("the parent's job");
+            let (_, ended) = ends[parent.bigquery_job_id.as_deref().expect("its BigQuery job")];
+            let sent = dispatches[&format!("run_query {}", job.table)]
+                .published_at
+                .expect("a publish time");
+            to_dispatch.push(ms_between(ended, sent));
+            recorded.push(ms_between(ended, parent.finished_at.expect("ended")));
+        }
+        all.extend(to_dispatch.iter().copied());
+        println!("job_end_{hold}s_samples: {} jobs", to_dispatch.len());
+        // The first part: BigQuery's end to the executor's record of it.
+        print_spread(&format!("job_end_{hold}s_recorded"), recorded);
+        print_spread(&format!("job_end_{hold}s_to_dispatch"), to_dispatch);
+    }
+    baton.stop();
+    print_spread("job_end_to_dispatch", all);
     Ok(())
 }
 
@@ -386,8 +534,15 @@ async fn main() -> anyhow::Result<()> {
     let concurrency: u32 = arg("--concurrency").map_or(Ok(10), |v| v.parse())?;
     bench_plan(plan_tables, 9)?;
     let stack = Stack::load()?;
+    let holds: Vec<u64> = arg("--holds")
+        .unwrap_or_else(|| "2,10,60".into())
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let samples: usize = arg("--job-end-samples").map_or(Ok(6), |v| v.parse())?;
     bench_push(&stack, 100).await?;
     bench_latency(&stack, 10, 10).await?;
+    bench_job_end(&stack, &holds, samples).await?;
     bench_run(&stack, run_tables, concurrency).await?;
     Ok(())
 }
