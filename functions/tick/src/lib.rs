@@ -170,8 +170,10 @@ struct TickQuery {
 
 async fn tick(
     State(app): State<Arc<App>>,
-    Query(query): Query<TickQuery>,
+    query: Result<Query<TickQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<TickReport>, ApiError> {
+    let Query(query) = query
+        .map_err(|e| ApiError::bad_request(format!("`at` is not a time: {}", e.body_text())))?;
     let now = match query.at {
         None => Timestamp::now(),
         Some(at) if app.config.allow_at => at,

@@ -359,6 +359,8 @@ struct LoadFile {
     expiration: Option<Duration>,
     csv: Option<crate::loads::CsvOptions>,
     batch: Option<LoadBatch>,
+    /// Refused with the reason: a load table is loaded as its files land, not in runs.
+    frequency: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -398,6 +400,13 @@ pub fn parse_load_file(
             message,
         })
     };
+    if file.frequency.is_some() {
+        problem(
+            "a load table has no `frequency`: it is loaded as its files land (its `[batch]` \
+             says when), not in runs"
+                .into(),
+        );
+    }
     let seconds = |d: &Option<Duration>, problem: &mut dyn FnMut(String)| {
         d.as_ref()
             .and_then(|d| d.seconds().map_err(&mut *problem).ok())
