@@ -79,7 +79,7 @@ impl FaultyBigQuery {
         *self.inner.rule.lock().expect("not poisoned") = Some(Arc::new(rule));
     }
 
-    /// The job that was asked to be inserted under `job_id`, as Baton sent it.
+    /// The job BigQuery accepted under `job_id`, as Baton sent it.
     pub fn inserted(&self, job_id: &str) -> Option<serde_json::Value> {
         self.inner
             .inserted
@@ -90,8 +90,24 @@ impl FaultyBigQuery {
             .cloned()
     }
 
-    /// How many times the job `job_id` was inserted (not counting inserts refused by
-    /// `Fault::Unavailable`).
+    /// The job ids BigQuery accepted more than one insert of (it answers a second insert of
+    /// an id 409, so none, unless a job was started twice).
+    pub fn inserted_more_than_once(&self) -> Vec<String> {
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        for job in self.inner.inserted.lock().expect("not poisoned").iter() {
+            if let Some(id) = job["jobReference"]["jobId"].as_str() {
+                *counts.entry(id.to_string()).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// How many times BigQuery accepted an insert of the job `job_id` (not counting inserts
+    /// it refused, such as a second insert of the id, or `Fault::Unavailable`'s).
     pub fn inserts_of(&self, job_id: &str) -> usize {
         self.inner
             .inserted
@@ -189,6 +205,8 @@ async fn relay(inner: &Inner, request: Request) -> anyhow::Result<Response> {
     {
         return Ok(waited);
     }
+    // An insert is recorded once BigQuery has accepted it.
+    let mut inserting = None;
     if method == Method::POST
         && path.ends_with("/jobs")
         && let Ok(job) = serde_json::from_slice::<serde_json::Value>(&body)
@@ -213,7 +231,7 @@ async fn relay(inner: &Inner, request: Request) -> anyhow::Result<Response> {
             )
                 .into_response());
         }
-        inner.inserted.lock().expect("not poisoned").push(job);
+        inserting = Some(job);
     }
     let upstream = inner
         .http
@@ -224,6 +242,9 @@ async fn relay(inner: &Inner, request: Request) -> anyhow::Result<Response> {
         .await?;
     let status = upstream.status();
     let bytes = upstream.bytes().await?;
+    if let Some(job) = inserting.filter(|_| status.is_success()) {
+        inner.inserted.lock().expect("not poisoned").push(job);
+    }
     let rule = inner.rule.lock().expect("not poisoned").clone();
     let rewritten = match (rule, serde_json::from_slice::<serde_json::Value>(&bytes)) {
         (Some(rule), Ok(mut job)) if path.contains("/jobs") && job.get("status").is_some() => {
