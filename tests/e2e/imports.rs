@@ -1290,3 +1290,61 @@ async fn a_failed_load_leaves_the_watermark_where_it_was() -> anyhow::Result<()>
     );
     Ok(())
 }
+
+/// A copy that takes a while moves its job's watch on as it goes (every second here, every
+/// five minutes by default), so that the tick's sweep does not send it again while it moves;
+/// once it ends nothing is watched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_copy_moves_its_watch_on_while_it_works() -> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let schema_name = unique_project("imp-slow").replace('-', "_");
+    postgres(
+        &stack,
+        &schema_name,
+        "CREATE TABLE {s}.rows AS SELECT g AS id FROM generate_series(1, 10) AS g; \
+         CREATE VIEW {s}.slow AS SELECT r.id FROM {s}.rows AS r CROSS JOIN (SELECT pg_sleep(5)) AS p;",
+    )
+    .await?;
+    let baton = Baton::start_with(
+        &stack,
+        "imports-slow",
+        Options::default().env("BATON_IMPORTER_REWATCH_SECONDS", "1"),
+    )
+    .await?;
+    connect_postgres(&baton, &stack, "shop_pg").await?;
+    baton
+        .apply(catalog(vec![import(
+            "imp.slow",
+            "shop_pg",
+            &format!("SELECT id FROM {schema_name}.slow"),
+        )]))
+        .await?;
+    let run_id = start_nightly(&baton).await?;
+    let table: TableId = "imp.slow".parse()?;
+    // The job's watch while it runs, as often as it can be read.
+    let mut watches = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let job = baton_core::ports::RunPort::job(&baton.store, &run_id, &table).await?;
+        match job {
+            Some(job) if job.state == JobState::Running => {
+                watches.extend(job.watch_at);
+            }
+            Some(job) if job.state.is_terminal() => break,
+            _ => {}
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the import did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        watches.len() >= 3,
+        "the watch moved on while the copy worked: {watches:?}"
+    );
+    let run = baton.wait_for_run(&run_id, TIMEOUT).await?;
+    assert_eq!(run.run.state, RunState::Succeeded, "{run:#?}");
+    assert_eq!(run.jobs[0].watch_at, None);
+    Ok(())
+}

@@ -100,6 +100,9 @@ pub struct Settings {
     /// How long one delivery waits for its load before handing over to the next
     /// (`BATON_IMPORTER_WAIT_SECONDS`); keep it below the subscription's ack deadline.
     pub wait: Duration,
+    /// How often a delivery still copying or loading moves its job's watch on
+    /// (`BATON_IMPORTER_REWATCH_SECONDS`): well within the sweep's 15 minutes.
+    pub rewatch: Duration,
     /// Attempts a job gets when it fails transiently (`BATON_MAX_ATTEMPTS`).
     pub max_attempts: u32,
     /// The pause before the second attempt, doubling after each (`BATON_RETRY_BACKOFF_MS`).
@@ -120,6 +123,7 @@ impl ServiceConfig for Config {
                 landing_bucket: env.get("BATON_LANDING_BUCKET"),
                 chunk_bytes: env.parse_or("BATON_IMPORT_CHUNK_BYTES", 64 << 20)?,
                 wait: Duration::from_secs(env.parse_or("BATON_IMPORTER_WAIT_SECONDS", 540)?),
+                rewatch: Duration::from_secs(env.parse_or("BATON_IMPORTER_REWATCH_SECONDS", 300)?),
                 max_attempts: env.parse_or("BATON_MAX_ATTEMPTS", 3)?,
                 retry_backoff: Duration::from_millis(env.parse_or("BATON_RETRY_BACKOFF_MS", 5000)?),
                 sealer: Sealer::from_env(env)?,
@@ -312,8 +316,30 @@ async fn storage(State(app): State<Arc<App>>, body: Bytes) -> PushOutcome {
 
 impl Importer {
     /// Copies, loads and finishes one attempt, or picks it up where an earlier delivery left
-    /// it.
+    /// it; while it works, the job's watch moves on every few minutes (the attempt's, and
+    /// only while it runs).
     pub async fn run(
+        &self,
+        run_id: &str,
+        table: &TableId,
+        attempt: u32,
+    ) -> Result<(), ImporterError> {
+        let heartbeat = async {
+            loop {
+                tokio::time::sleep(self.settings.rewatch).await;
+                let until = Timestamp::now() + baton_core::sweep::RUNNING_WATCH;
+                if let Err(e) = self.store.watch_job(run_id, table, attempt, until).await {
+                    tracing::warn!(error = %e, "the job's watch could not be moved on");
+                }
+            }
+        };
+        tokio::select! {
+            done = self.run_attempt(run_id, table, attempt) => done,
+            () = heartbeat => unreachable!("the heartbeat never ends"),
+        }
+    }
+
+    async fn run_attempt(
         &self,
         run_id: &str,
         table: &TableId,
