@@ -115,19 +115,16 @@ async fn a_dead_letter_is_kept_with_its_last_error_and_its_replay_completes_the_
     // Refused five times while BigQuery was down, then inserted once, by the replay.
     let job = bigquery_job_id(&run_id, &"dl.out".parse()?, 1);
     assert_eq!(bigquery.inserts_of(&job), 1);
-    assert!(
-        baton
-            .client
-            .dead_letters(100)
-            .await?
-            .dead_letters
-            .is_empty()
-    );
+    gone_and_audited(&baton, "dead_letter.replay", &letter.id).await
+}
+
+/// No dead letter is left, and the audit trail has `action` on `id`.
+async fn gone_and_audited(baton: &Baton, action: &str, id: &str) -> anyhow::Result<()> {
+    let left = baton.client.dead_letters(100).await?.dead_letters;
+    assert!(left.is_empty(), "{left:?}");
     let audit = baton.client.audit(10, None).await?.entries;
     assert!(
-        audit
-            .iter()
-            .any(|e| e.action == "dead_letter.replay" && e.target == letter.id),
+        audit.iter().any(|e| e.action == action && e.target == id),
         "{audit:?}"
     );
     Ok(())
@@ -177,21 +174,6 @@ async fn a_dropped_dead_letter_is_delivered_nowhere() -> anyhow::Result<()> {
     );
     let said = baton.run_cli(&["dead-letters", "drop", &letter.id]).await?;
     assert!(said.contains(&format!("dropped {}", letter.id)), "{said}");
-    assert!(
-        baton
-            .client
-            .dead_letters(100)
-            .await?
-            .dead_letters
-            .is_empty()
-    );
     assert_eq!(baton.relays.importer.received(), 0, "nothing was delivered");
-    let audit = baton.client.audit(10, None).await?.entries;
-    assert!(
-        audit
-            .iter()
-            .any(|e| e.action == "dead_letter.drop" && e.target == letter.id),
-        "{audit:?}"
-    );
-    Ok(())
+    gone_and_audited(&baton, "dead_letter.drop", &letter.id).await
 }

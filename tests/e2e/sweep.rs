@@ -131,15 +131,24 @@ async fn a_run_whose_messages_are_lost_completes_by_the_ticks_sweep() -> anyhow:
         .await?;
     assert_eq!(rows, vec![vec![serde_json::json!("5")]]);
 
-    // The run says what the sweep sent for it.
+    // The run says what the sweep sent for it. The lost end is sent again either by the
+    // sweep itself or, when the sweep sent the job's dispatch again first (a slow machine:
+    // every in-flight job is overdue to a tick a day later), by the executor, which reports
+    // the end of a job it finds ended.
     let notes: Vec<&str> = done.run.sweeps.iter().map(|n| n.what.as_str()).collect();
     for sent in [
         "sent run_created to the planner again",
         "run_query to the executor again",
-        "job_finished to the planner again",
     ] {
         assert!(notes.iter().any(|n| n.contains(sent)), "{sent}: {notes:?}");
     }
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("job_finished to the planner again"))
+            || notes.iter().filter(|n| n.contains("run_query")).count() > 1,
+        "the lost end was sent again: {notes:?}"
+    );
 
     // A tick with nothing overdue sends nothing.
     let report = baton

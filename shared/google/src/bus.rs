@@ -72,19 +72,13 @@ impl Bus {
     ) -> Result<String, BusError> {
         let data = serde_json::to_vec(message)
             .map_err(|e| BusError::Permanent(format!("message does not serialize: {e}")))?;
-        let body = serde_json::json!({"messages": [{
-            "data": base64::engine::general_purpose::STANDARD.encode(data),
-        }]});
-        let url = format!("{}/v1/{}:publish", self.base, self.topic_path(topic));
-        let response: serde_json::Value = self.send(self.http.post(url).json(&body)).await?;
-        response["messageIds"][0]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| BusError::Permanent(format!("publish answered {response}")))
+        let data = base64::engine::general_purpose::STANDARD.encode(data);
+        self.publish_raw(topic, &data, &std::collections::BTreeMap::new())
+            .await
     }
 
-    /// Publishes bytes (base64 already) with attributes to a topic by its path, as they were
-    /// first published (a dead letter's replay); returns the new message's id.
+    /// Publishes bytes (base64 already) with attributes to a topic (a dead letter's replay:
+    /// as they were first published); returns the new message's id.
     pub async fn publish_raw(
         &self,
         topic: &str,
