@@ -628,7 +628,17 @@ async fn every_bad_input_gets_its_clear_error_and_changes_nothing() -> anyhow::R
                     .send()
                     .await?;
                 let status = response.status().as_u16();
-                let logged = new_log_lines(&baton, &log_mark, service);
+                // The service's log reaches its file a moment after the answer.
+                let says = match case.expect {
+                    Expect::Acked(says) => says,
+                    _ => "",
+                };
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                let mut logged = new_log_lines(&baton, &log_mark, service);
+                while !logged.contains(says) && std::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    logged = new_log_lines(&baton, &log_mark, service);
+                }
                 Got::Push(status, logged)
             }
             Input::Tick(query) => {
