@@ -297,6 +297,16 @@ fn cases(run_id: &str) -> Vec<Case> {
             Status(400, "hourly has no instant between 2026-01-02T00:00:00Z and 2026-01-01T00:00:00Z"),
         ),
         case(
+            "a backfill of eleven runs at once",
+            api(
+                "POST",
+                "/v1/backfills",
+                Some(json!({"frequency": "hourly", "from": "2026-01-01T00:00:00Z",
+                    "to": "2026-01-01T05:00:00Z", "parallel": 11})),
+            ),
+            Status(400, "`parallel` is 11: a backfill runs 1 to 10 of its runs at once"),
+        ),
+        case(
             "a backfill time that is no time",
             api(
                 "POST",

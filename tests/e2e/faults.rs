@@ -411,16 +411,20 @@ async fn a_job_longer_than_a_delivery_is_picked_up_by_the_next() -> anyhow::Resu
     Ok(())
 }
 
-/// A backfill cancelled as a whole while its first run's BigQuery job runs: the job is
-/// stopped, the run ends cancelled, no later instant starts, and the frequency takes a new
-/// backfill at once.
+/// A backfill two at a time cancelled as a whole while its first two runs' BigQuery jobs
+/// run: both jobs are stopped, both runs end cancelled, no later instant starts, and the
+/// frequency takes a new backfill at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backfill_cancelled_stops_its_running_job_and_starts_no_more_runs() -> anyhow::Result<()>
+async fn a_backfill_cancelled_stops_its_running_jobs_and_starts_no_more_runs() -> anyhow::Result<()>
 {
     let stack = Stack::load()?;
     let bigquery = FaultyBigQuery::start(stack.var("BIGQUERY_EMULATOR_HOST")?).await?;
     bigquery.rule(|id| id.contains("_bc_slow_").then_some(Fault::Hang));
-    let options = Options::default().env("BIGQUERY_EMULATOR_HOST", &bigquery.url);
+    // The emulator keeps two pushes in flight to the executor, and each held job holds one
+    // open: its deliveries hand over every 2 s, so that the cancellations get through.
+    let options = Options::default()
+        .env("BIGQUERY_EMULATOR_HOST", &bigquery.url)
+        .env("BATON_EXECUTOR_WAIT_SECONDS", "2");
     let baton = Baton::start_with(&stack, "backfill-cancel", options).await?;
     baton
         .apply(CatalogSpec {
@@ -432,38 +436,46 @@ async fn a_backfill_cancelled_stops_its_running_job_and_starts_no_more_runs() ->
         frequency: "hourly".into(),
         from: "2026-11-01T00:00:00Z".parse()?,
         to: "2026-11-01T02:00:00Z".parse()?,
+        parallel: Some(2),
     };
     let backfill = baton.client.start_backfill(&request).await?;
     assert_eq!(backfill.instants.len(), 3);
-    let first = backfill.runs.first().cloned().expect("its first run");
-    let job = baton_tests::eventually("the first run's job running", TIMEOUT, || async {
-        let run = baton.client.run(&first).await?;
-        Ok(run
-            .jobs
-            .into_iter()
-            .find(|j| j.state == JobState::Running)
-            .and_then(|j| j.bigquery_job_id))
-    })
-    .await?;
+    assert_eq!(backfill.runs.len(), 2);
+    let mut jobs = Vec::new();
+    for run_id in &backfill.runs {
+        jobs.push(
+            baton_tests::eventually("the run's job running", TIMEOUT, || async {
+                let run = baton.client.run(run_id).await?;
+                Ok(run
+                    .jobs
+                    .into_iter()
+                    .find(|j| j.state == JobState::Running)
+                    .and_then(|j| j.bigquery_job_id))
+            })
+            .await?,
+        );
+    }
 
     let said = baton.run_cli(&["backfill", "cancel", &backfill.id]).await?;
     assert!(
         said.contains(&format!(
-            "backfill {} of hourly cancelled after 1 of 3 runs",
+            "backfill {} of hourly cancelled after 2 of 3 runs",
             backfill.id
         )),
         "{said}"
     );
-    let run = baton.wait_for_run(&first, TIMEOUT).await?;
-    assert_eq!(run.run.state, RunState::Cancelled, "{run:?}");
-    assert!(
-        bigquery.cancelled().contains(&job),
-        "{:?}",
-        bigquery.cancelled()
-    );
+    for (run_id, job) in backfill.runs.iter().zip(&jobs) {
+        let run = baton.wait_for_run(run_id, TIMEOUT).await?;
+        assert_eq!(run.run.state, RunState::Cancelled, "{run:?}");
+        assert!(
+            bigquery.cancelled().contains(job),
+            "{job} not in {:?}",
+            bigquery.cancelled()
+        );
+    }
     let cancelled = baton.client.backfill(&backfill.id).await?;
     assert_eq!(cancelled.state, baton_core::run::BackfillState::Cancelled);
-    assert_eq!(cancelled.runs, [first], "no later instant started");
+    assert_eq!(cancelled.runs, backfill.runs, "no later instant started");
     // Asked again: the same answer, nothing more changed.
     assert_eq!(
         baton.client.cancel_backfill(&backfill.id).await?.state,
@@ -481,5 +493,104 @@ async fn a_backfill_cancelled_stops_its_running_job_and_starts_no_more_runs() ->
     bigquery.rule(|_| None);
     let next = baton.client.start_backfill(&request).await?;
     assert_ne!(next.id, backfill.id);
+    Ok(())
+}
+
+/// A backfill of four instants two at a time whose first run's BigQuery job is held running:
+/// the three others run beside it one after another (never more than two of its runs open),
+/// a scheduled tick meanwhile is skipped, and the backfill succeeds once the held run ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_backfill_runs_beside_a_held_run_and_ends_when_it_does() -> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let bigquery = FaultyBigQuery::start(stack.var("BIGQUERY_EMULATOR_HOST")?).await?;
+    bigquery.rule(|id| id.contains("20261101T000000Z").then_some(Fault::Hang));
+    let options = Options::default().env("BIGQUERY_EMULATOR_HOST", &bigquery.url);
+    let baton = Baton::start_with(&stack, "backfill-parallel", options).await?;
+    baton
+        .apply(CatalogSpec {
+            frequencies: vec![Frequency::every("hourly", 3_600)],
+            tables: vec![table("bp.t", "SELECT 1 AS x", TableOptions::default())],
+        })
+        .await?;
+    let said = baton
+        .run_cli(&[
+            "backfill",
+            "start",
+            "hourly",
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-01T03:00:00Z",
+            "--parallel",
+            "2",
+        ])
+        .await?;
+    let id = said
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.strip_suffix(':'))
+        .expect("the backfill's id")
+        .to_string();
+    let started = baton.client.backfill(&id).await?;
+    assert_eq!(started.parallel, 2);
+    assert_eq!(started.runs.len(), 2, "two runs at once from the start");
+    let held = started.runs[0].clone();
+
+    let runs = baton_tests::eventually("the three other runs ended", TIMEOUT, || async {
+        let backfill = baton.client.backfill(&id).await?;
+        let mut runs = Vec::new();
+        for run in &backfill.runs {
+            runs.push(baton.client.run(run).await?.run);
+        }
+        Ok((runs.len() == 4 && runs[1..].iter().all(|r| r.state.is_terminal())).then_some(runs))
+    })
+    .await?;
+    for run in &runs[1..] {
+        assert_eq!(run.state, RunState::Succeeded, "{run:?}");
+    }
+    assert_eq!(runs[0].id, held);
+    assert_eq!(
+        runs[0].state,
+        RunState::Running,
+        "the held run is still running"
+    );
+    let instants: Vec<_> = runs.iter().map(|r| r.instant).collect();
+    assert_eq!(instants, started.instants, "the runs are in instant order");
+    // At each run's start, at most two of the backfill's runs were open.
+    for run in &runs {
+        let open = runs
+            .iter()
+            .filter(|o| o.created_at <= run.created_at)
+            .filter(|o| o.finished_at.is_none_or(|f| f > run.created_at))
+            .count();
+        assert!(open <= 2, "{open} runs open when {} started", run.id);
+    }
+    assert_eq!(
+        baton.client.backfill(&id).await?.state,
+        baton_core::run::BackfillState::Running
+    );
+    let said = baton.run_cli(&["backfill", "show", &id]).await?;
+    assert!(said.contains("Running, 4 of 4 runs, 2 at once"), "{said}");
+    // The frequency is held by the backfill's open run: a scheduled run is skipped.
+    let report = baton.tick_at("2026-12-01T10:00:05Z".parse()?).await?;
+    assert_eq!(report["runs"][0]["outcome"], "skipped", "{report}");
+    let reason = report["runs"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(&held), "{reason}");
+
+    bigquery.rule(|_| None);
+    let ended = baton_tests::eventually("the backfill ended", TIMEOUT, || async {
+        let b = baton.client.backfill(&id).await?;
+        Ok((b.state != baton_core::run::BackfillState::Running).then_some(b))
+    })
+    .await?;
+    assert_eq!(
+        ended.state,
+        baton_core::run::BackfillState::Succeeded,
+        "{ended:?}"
+    );
+    assert_eq!(
+        baton.client.run(&held).await?.run.state,
+        RunState::Succeeded
+    );
     Ok(())
 }

@@ -270,6 +270,7 @@ async fn every_route_answers_every_caller_as_their_role_says() -> anyhow::Result
             frequency: "fin_daily".into(),
             from: now - jiff::SignedDuration::from_hours(30),
             to: now,
+            parallel: None,
         })
         .await?;
 

@@ -716,6 +716,7 @@ async fn a_backfill_runs_its_instants_in_order_with_their_parameters() -> anyhow
             frequency: "hourly".into(),
             from: at("2026-11-01T00:00:00Z"),
             to: at("2026-11-01T03:30:00Z"),
+            parallel: None,
         })
         .await?;
     let instants: Vec<Timestamp> = (0..4)

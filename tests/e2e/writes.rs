@@ -62,6 +62,7 @@ async fn backfill(baton: &Baton, from: &str, to: &str) -> anyhow::Result<Vec<Str
             frequency: "daily".into(),
             from: at(from),
             to: at(to),
+            parallel: None,
         })
         .await?;
     let ended = eventually("the backfill ended", TIMEOUT, || async {

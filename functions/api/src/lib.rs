@@ -130,6 +130,8 @@ impl App {
 
 /// The most instants one backfill may cover.
 const MAX_BACKFILL_INSTANTS: usize = 10_000;
+/// The most runs of one backfill open at once: each holds its own share of BigQuery slots.
+const MAX_BACKFILL_PARALLEL: u32 = 10;
 
 /// Catalogs of thousands of tables are tens of megabytes of SQL.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -260,7 +262,7 @@ fn endpoints() -> Vec<(Route, Handler)> {
                 "POST",
                 "/v1/backfills/{backfill_id}/cancel",
                 Change,
-                "Cancel a backfill and its run in progress",
+                "Cancel a backfill and its runs in progress",
             )
             .answers_with::<Backfill>(&[202]),
             post(cancel_backfill),
@@ -1309,7 +1311,8 @@ async fn cancel_run(
     Ok((StatusCode::ACCEPTED, Json(RunChange { run, changed })))
 }
 
-/// Starts a backfill: the frequency's instants in `from..=to`, run one after another.
+/// Starts a backfill: the frequency's instants in `from..=to`, run in order, `parallel` of
+/// them at once (one after another unless asked).
 async fn start_backfill(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Principal>,
@@ -1337,12 +1340,19 @@ async fn start_backfill(
             "that is more than {MAX_BACKFILL_INSTANTS} instants of {name}: split the backfill"
         )));
     }
+    let parallel = request.parallel.unwrap_or(1);
+    if !(1..=MAX_BACKFILL_PARALLEL).contains(&parallel) {
+        return Err(ApiError::bad_request(format!(
+            "`parallel` is {parallel}: a backfill runs 1 to {MAX_BACKFILL_PARALLEL} of its runs at once"
+        )));
+    }
     let backfill = Backfill {
         schema_version: 1,
         id: backfill_id(name, now, rand::random()),
         frequency: name.clone(),
         instants,
         runs: Vec::new(),
+        parallel,
         state: BackfillState::Running,
         requested_by: Some(principal.email.clone()),
         error: None,
@@ -1369,7 +1379,7 @@ async fn start_backfill(
         }),
     )
     .await;
-    if let Some(run) = app
+    for run in app
         .store
         .advance_backfill(name, app.config.default_concurrency, now)
         .await
@@ -1437,16 +1447,8 @@ async fn cancel_backfill(
             ),
         ));
     }
-    // The run cancelled now, or (asked again) the last run if it is cancelled and open.
-    let announce = match cancelled {
-        Some(run) => Some(run),
-        None => match backfill.runs.last() {
-            Some(run_id) => app.store.run(run_id).await.map_err(store_error)?,
-            None => None,
-        }
-        .filter(|run| run.state == RunState::Cancelled && run.summary.is_none()),
-    };
-    if let Some(run) = announce {
+    // The runs cancelled now, or (asked again) those cancelled and not yet closed.
+    for run in cancelled {
         app.announce(PlannerEvent::RunCancelled { run_id: run.id })
             .await?;
     }

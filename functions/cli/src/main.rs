@@ -259,10 +259,14 @@ enum BackfillCommand {
         from: jiff::Timestamp,
         #[arg(long)]
         to: jiff::Timestamp,
+        /// How many of its runs may be open at once (1 to 10): runs of later instants start
+        /// before earlier ones end. Keep 1 for tables that read their own earlier state.
+        #[arg(long, default_value_t = 1)]
+        parallel: u32,
     },
     /// A backfill and its runs.
     Show { id: String },
-    /// Cancels a backfill: no more of its runs start, and the one in progress is cancelled.
+    /// Cancels a backfill: no more of its runs start, and those in progress are cancelled.
     Cancel { id: String },
 }
 
@@ -458,6 +462,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     frequency,
                     from,
                     to,
+                    parallel,
                 },
         } => {
             let backfill = client
@@ -465,6 +470,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     frequency,
                     from,
                     to,
+                    parallel: (parallel != 1).then_some(parallel),
                 })
                 .await?;
             println!(
@@ -568,8 +574,12 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             command: BackfillCommand::Show { id },
         } => {
             let backfill = client.backfill(&id).await?;
+            let at_once = match backfill.parallel {
+                1 => String::new(),
+                n => format!(", {n} at once"),
+            };
             println!(
-                "backfill {} of {}: {:?}, {} of {} runs",
+                "backfill {} of {}: {:?}, {} of {} runs{at_once}",
                 backfill.id,
                 backfill.frequency,
                 backfill.state,

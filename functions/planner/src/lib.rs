@@ -550,7 +550,7 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
             && let Some(frequency) = &run.frequency
         {
             self.runs.release_schedule(frequency, run_id).await?;
-            if let Some(next) = self
+            for next in self
                 .runs
                 .advance_backfill(frequency, self.default_concurrency, Timestamp::now())
                 .await?

@@ -88,92 +88,122 @@ pub fn release_schedule(schedule: &ScheduleState, run_id: &str) -> Option<Schedu
     })
 }
 
-/// What a backfill does next, once nothing of its frequency is open.
+/// What a frequency's backfill does next: the schedule with its list of open backfill runs
+/// pruned, the backfill when it changed (a run added, or it ended), and the runs to create.
 #[derive(Debug, Clone, PartialEq)]
-pub enum BackfillStep {
-    /// Start the run of the next instant (it becomes the frequency's open run).
-    Run {
-        run: Box<Run>,
-        backfill: Backfill,
-        schedule: ScheduleState,
-    },
-    /// The backfill has ended (all instants run, or one failed or was cancelled).
-    End {
-        backfill: Backfill,
-        schedule: ScheduleState,
-    },
+pub struct BackfillStep {
+    pub schedule: ScheduleState,
+    pub backfill: Option<Backfill>,
+    pub runs: Vec<Run>,
 }
 
-/// The next step of the frequency's backfill; `last` is its latest run, if any.
+/// The runs `backfill_step` needs to see: the schedule's open backfill runs and the
+/// backfill's latest run (a run started before the list was kept may be its only trace).
+pub fn backfill_reads(schedule: &ScheduleState, backfill: Option<&Backfill>) -> Vec<String> {
+    let mut ids = schedule.backfill_runs.clone();
+    if let Some(last) = backfill.and_then(|b| b.runs.last())
+        && !ids.contains(last)
+    {
+        ids.push(last.clone());
+    }
+    ids
+}
+
+/// The next step of the frequency's backfill, if anything changes. `seen` holds the runs
+/// named by `schedule.backfill_runs` and the backfill's latest run, as read now.
+///
+/// Runs seen ended leave the schedule's list. A run of the backfill that ended other than
+/// succeeded ends it (its other open runs go on to their end, and keep the frequency busy
+/// until then). Otherwise, while no other run of the frequency is open, runs of the next
+/// instants start, in order, until `parallel` are open; once every instant has run and
+/// succeeded, the backfill has succeeded.
 pub fn backfill_step(
     schedule: &ScheduleState,
-    backfill: &Backfill,
-    last: Option<&Run>,
+    backfill: Option<&Backfill>,
+    seen: &[Run],
     frequency: &crate::catalog::Frequency,
     default_concurrency: u32,
     now: Timestamp,
 ) -> Option<BackfillStep> {
-    if schedule.open_run.is_some()
-        || schedule.backfill.as_deref() != Some(backfill.id.as_str())
-        || backfill.state != BackfillState::Running
-    {
-        return None;
-    }
-    let mut backfill = backfill.clone();
-    let mut schedule = schedule.clone();
-    let end = |mut backfill: Backfill, mut schedule: ScheduleState, state, error| {
-        backfill.state = state;
-        backfill.error = error;
-        backfill.finished_at = Some(now);
-        schedule.backfill = None;
-        Some(BackfillStep::End { backfill, schedule })
+    let open = |id: &String| seen.iter().any(|r| &r.id == id && !r.state.is_terminal());
+    let mut next = schedule.clone();
+    next.backfill_runs.retain(open);
+    let backfill = backfill.filter(|b| {
+        schedule.backfill.as_deref() == Some(b.id.as_str()) && b.state == BackfillState::Running
+    });
+    let mut step = BackfillStep {
+        schedule: next,
+        backfill: None,
+        runs: Vec::new(),
     };
-    if let Some(last) = last {
-        if !last.state.is_terminal() {
-            return None;
-        }
-        if last.state != RunState::Succeeded {
-            let state = if last.state == RunState::Cancelled {
-                BackfillState::Cancelled
-            } else {
-                BackfillState::Failed
+    if let Some(backfill) = backfill {
+        let mut backfill = backfill.clone();
+        let failed = seen.iter().find(|r| {
+            r.backfill.as_deref() == Some(backfill.id.as_str())
+                && r.state.is_terminal()
+                && r.state != RunState::Succeeded
+        });
+        let started = backfill.runs.len();
+        let ended = match failed {
+            Some(run) => Some((
+                if run.state == RunState::Cancelled {
+                    BackfillState::Cancelled
+                } else {
+                    BackfillState::Failed
+                },
+                Some(format!(
+                    "run {} ended {}: the backfill stops there (resume it to go on)",
+                    run.id, run.state
+                )),
+            )),
+            None if started == backfill.instants.len()
+                && step.schedule.backfill_runs.is_empty() =>
+            {
+                Some((BackfillState::Succeeded, None))
+            }
+            None => None,
+        };
+        if let Some((state, error)) = ended {
+            backfill.state = state;
+            backfill.error = error;
+            backfill.finished_at = Some(now);
+            step.schedule.backfill = None;
+            step.backfill = Some(backfill);
+        } else if schedule.open_run.is_none() {
+            let room = (backfill.parallel.max(1) as usize)
+                .saturating_sub(step.schedule.backfill_runs.len());
+            let window = |instant| {
+                frequency
+                    .schedule()
+                    .ok()
+                    .and_then(|s: Schedule| s.previous(instant))
             };
-            let why = format!(
-                "run {} ended {}: the backfill stops there (resume it to go on)",
-                last.id, last.state
-            );
-            return end(backfill, schedule, state, Some(why));
+            for &instant in backfill.instants.iter().skip(started).take(room) {
+                let mut run = Run::new(
+                    ids::backfill_run_id(&backfill.id, instant),
+                    Some(&frequency.name),
+                    Trigger::Backfill,
+                    instant,
+                    window(instant),
+                    frequency.concurrency.unwrap_or(default_concurrency),
+                    now,
+                );
+                run.backfill = Some(backfill.id.clone());
+                run.requested_by = backfill.requested_by.clone();
+                backfill.runs.push(run.id.clone());
+                step.schedule.backfill_runs.push(run.id.clone());
+                step.runs.push(run);
+            }
+            if !step.runs.is_empty() {
+                step.backfill = Some(backfill);
+            }
         }
     }
-    let Some(&instant) = backfill.instants.get(backfill.runs.len()) else {
-        return end(backfill, schedule, BackfillState::Succeeded, None);
-    };
-    let window_start = frequency
-        .schedule()
-        .ok()
-        .and_then(|s: Schedule| s.previous(instant));
-    let mut run = Run::new(
-        ids::backfill_run_id(&backfill.id, instant),
-        Some(&frequency.name),
-        Trigger::Backfill,
-        instant,
-        window_start,
-        frequency.concurrency.unwrap_or(default_concurrency),
-        now,
-    );
-    run.backfill = Some(backfill.id.clone());
-    run.requested_by = backfill.requested_by.clone();
-    backfill.runs.push(run.id.clone());
-    schedule.open_run = Some(run.id.clone());
-    Some(BackfillStep::Run {
-        run: Box::new(run),
-        backfill,
-        schedule,
-    })
+    (step.backfill.is_some() || step.schedule != *schedule).then_some(step)
 }
 
 /// Cancels a backfill as a whole: it starts no more runs, and frees its frequency for the
-/// next backfill. None when it has ended already. Its run that has not ended is cancelled
+/// next backfill. None when it has ended already. Its runs that have not ended are cancelled
 /// beside it (`cancel_run`), in the same transaction.
 pub fn cancel_backfill(
     backfill: &Backfill,
@@ -665,7 +695,7 @@ mod tests {
     #[test]
     fn a_cancelled_backfill_frees_its_frequency_once() {
         let now: Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
-        let (_, schedule, backfill) = crate::port_suite::backfill(now);
+        let (_, schedule, backfill) = crate::port_suite::backfill(now, 1);
         let (cancelled, freed) =
             cancel_backfill(&backfill, Some(&schedule), now).expect("it was running");
         assert_eq!(cancelled.state, BackfillState::Cancelled);
@@ -679,6 +709,75 @@ mod tests {
         };
         let (_, untouched) = cancel_backfill(&backfill, Some(&other), now).unwrap();
         assert_eq!(untouched, None);
+    }
+
+    /// A parallel backfill fills its room in instant order, only while no other run of the
+    /// frequency is open, and not past its last instant.
+    #[test]
+    fn a_parallel_backfill_starts_runs_until_its_parallel_are_open() {
+        let now: Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
+        let (frequency, schedule, backfill) = crate::port_suite::backfill(now, 2);
+        let held = ScheduleState {
+            open_run: Some("hourly-scheduled".into()),
+            ..schedule.clone()
+        };
+        assert_eq!(
+            backfill_step(&held, Some(&backfill), &[], &frequency, 5, now),
+            None
+        );
+        let step = backfill_step(&schedule, Some(&backfill), &[], &frequency, 5, now).unwrap();
+        let instants: Vec<_> = step.runs.iter().map(|r| r.instant).collect();
+        assert_eq!(instants, backfill.instants[..2]);
+        assert_eq!(
+            step.schedule.backfill_runs,
+            step.runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>()
+        );
+        let started = step.backfill.clone().unwrap();
+        assert_eq!(started.runs, step.schedule.backfill_runs);
+        // Both open: nothing to do.
+        assert_eq!(
+            backfill_step(
+                &step.schedule,
+                Some(&started),
+                &step.runs,
+                &frequency,
+                5,
+                now
+            ),
+            None
+        );
+        // The second ended: the third and last instant starts; the room left stays empty.
+        let mut seen = step.runs.clone();
+        seen[1].state = RunState::Succeeded;
+        let next =
+            backfill_step(&step.schedule, Some(&started), &seen, &frequency, 5, now).unwrap();
+        assert_eq!(next.runs.len(), 1);
+        assert_eq!(next.runs[0].instant, backfill.instants[2]);
+        assert_eq!(
+            next.schedule.backfill_runs,
+            [seen[0].id.clone(), next.runs[0].id.clone()]
+        );
+    }
+
+    /// A backfill whose run was started before the schedule listed its runs (it held the
+    /// frequency as its open run) is judged by its latest run.
+    #[test]
+    fn a_backfill_started_before_the_list_is_judged_by_its_latest_run() {
+        let now: Timestamp = "2026-11-22T10:00:00Z".parse().unwrap();
+        let (frequency, schedule, backfill) = crate::port_suite::backfill(now, 1);
+        let first = backfill_step(&schedule, Some(&backfill), &[], &frequency, 5, now).unwrap();
+        let mut run = first.runs[0].clone();
+        run.state = RunState::Failed;
+        let old = ScheduleState {
+            backfill_runs: vec![],
+            ..first.schedule.clone()
+        };
+        let backfill = first.backfill.unwrap();
+        assert_eq!(backfill_reads(&old, Some(&backfill)), [run.id.clone()]);
+        let ended = backfill_step(&old, Some(&backfill), &[run], &frequency, 5, now).unwrap();
+        let ended = ended.backfill.unwrap();
+        assert_eq!(ended.state, BackfillState::Failed);
+        assert!(ended.error.unwrap().contains("ended failed"));
     }
 
     fn t(s: &str) -> Timestamp {

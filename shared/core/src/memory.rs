@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::catalog::{Frequency, TableDoc, TableId};
-use crate::lifecycle::{self, BackfillStep, LeaseOutcome, Outcome, ParentState, Planned, Settled};
+use crate::lifecycle::{self, LeaseOutcome, Outcome, ParentState, Planned, Settled};
 use crate::ports::RunPort;
 use crate::ports::StoreError;
 use crate::run::{Backfill, Job, Run, RunSummary, ScheduleState, Slot};
@@ -451,61 +451,54 @@ impl RunPort for MemoryRuns {
         frequency: &str,
         default_concurrency: u32,
         now: Timestamp,
-    ) -> Result<Option<Run>, StoreError> {
+    ) -> Result<Vec<Run>, StoreError> {
         let mut memory = self.enter().await?;
         let Some(state) = memory
             .schedules
             .get(frequency)
-            .filter(|s| s.backfill.is_some() && s.open_run.is_none())
+            .filter(|s| s.backfill.is_some() || !s.backfill_runs.is_empty())
             .cloned()
         else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
-        let id = state.backfill.clone().expect("filtered");
-        let (Some(backfill), Some(definition)) = (
-            memory.backfills.get(&id).cloned(),
-            memory.frequencies.get(frequency).cloned(),
-        ) else {
-            return Ok(None);
+        let backfill = state
+            .backfill
+            .as_ref()
+            .and_then(|id| memory.backfills.get(id))
+            .cloned();
+        let Some(definition) = memory.frequencies.get(frequency).cloned() else {
+            return Ok(Vec::new());
         };
-        let last = backfill
-            .runs
-            .last()
-            .and_then(|r| memory.runs.get(r))
-            .and_then(|d| d.run.clone());
-        let concurrency = definition.concurrency.unwrap_or(default_concurrency);
-        let step = lifecycle::backfill_step(
+        let seen: Vec<Run> = lifecycle::backfill_reads(&state, backfill.as_ref())
+            .iter()
+            .filter_map(|id| memory.runs.get(id).and_then(|d| d.run.clone()))
+            .collect();
+        let Some(step) = lifecycle::backfill_step(
             &state,
-            &backfill,
-            last.as_ref(),
+            backfill.as_ref(),
+            &seen,
             &definition,
-            concurrency,
+            default_concurrency,
             now,
-        );
-        match step {
-            None => Ok(None),
-            Some(BackfillStep::End { backfill, schedule }) => {
-                memory.backfills.insert(backfill.id.clone(), backfill);
-                memory.schedules.insert(frequency.to_string(), schedule);
-                Ok(None)
-            }
-            Some(BackfillStep::Run {
-                run,
-                backfill,
-                schedule,
-            }) => {
-                memory.runs.insert(
-                    run.id.clone(),
-                    RunData {
-                        run: Some((*run).clone()),
-                        ..RunData::default()
-                    },
-                );
-                memory.backfills.insert(backfill.id.clone(), backfill);
-                memory.schedules.insert(frequency.to_string(), schedule);
-                Ok(Some(*run))
-            }
+        ) else {
+            return Ok(Vec::new());
+        };
+        for run in &step.runs {
+            memory.runs.insert(
+                run.id.clone(),
+                RunData {
+                    run: Some(run.clone()),
+                    ..RunData::default()
+                },
+            );
         }
+        if let Some(backfill) = step.backfill {
+            memory.backfills.insert(backfill.id.clone(), backfill);
+        }
+        memory
+            .schedules
+            .insert(frequency.to_string(), step.schedule);
+        Ok(step.runs)
     }
 
     async fn start(

@@ -405,25 +405,25 @@ pub async fn a_run_plans_its_frequency_or_its_tables_and_downstream(
     Ok(())
 }
 
-/// A backfill of two hourly instants, for the caller to store first: the frequency, its
-/// schedule (naming the backfill, no run open) and the backfill.
-pub fn backfill(now: Timestamp) -> (Frequency, ScheduleState, Backfill) {
+/// A backfill of three hourly instants, `parallel` runs at once, for the caller to store
+/// first: the frequency, its schedule (naming the backfill, no run open) and the backfill.
+pub fn backfill(now: Timestamp, parallel: u32) -> (Frequency, ScheduleState, Backfill) {
     let frequency = Frequency::every("hourly", 3_600);
     let schedule = ScheduleState {
         frequency: frequency.name.clone(),
-        open_run: None,
-        last_instant: None,
         backfill: Some("suite-backfill".into()),
+        ..ScheduleState::default()
     };
     let backfill = Backfill {
         schema_version: 1,
         id: "suite-backfill".into(),
         frequency: frequency.name.clone(),
-        instants: vec![
-            now - SignedDuration::from_hours(2),
-            now - SignedDuration::from_hours(1),
-        ],
+        instants: (1..=3)
+            .rev()
+            .map(|h| now - SignedDuration::from_hours(h))
+            .collect(),
         runs: vec![],
+        parallel,
         state: BackfillState::Running,
         requested_by: None,
         error: None,
@@ -433,15 +433,49 @@ pub fn backfill(now: Timestamp) -> (Frequency, ScheduleState, Backfill) {
     (frequency, schedule, backfill)
 }
 
+/// Plans `run` (no jobs) and closes it as `summary` says, as the planner would, then frees
+/// the frequency.
+async fn end_run(
+    runs: &impl RunPort,
+    run: &Run,
+    summary: &RunSummary,
+    now: Timestamp,
+) -> Result<Run, String> {
+    let e = |e: crate::ports::StoreError| e.to_string();
+    let lease = runs
+        .take_lease(&run.id, "suite", now + SignedDuration::from_secs(60), now)
+        .await
+        .map_err(e)?;
+    ensure!(
+        matches!(lease, Some(LeaseOutcome::Taken(_))),
+        "the lease: {lease:?}"
+    );
+    let planned = Planned::Jobs {
+        count: 0,
+        excluded: vec![],
+    };
+    let ended = runs
+        .end_planning(&run.id, "suite", &planned, now)
+        .await
+        .map_err(e)?;
+    ensure!(ended.is_some(), "planning {} did not end", run.id);
+    let closed = runs.close(&run.id, summary, now).await.map_err(e)?;
+    let closed = closed.ok_or(format!("{} did not close", run.id))?;
+    runs.release_schedule(&run.frequency.clone().unwrap_or_default(), &run.id)
+        .await
+        .map_err(e)?;
+    Ok(closed)
+}
+
 /// A backfill creates one run at a time, in order, each with the default concurrency when its
 /// frequency sets none, the next only once the one before has succeeded and freed the
-/// frequency; after the last, nothing more. Needs `backfill`'s documents.
+/// frequency; after the last, nothing more. Needs `backfill(now, 1)`'s documents.
 pub async fn a_backfill_runs_its_instants_one_at_a_time(
     runs: &impl RunPort,
     now: Timestamp,
 ) -> Result<(), String> {
     let e = |e: crate::ports::StoreError| e.to_string();
-    let (frequency, _, fixture) = backfill(now);
+    let (frequency, _, fixture) = backfill(now, 1);
     let name = frequency.name.as_str();
     let stored = runs.frequency(name).await.map_err(e)?;
     ensure!(
@@ -449,8 +483,10 @@ pub async fn a_backfill_runs_its_instants_one_at_a_time(
         "the frequency: {stored:?}"
     );
     for (n, instant) in fixture.instants.iter().enumerate() {
-        let run = runs.advance_backfill(name, 7, now).await.map_err(e)?;
-        let run = run.ok_or(format!("no run for instant {n}"))?;
+        let created = runs.advance_backfill(name, 7, now).await.map_err(e)?;
+        let [run] = created.as_slice() else {
+            return Err(format!("instant {n} made runs {created:?}"));
+        };
         ensure!(
             run.instant == *instant,
             "run {n} is for {}, not {instant}",
@@ -467,41 +503,68 @@ pub async fn a_backfill_runs_its_instants_one_at_a_time(
         );
         let again = runs.advance_backfill(name, 7, now).await.map_err(e)?;
         ensure!(
-            again.is_none(),
+            again.is_empty(),
             "a second run while {} is open: {again:?}",
             run.id
         );
-        // The run is planned (no jobs), closes succeeded and frees the frequency.
-        let lease = runs
-            .take_lease(&run.id, "suite", now + SignedDuration::from_secs(60), now)
-            .await
-            .map_err(e)?;
+        let closed = end_run(runs, run, &RunSummary::default(), now).await?;
         ensure!(
-            matches!(lease, Some(LeaseOutcome::Taken(_))),
-            "the lease: {lease:?}"
+            closed.state == RunState::Succeeded,
+            "{} closed {}",
+            run.id,
+            closed.state
         );
-        let planned = Planned::Jobs {
-            count: 0,
-            excluded: vec![],
-        };
-        let ended = runs
-            .end_planning(&run.id, "suite", &planned, now)
-            .await
-            .map_err(e)?;
-        ensure!(ended.is_some(), "planning {} did not end", run.id);
-        let closed = runs
-            .close(&run.id, &RunSummary::default(), now)
-            .await
-            .map_err(e)?;
-        ensure!(
-            closed.is_some_and(|r| r.state == RunState::Succeeded),
-            "{} did not close succeeded",
-            run.id
-        );
-        runs.release_schedule(name, &run.id).await.map_err(e)?;
     }
     let after = runs.advance_backfill(name, 7, now).await.map_err(e)?;
-    ensure!(after.is_none(), "a run after the last instant: {after:?}");
+    ensure!(after.is_empty(), "a run after the last instant: {after:?}");
+    Ok(())
+}
+
+/// A backfill of three instants two at a time: two runs start at once; when the second ends
+/// the third starts (in order, whichever ended); when the first then fails the backfill
+/// fails, while its third run goes on to its end. Needs `backfill(now, 2)`'s documents.
+pub async fn a_parallel_backfill_keeps_its_runs_open_up_to_its_parallel(
+    runs: &impl RunPort,
+    now: Timestamp,
+) -> Result<(), String> {
+    let e = |e: crate::ports::StoreError| e.to_string();
+    let (frequency, _, fixture) = backfill(now, 2);
+    let name = frequency.name.as_str();
+    let created = runs.advance_backfill(name, 7, now).await.map_err(e)?;
+    let [first, second] = created.as_slice() else {
+        return Err(format!("the first step made runs {created:?}"));
+    };
+    ensure!(
+        [first.instant, second.instant] == fixture.instants[..2],
+        "the runs are for {} and {}",
+        first.instant,
+        second.instant
+    );
+    let again = runs.advance_backfill(name, 7, now).await.map_err(e)?;
+    ensure!(
+        again.is_empty(),
+        "a third run while two are open: {again:?}"
+    );
+    end_run(runs, second, &RunSummary::default(), now).await?;
+    let created = runs.advance_backfill(name, 7, now).await.map_err(e)?;
+    let [third] = created.as_slice() else {
+        return Err(format!("after the second ended, runs {created:?}"));
+    };
+    ensure!(
+        third.instant == fixture.instants[2],
+        "the third run is for {}",
+        third.instant
+    );
+    let failed = RunSummary {
+        failed: 1,
+        ..RunSummary::default()
+    };
+    end_run(runs, first, &failed, now).await?;
+    let after = runs.advance_backfill(name, 7, now).await.map_err(e)?;
+    ensure!(after.is_empty(), "runs after a failure: {after:?}");
+    end_run(runs, third, &RunSummary::default(), now).await?;
+    let after = runs.advance_backfill(name, 7, now).await.map_err(e)?;
+    ensure!(after.is_empty(), "runs after the end: {after:?}");
     Ok(())
 }
 
@@ -546,21 +609,50 @@ mod on_memory {
         .unwrap();
     }
 
-    #[test]
-    fn a_backfill_runs_its_instants_one_at_a_time() {
-        let now: Timestamp = "2026-11-22T02:00:00Z".parse().unwrap();
-        let (frequency, schedule, backfill) = super::backfill(now);
+    fn holding_backfill(now: Timestamp, parallel: u32) -> MemoryRuns {
+        let (frequency, schedule, backfill) = super::backfill(now, parallel);
         let mut memory = Memory::default();
         memory
             .frequencies
             .insert(frequency.name.clone(), frequency.clone());
         memory.schedules.insert(frequency.name.clone(), schedule);
         memory.backfills.insert(backfill.id.clone(), backfill);
-        let runs = MemoryRuns::new(memory);
+        MemoryRuns::new(memory)
+    }
+
+    #[test]
+    fn a_backfill_runs_its_instants_one_at_a_time() {
+        let now: Timestamp = "2026-11-22T02:00:00Z".parse().unwrap();
+        let runs = holding_backfill(now, 1);
         futures_lite::future::block_on(super::a_backfill_runs_its_instants_one_at_a_time(
             &runs, now,
         ))
         .unwrap();
+        let memory = runs.state.lock().unwrap();
+        assert_eq!(
+            memory.backfills["suite-backfill"].state,
+            BackfillState::Succeeded
+        );
+        assert_eq!(memory.schedules["hourly"].backfill, None);
+    }
+
+    #[test]
+    fn a_parallel_backfill_keeps_its_runs_open_up_to_its_parallel() {
+        let now: Timestamp = "2026-11-22T02:00:00Z".parse().unwrap();
+        let runs = holding_backfill(now, 2);
+        futures_lite::future::block_on(
+            super::a_parallel_backfill_keeps_its_runs_open_up_to_its_parallel(&runs, now),
+        )
+        .unwrap();
+        let memory = runs.state.lock().unwrap();
+        let backfill = &memory.backfills["suite-backfill"];
+        assert_eq!(backfill.state, BackfillState::Failed);
+        assert_eq!(backfill.runs.len(), 3);
+        let schedule = &memory.schedules["hourly"];
+        assert_eq!(
+            (&schedule.backfill, schedule.backfill_runs.len()),
+            (&None, 0)
+        );
     }
 
     #[test]

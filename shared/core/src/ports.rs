@@ -203,15 +203,17 @@ pub trait RunPort: Send + Sync {
         frequency: &str,
         run_id: &str,
     ) -> impl Future<Output = Answer<()>> + Send;
-    /// Creates the next run of the frequency's backfill when nothing of the frequency is open,
-    /// capped by the frequency's concurrency or else `default_concurrency`; returns it for
-    /// announcing.
+    /// Moves the frequency's backfill on (`lifecycle::backfill_step`): forgets its runs that
+    /// ended, ends it at a failed run or after its last, and creates the runs of its next
+    /// instants while fewer than its `parallel` are open and no other run of the frequency
+    /// is; each capped by the frequency's concurrency or else `default_concurrency`. Returns
+    /// the runs created, for announcing.
     fn advance_backfill(
         &self,
         frequency: &str,
         default_concurrency: u32,
         now: Timestamp,
-    ) -> impl Future<Output = Answer<Option<Run>>> + Send;
+    ) -> impl Future<Output = Answer<Vec<Run>>> + Send;
 
     /// Moves a dispatched job to running; returns the job as it is after.
     fn start(

@@ -564,6 +564,11 @@ pub struct ScheduleState {
     /// The frequency's run that has not ended: while there is one, no other starts.
     #[serde(default)]
     pub open_run: Option<String>,
+    /// The backfill's runs started and not yet seen ended by it (up to its `parallel`):
+    /// while one of them is open, no other run of the frequency starts either. A backfill
+    /// that ended at a failed run leaves its other runs here until they end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backfill_runs: Vec<String>,
     /// The latest instant a run was created for (started or skipped).
     #[serde(default, with = "crate::stamp::optional_timestamp")]
     #[schemars(with = "Option<jiff::Timestamp>")]
@@ -571,6 +576,18 @@ pub struct ScheduleState {
     /// The backfill in progress.
     #[serde(default)]
     pub backfill: Option<String>,
+}
+
+impl ScheduleState {
+    /// The runs that may hold the frequency: its open run and its backfill's, by id (one read
+    /// each tells which have not ended).
+    pub fn holders(&self) -> Vec<String> {
+        self.open_run
+            .iter()
+            .chain(&self.backfill_runs)
+            .cloned()
+            .collect()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -582,7 +599,8 @@ pub enum BackfillState {
     Cancelled,
 }
 
-/// `backfills/{id}`: a frequency run over past instants, one after another.
+/// `backfills/{id}`: a frequency run over past instants, in order, up to `parallel` of them
+/// at once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Backfill {
     pub schema_version: u32,
@@ -592,6 +610,9 @@ pub struct Backfill {
     /// The runs created so far, in order.
     #[serde(default)]
     pub runs: Vec<String>,
+    /// How many of its runs may be open at once (1: one after another).
+    #[serde(default = "one")]
+    pub parallel: u32,
     pub state: BackfillState,
     #[serde(default)]
     pub requested_by: Option<String>,
@@ -603,6 +624,10 @@ pub struct Backfill {
     #[serde(default, with = "crate::stamp::optional_timestamp")]
     #[schemars(with = "Option<jiff::Timestamp>")]
     pub finished_at: Option<Timestamp>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[cfg(test)]

@@ -102,6 +102,10 @@ pub struct BackfillRequest {
     pub from: jiff::Timestamp,
     /// The last instant considered (included).
     pub to: jiff::Timestamp,
+    /// How many of its runs may be open at once (1, the default: one after another; at
+    /// most 10). Each run keeps its frequency's concurrency cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<u32>,
 }
 
 /// `GET /v1/costs?by=group&from=2026-11-01&to=2026-11-30`: what BigQuery jobs cost each day

@@ -31,6 +31,29 @@ use super::{
 
 const TRIES: u32 = 8;
 
+/// The run holding the frequency in `state` (its open run or one of its backfill's) that has
+/// not ended, other than `except`.
+async fn open_holder(
+    tx: &Txn<'_>,
+    state: &ScheduleState,
+    except: &str,
+) -> Result<Option<Run>, StoreError> {
+    let ids: Vec<String> = state
+        .holders()
+        .into_iter()
+        .filter(|id| id != except)
+        .collect();
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    Ok(tx
+        .get_many::<Run>(None, RUNS, &ids)
+        .await?
+        .into_iter()
+        .flatten()
+        .find(|r| !r.state.is_terminal()))
+}
+
 /// An instant as a query compares it: a Firestore timestamp value (`baton_core::stamp`).
 struct At(Timestamp);
 
@@ -351,8 +374,8 @@ impl Store {
                 tx.rollback().await;
                 return Ok(Admitted::Late(reason));
             }
-            let open = match state.as_ref().and_then(|s| s.open_run.clone()) {
-                Some(id) => tx.get::<Run>(None, RUNS, &id).await?,
+            let open = match &state {
+                Some(state) => open_holder(&tx, state, &run.id).await?,
                 None => None,
             };
             let busy = open.as_ref().filter(|o| !o.state.is_terminal());
@@ -429,14 +452,12 @@ impl Store {
                     .get(None, SCHEDULES, frequency)
                     .await?
                     .unwrap_or_default();
-                if let Some(open) = state.open_run.clone().filter(|o| o != run_id) {
-                    let open_run = tx.get::<Run>(None, RUNS, &open).await?;
-                    if open_run.is_some_and(|r| !r.state.is_terminal()) {
-                        tx.rollback().await;
-                        return Ok(Err(format!(
-                            "run {open} of {frequency} is open: resume {run_id} when it has ended"
-                        )));
-                    }
+                if let Some(open) = open_holder(&tx, &state, run_id).await? {
+                    tx.rollback().await;
+                    return Ok(Err(format!(
+                        "run {} of {frequency} is open: resume {run_id} when it has ended",
+                        open.id
+                    )));
                 }
                 state.frequency = frequency.clone();
                 state.open_run = Some(run_id.to_string());
@@ -460,15 +481,16 @@ impl Store {
             .map(|(before, after)| after.unwrap_or(before)))
     }
 
-    /// Cancels the backfill `id` as a whole, and its run that has not ended, in one
+    /// Cancels the backfill `id` as a whole, and its runs that have not ended, in one
     /// transaction: a run it was about to start is either started before (and cancelled
-    /// here) or not at all. The backfill as it is after and the run cancelled now, if any;
-    /// none when there is no such backfill.
+    /// here) or not at all. The backfill as it is after, and its runs for the planner to
+    /// close: those cancelled now or, asked again, those cancelled and not yet closed. None
+    /// when there is no such backfill.
     pub async fn cancel_backfill(
         &self,
         id: &str,
         now: Timestamp,
-    ) -> Result<Option<(Backfill, Option<Run>)>, StoreError> {
+    ) -> Result<Option<(Backfill, Vec<Run>)>, StoreError> {
         retry_contention(TRIES, || async {
             let mut tx = self.begin().await?;
             let Some(backfill) = tx.get::<Backfill>(None, BACKFILLS, id).await? else {
@@ -477,32 +499,41 @@ impl Store {
             };
             let schedule: Option<ScheduleState> =
                 tx.get(None, SCHEDULES, &backfill.frequency).await?;
+            let ids =
+                lifecycle::backfill_reads(&schedule.clone().unwrap_or_default(), Some(&backfill));
+            let runs: Vec<Run> = tx
+                .get_many::<Run>(None, RUNS, &ids)
+                .await?
+                .into_iter()
+                .flatten()
+                .filter(|r| r.backfill.as_deref() == Some(id))
+                .collect();
             let Some((cancelled, schedule)) =
                 lifecycle::cancel_backfill(&backfill, schedule.as_ref(), now)
             else {
                 tx.rollback().await;
-                return Ok(Some((backfill, None)));
+                let unclosed = runs
+                    .into_iter()
+                    .filter(|r| {
+                        r.state == baton_core::state::RunState::Cancelled && r.summary.is_none()
+                    })
+                    .collect();
+                return Ok(Some((backfill, unclosed)));
             };
-            let open = match backfill.runs.last() {
-                Some(run_id) => tx.get::<Run>(None, RUNS, run_id).await?,
-                None => None,
-            };
-            let run = match open {
-                Some(open) => lifecycle::cancel_run(&open, now)
-                    .map_err(illegal)?
-                    .map(|run| (open, run)),
-                None => None,
-            };
-            if let Some((before, run)) = &run {
-                tx.set(None, RUNS, &run.id, run)?;
-                tx.note(before, run);
+            let mut stopped = Vec::new();
+            for open in &runs {
+                if let Some(run) = lifecycle::cancel_run(open, now).map_err(illegal)? {
+                    tx.set(None, RUNS, &run.id, &run)?;
+                    tx.note(open, &run);
+                    stopped.push(run);
+                }
             }
             if let Some(schedule) = &schedule {
                 tx.set(None, SCHEDULES, &backfill.frequency, schedule)?;
             }
             tx.set(None, BACKFILLS, id, &cancelled)?;
             tx.commit().await?;
-            Ok(Some((cancelled, run.map(|(_, run)| run))))
+            Ok(Some((cancelled, stopped)))
         })
         .await
     }
@@ -940,47 +971,63 @@ impl RunPort for Store {
         frequency: &str,
         default_concurrency: u32,
         now: Timestamp,
-    ) -> Result<Option<Run>, StoreError> {
+    ) -> Result<Vec<Run>, StoreError> {
         retry_contention(TRIES, || async {
             let mut tx = self.begin().await?;
             let state: Option<ScheduleState> = tx.get(None, SCHEDULES, frequency).await?;
-            let Some(state) = state.filter(|s| s.backfill.is_some() && s.open_run.is_none()) else {
+            let Some(state) = state.filter(|s| s.backfill.is_some() || !s.backfill_runs.is_empty())
+            else {
                 tx.rollback().await;
-                return Ok(None);
+                return Ok(Vec::new());
             };
-            let id = state.backfill.clone().expect("filtered");
-            let backfill: Option<Backfill> = tx.get(None, BACKFILLS, &id).await?;
-            let definition: Option<Frequency> = tx.get(None, FREQUENCIES, frequency).await?;
-            let (Some(backfill), Some(definition)) = (backfill, definition) else {
-                tx.rollback().await;
-                return Ok(None);
-            };
-            let last = match backfill.runs.last() {
-                Some(run_id) => tx.get::<Run>(None, RUNS, run_id).await?,
+            let backfill: Option<Backfill> = match &state.backfill {
+                Some(id) => tx.get(None, BACKFILLS, id).await?,
                 None => None,
             };
-            let concurrency = definition.concurrency.unwrap_or(default_concurrency);
-            match backfill_step(&state, &backfill, last.as_ref(), &definition, concurrency, now) {
-                None => {
-                    tx.rollback().await;
-                    Ok(None)
-                }
-                Some(BackfillStep::End { backfill, schedule }) => {
-                    tx.set(None, BACKFILLS, &backfill.id, &backfill)?;
-                    tx.set(None, SCHEDULES, frequency, &schedule)?;
-                    tx.commit().await?;
-                    tracing::info!(backfill = %backfill.id, state = ?backfill.state, "backfill ended");
-                    Ok(None)
-                }
-                Some(BackfillStep::Run { run, backfill, schedule }) => {
-                    tx.set(None, RUNS, &run.id, &run)?;
-                    tx.set(None, BACKFILLS, &backfill.id, &backfill)?;
-                    tx.set(None, SCHEDULES, frequency, &schedule)?;
-                    tx.commit().await?;
-                    tracing::info!(backfill = %backfill.id, run_id = %run.id, "backfill run created");
-                    Ok(Some(*run))
-                }
+            let definition: Option<Frequency> = tx.get(None, FREQUENCIES, frequency).await?;
+            let Some(definition) = definition else {
+                tx.rollback().await;
+                return Ok(Vec::new());
+            };
+            let ids = lifecycle::backfill_reads(&state, backfill.as_ref());
+            let seen: Vec<Run> = tx
+                .get_many::<Run>(None, RUNS, &ids)
+                .await?
+                .into_iter()
+                .flatten()
+                .collect();
+            let step = backfill_step(
+                &state,
+                backfill.as_ref(),
+                &seen,
+                &definition,
+                default_concurrency,
+                now,
+            );
+            let Some(BackfillStep {
+                schedule,
+                backfill,
+                runs,
+            }) = step
+            else {
+                tx.rollback().await;
+                return Ok(Vec::new());
+            };
+            for run in &runs {
+                tx.set(None, RUNS, &run.id, run)?;
             }
+            if let Some(backfill) = &backfill {
+                tx.set(None, BACKFILLS, &backfill.id, backfill)?;
+            }
+            tx.set(None, SCHEDULES, frequency, &schedule)?;
+            tx.commit().await?;
+            if let Some(backfill) = backfill.filter(|b| b.finished_at.is_some()) {
+                tracing::info!(backfill = %backfill.id, state = ?backfill.state, "backfill ended");
+            }
+            for run in &runs {
+                tracing::info!(backfill = ?run.backfill, run_id = %run.id, "backfill run created");
+            }
+            Ok(runs)
         })
         .await
     }
