@@ -1,8 +1,9 @@
 //! The chaos suite: runs of a 50-table catalog (diamonds, a fan-out, a failing branch) while
 //! every delivery is duplicated, deliveries are held and released together, processes of the
 //! planner and the executor are killed (SIGKILL) at random moments and started again, every
-//! message in flight is lost for a moment (as a restarted Pub/Sub emulator loses them), and
-//! BigQuery fails some jobs with `backendError`. Afterwards the ticks' sweeps finish what the
+//! message in flight is lost for a moment, the Pub/Sub emulator (this suite's own) is killed
+//! and started again once, losing every message it held, and BigQuery fails some jobs with
+//! `backendError`. Afterwards the ticks' sweeps finish what the
 //! losses stranded, dead letters are replayed, and it checks and prints: every run ended, each
 //! as its SQL says (the failing branch failed and skipped, all else succeeded), each table
 //! built by one job a run (every attempt before the one that succeeded failed, the injected
@@ -22,6 +23,7 @@ use baton_core::ports::WarehousePort;
 use baton_core::state::{JobState, RunState};
 use baton_service::api::{RunResponse, StartRunRequest};
 use baton_tests::faults::{Fault, FaultyBigQuery};
+use baton_tests::pubsub::OwnPubSub;
 use baton_tests::{Baton, Options, Stack};
 
 const CAP: u32 = 6;
@@ -102,6 +104,7 @@ struct Injected {
     kills: u32,
     holds: u32,
     losses: u32,
+    pubsub_restarts: u32,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,7 +125,10 @@ async fn chaos() -> anyhow::Result<()> {
                     .into(),
             })
     });
+    // A Pub/Sub emulator of its own, to restart.
+    let mut pubsub = OwnPubSub::start(&stack).await?;
     let options = Options::default()
+        .env("PUBSUB_EMULATOR_HOST", &pubsub.host())
         .env("BIGQUERY_EMULATOR_HOST", &bigquery.url)
         .env("BATON_DEFAULT_CONCURRENCY", &CAP.to_string())
         .env("BATON_RETRY_BACKOFF_MS", "200")
@@ -159,8 +165,16 @@ async fn chaos() -> anyhow::Result<()> {
     // Faults, one after another at random moments, while the runs go on.
     let mut injected = Injected::default();
     let processes = ["planner", "planner-2", "executor", "executor-2"];
+    let restart_pubsub_at = Duration::from_millis(rng.random_range(1_000..5_000));
     while started.elapsed() < Duration::from_secs(20) && !all_ended(&baton, &run_ids).await? {
         tokio::time::sleep(Duration::from_millis(rng.random_range(200..800))).await;
+        if injected.pubsub_restarts == 0 && started.elapsed() >= restart_pubsub_at {
+            // Every message it held is lost, and publishing fails until it is back.
+            pubsub.restart().await?;
+            baton.pubsub_restarted().await?;
+            injected.pubsub_restarts += 1;
+            continue;
+        }
         match rng.random_range(0..3) {
             0 => {
                 let process = processes[rng.random_range(0..processes.len())];
@@ -274,10 +288,12 @@ async fn chaos() -> anyhow::Result<()> {
 
     println!("chaos_runs: {runs} runs of {} tables", tables.len());
     println!(
-        "chaos_faults: {} kills, {} holds, {} losses, {} BigQuery failures a run",
+        "chaos_faults: {} kills, {} holds, {} losses, {} Pub/Sub restarts, {} BigQuery \
+         failures a run",
         injected.kills,
         injected.holds,
         injected.losses,
+        injected.pubsub_restarts,
         FLAKY.len()
     );
     println!("chaos_runs_ended: {}", run_ids.len());
@@ -309,6 +325,10 @@ async fn chaos() -> anyhow::Result<()> {
     );
     assert!(over_cap.is_empty(), "{over_cap:?}");
     assert_eq!(dead_letters_left, 0);
+    assert_eq!(
+        injected.pubsub_restarts, 1,
+        "the runs ended before Pub/Sub restarted"
+    );
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 pub mod corpus;
 pub mod faults;
 pub mod oidc;
+pub mod pubsub;
 pub mod relay;
 pub mod terraform;
 
@@ -283,6 +284,8 @@ pub struct Baton {
     /// The Pub/Sub emulator's address and this Baton's subscription to the stack's storage
     /// events, deleted when it stops.
     storage_subscription: Option<(String, String)>,
+    /// Deliveries of a message before Pub/Sub dead-letters it.
+    max_deliveries: u32,
 }
 
 impl std::fmt::Debug for Baton {
@@ -468,30 +471,7 @@ impl Baton {
         let bus = Bus::new(&gcp)?;
         let dead_letter = "baton-dead-letter";
         let max_deliveries = options.max_deliveries.unwrap_or(20);
-        bus.ensure_topic(dead_letter).await?;
-        bus.ensure_push_subscription(&PushSubscription {
-            name: "baton-dead-letters-push",
-            topic: dead_letter,
-            endpoint: &relays.dead_letters.endpoint,
-            ack_deadline_seconds: 60,
-            dead_letter: None,
-        })
-        .await?;
-        for (topic, endpoint, ack) in [
-            (&gcp.topics.planner, &relays.planner.endpoint, 60),
-            (&gcp.topics.executor, &relays.executor.endpoint, 600),
-            (&gcp.topics.importer, &relays.importer.endpoint, 600),
-        ] {
-            bus.ensure_topic(topic).await?;
-            bus.ensure_push_subscription(&PushSubscription {
-                name: &format!("{topic}-push"),
-                topic,
-                endpoint,
-                ack_deadline_seconds: ack,
-                dead_letter: Some((dead_letter, max_deliveries)),
-            })
-            .await?;
-        }
+        wire_pubsub(&bus, &gcp, &relays, max_deliveries).await?;
         // The stack publishes every bucket's finalize events to one topic, as a notification
         // configuration of the landing bucket does in production; the importer ignores other
         // buckets' (the other tests'). Only the Batons with load tables subscribe, and each
@@ -551,7 +531,22 @@ impl Baton {
             http: reqwest::Client::new(),
             services,
             storage_subscription,
+            max_deliveries,
         })
+    }
+
+    /// Makes the topics and push subscriptions again after the Pub/Sub emulator the services
+    /// use was restarted (`pubsub::OwnPubSub`), as they are in production across anything
+    /// Pub/Sub goes through. The landing bucket's subscription is not made again: it lives on
+    /// the stack's emulator.
+    pub async fn pubsub_restarted(&self) -> anyhow::Result<()> {
+        wire_pubsub(
+            &Bus::new(&self.gcp)?,
+            &self.gcp,
+            &self.relays,
+            self.max_deliveries,
+        )
+        .await
     }
 
     /// Who calls `service` in production, and the audience its tokens name: Cloud Scheduler
@@ -919,6 +914,42 @@ impl Baton {
             delete_subscription(&host, &path);
         }
     }
+}
+
+/// The topics and push subscriptions of a Baton: the planner's, executor's and importer's
+/// topics pushed to their relays, with the dead-letter topic pushed to the planner's relay.
+async fn wire_pubsub(
+    bus: &Bus,
+    gcp: &Gcp,
+    relays: &Relays,
+    max_deliveries: u32,
+) -> anyhow::Result<()> {
+    let dead_letter = "baton-dead-letter";
+    bus.ensure_topic(dead_letter).await?;
+    bus.ensure_push_subscription(&PushSubscription {
+        name: "baton-dead-letters-push",
+        topic: dead_letter,
+        endpoint: &relays.dead_letters.endpoint,
+        ack_deadline_seconds: 60,
+        dead_letter: None,
+    })
+    .await?;
+    for (topic, endpoint, ack) in [
+        (&gcp.topics.planner, &relays.planner.endpoint, 60),
+        (&gcp.topics.executor, &relays.executor.endpoint, 600),
+        (&gcp.topics.importer, &relays.importer.endpoint, 600),
+    ] {
+        bus.ensure_topic(topic).await?;
+        bus.ensure_push_subscription(&PushSubscription {
+            name: &format!("{topic}-push"),
+            topic,
+            endpoint,
+            ack_deadline_seconds: ack,
+            dead_letter: Some((dead_letter, max_deliveries)),
+        })
+        .await?;
+    }
+    Ok(())
 }
 
 fn spawn_service(

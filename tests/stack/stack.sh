@@ -302,6 +302,7 @@ BATON_TEST_MYSQL_URL=mysql://root@127.0.0.1:$p_my/mysql
 BATON_SIGNING_KEY_FILE=$signing_key
 BATON_TEST_OIDC_KEYS=$oidc_dir
 BATON_TEST_STORAGE_EVENTS=projects/$events_project/topics/$events_topic
+BATON_TEST_PUBSUB_EMULATOR=$pubsub_bin
 EOF
   mv "$env_file.tmp" "$env_file"
 }
