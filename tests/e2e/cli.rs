@@ -1,4 +1,5 @@
-//! The `baton` command as a user runs it, where it needs no service: `baton deps`.
+//! The `baton` command as a user runs it, where it needs no service: `baton deps` and
+//! `baton check`.
 
 use std::process::Command;
 
@@ -69,6 +70,91 @@ fn deps_prints_one_json_line_per_file() -> anyhow::Result<()> {
     assert_eq!(
         line["reads"],
         serde_json::json!(["acme.crm.people", "ga.events_*", "orders"])
+    );
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// Runs `baton check DIR` with no API to reach: its exit code, standard output and error.
+fn check(dir: &std::path::Path) -> anyhow::Result<(Option<i32>, String, String)> {
+    let output = Command::new(bin_dir().join("baton"))
+        .arg("check")
+        .arg(dir)
+        .env("BATON_API_URL", "http://127.0.0.1:9")
+        .env_remove("BATON_TOKEN")
+        .env_remove("BATON_PROJECT")
+        .output()?;
+    Ok((
+        output.status.code(),
+        String::from_utf8(output.stdout)?,
+        String::from_utf8(output.stderr)?,
+    ))
+}
+
+#[test]
+fn check_reads_a_folder_offline_and_names_each_problem_where_it_is() -> anyhow::Result<()> {
+    // The example catalog is sound.
+    let shop = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalogs/shop");
+    let (code, out, err) = check(&shop)?;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(
+            ": 7 tables, 1 frequencies, 6 dependencies, 0 external tables read, 0 warning(s)"
+        ),
+        "{out}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("baton-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("d"))?;
+    let write = |name: &str, text: &str| std::fs::write(dir.join("d").join(name), text);
+    write("a.sql", "SELECT * FROM d.b\n")?;
+    write("b.sql", "SELECT * FROM d.c\n")?;
+    write("c.sql", "SELECT *\nFROM d.a WHERE (x = 1\n")?;
+    write("e.sql", "-- frequency: weekly\nSELECT 1 AS x\n")?;
+    // Settings first: an unknown frequency.
+    let (code, out, err) = check(&dir)?;
+    assert_eq!(code, Some(1));
+    assert_eq!(out, "");
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            "d/e.sql: frequency `weekly` is not defined",
+            &format!("baton: {} has 1 problem(s)", dir.display()),
+        ]
+    );
+    // Then SQL, at its line and column.
+    std::fs::remove_file(dir.join("d/e.sql"))?;
+    let (code, _, err) = check(&dir)?;
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("d/c.sql:2:16: this `(` is never closed\n"),
+        "{err}"
+    );
+    // Then the graph: a cycle, by its path.
+    write("c.sql", "SELECT *\nFROM d.a WHERE (x = 1)\n")?;
+    let (code, _, err) = check(&dir)?;
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("d/a.sql: dependency cycle: d.a → d.c → d.b → d.a\n"),
+        "{err}"
+    );
+    // Mended, with a warning that does not fail it.
+    write("a.sql", "SELECT 1 AS n\n")?;
+    write("f.sql", "CALL d.refresh()\n")?;
+    let (code, out, err) = check(&dir)?;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(
+            ": 4 tables, 0 frequencies, 2 dependencies, 0 external tables read, 1 warning(s)"
+        ),
+        "{out}"
+    );
+    assert!(
+        err.starts_with(
+            "d/f.sql: warning: line 1: CALL baton-check.d.refresh: what a procedure reads"
+        ),
+        "{err}"
     );
     std::fs::remove_dir_all(&dir)?;
     Ok(())

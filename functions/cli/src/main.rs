@@ -48,6 +48,17 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Checks a catalog folder offline (no API, no credentials): every header and setting,
+    /// every table's SQL, the dependencies it infers and their cycles. Problems print as
+    /// `file:line:col: message`; the exit code is 1 when there is one.
+    Check {
+        /// The catalog folder.
+        dir: PathBuf,
+        /// The project the catalog is deployed to: names written with it are the catalog's
+        /// own, other projects' are external.
+        #[arg(long, env = "BATON_PROJECT")]
+        project: Option<String>,
+    },
     /// What SQL files read and write, one JSON object per file per line (no API needed).
     Deps {
         /// Qualifies names written without a project.
@@ -395,6 +406,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             prune,
             dry_run,
         } => apply(&client, &dir, prune, dry_run).await,
+        Command::Check { dir, project } => Ok(check(&dir, project.as_deref())),
         Command::Deps {
             project,
             dataset,
@@ -686,6 +698,62 @@ struct DepsLine<'a> {
 
 /// One line per file: `{"file", "reads", "writes", "lenient", "unknowable", "error"}`.
 /// Exit 1 when any file could not be read.
+/// `baton check`: what `baton apply --prune` would refuse, without asking the API.
+fn check(dir: &std::path::Path, project: Option<&str>) -> ExitCode {
+    use std::io::Write;
+    let started = std::time::Instant::now();
+    let stderr = std::io::stderr();
+    let mut err = std::io::BufWriter::new(stderr.lock());
+    let failed = |err: &mut dyn Write, problems: &[baton_core::catalog::Problem]| {
+        for p in problems {
+            let _ = writeln!(err, "{}: {}", p.at, p.message);
+        }
+        let _ = writeln!(
+            err,
+            "baton: {} has {} problem(s)",
+            dir.display(),
+            problems.len()
+        );
+        ExitCode::FAILURE
+    };
+    let catalog = match folder::load(dir) {
+        Ok(catalog) => catalog,
+        Err(problems) => return failed(&mut err, &problems),
+    };
+    // Without a project, names that give none are the catalog's; only those that name
+    // another project are external.
+    let project = project.unwrap_or("baton-check");
+    let plan = match baton_core::catalog::apply::plan_apply(
+        &[],
+        &[],
+        &catalog,
+        true,
+        project,
+        jiff::Timestamp::now(),
+    ) {
+        Ok(plan) => plan,
+        Err(problems) => return failed(&mut err, &problems),
+    };
+    for w in &plan.warnings {
+        let _ = writeln!(err, "{}: warning: {}", w.at, w.message);
+    }
+    let _ = err.flush();
+    let edges: usize = plan.dependencies.values().map(Vec::len).sum();
+    let external: std::collections::BTreeSet<&String> =
+        plan.write_tables.iter().flat_map(|t| &t.external).collect();
+    println!(
+        "{}: {} tables, {} frequencies, {edges} dependencies, {} external tables read, {} \
+         warning(s), checked in {} ms",
+        dir.display(),
+        plan.write_tables.len(),
+        plan.write_frequencies.len(),
+        external.len(),
+        plan.warnings.len(),
+        started.elapsed().as_millis()
+    );
+    ExitCode::SUCCESS
+}
+
 fn deps(project: Option<String>, dataset: Option<String>, files: &[PathBuf]) -> ExitCode {
     let defaults = Defaults { project, dataset };
     let mut ok = true;

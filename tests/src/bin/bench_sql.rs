@@ -1,7 +1,10 @@
 //! The SQL dependency benchmark (run it with `tests/bench/sql.sh`, which also runs sqlglot on
 //! the same corpus and prints the ratio). Prints each figure as `name: value unit`.
 //!
-//!   bench_sql [--texts N] [--corpus-out FILE] [--catalog N]
+//!   bench_sql [--texts N] [--corpus-out FILE] [--catalog N] [--catalog-out DIR]
+//!
+//! `--catalog-out DIR` writes the generated catalog as a folder (`baton.toml` and a `.sql`
+//! file a table) and stops: `tests/bench/check.sh` times `baton check` over it.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -107,6 +110,28 @@ fn main() -> anyhow::Result<()> {
         frequencies: vec![Frequency::every("daily", 86_400)],
         tables,
     };
+    if let Some(dir) = arg("--catalog-out") {
+        let dir = std::path::Path::new(&dir);
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(
+            dir.join("baton.toml"),
+            "[frequencies.daily]\nevery = \"24h\"\n",
+        )?;
+        for table in &spec.tables {
+            let folder = dir.join(&table.dataset);
+            std::fs::create_dir_all(&folder)?;
+            std::fs::write(
+                folder.join(format!("{}.sql", table.name)),
+                format!("-- frequency: daily\n{}\n", table.sql),
+            )?;
+        }
+        println!(
+            "catalog_written: {} tables, {:.1} MB",
+            spec.tables.len(),
+            catalog_bytes as f64 / 1e6
+        );
+        return Ok(());
+    }
     println!("catalog_tables: {} tables", spec.tables.len());
     println!("catalog_sql: {:.1} MB", catalog_bytes as f64 / 1e6);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);

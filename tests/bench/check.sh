@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `baton check` on generated catalog folders of 1,000, 5,000 and 10,000 tables (wall time, best
+# of three, and peak RSS), beside sqlglot's BigQuery tokenizer over the same files in the same
+# run. Each figure on its own line as `name: value unit`.
+#   tests/bench/check.sh [SIZES…]
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+cache=${BATON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/baton}
+venv=$cache/venv-sqlglot
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(1000 5000 10000)
+if [ ! -x "$venv/bin/python" ] \
+  || ! "$venv/bin/python" -c 'import importlib.metadata as m; m.version("sqlglotc")' 2>/dev/null; then
+  echo "installing sqlglot[c] into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'sqlglot[c]==30.30.0'
+fi
+echo "building baton and bench_sql (release)..." >&2
+cargo build --release --quiet -p baton-cli --bin baton -p baton-tests --bin bench_sql
+bin=${CARGO_TARGET_DIR:-target}/release
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for n in "${sizes[@]}"; do
+  dir=$tmp/catalog-$n
+  "$bin/bench_sql" --texts 1 --catalog "$n" --catalog-out "$dir" | sed "s/^/check_${n}_/"
+  # Each run in a fresh process: wall time and the child's peak RSS.
+  python3 - "$n" "$bin/baton" "$dir" <<'PY'
+import resource, subprocess, sys, time
+n, baton, folder = sys.argv[1], sys.argv[2], sys.argv[3]
+best = None
+for _ in range(3):
+    started = time.perf_counter()
+    done = subprocess.run([baton, "check", folder], capture_output=True, text=True)
+    took = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"baton check failed: {done.stderr[:2000]}")
+    best = took if best is None else min(best, took)
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(f"check_{n}_baton_wall: {best * 1000:.0f} ms")
+print(f"check_{n}_baton_peak_rss: {rss:.0f} MB")
+print(f"check_{n}_baton_says: {done.stdout.strip()}")
+PY
+  "$venv/bin/python" - "$n" "$dir" <<'PY'
+import pathlib, resource, sys, time
+from sqlglot.dialects.bigquery import BigQuery
+n, folder = sys.argv[1], pathlib.Path(sys.argv[2])
+texts = [p.read_text() for p in sorted(folder.rglob("*.sql"))]
+tokenizer = BigQuery().tokenizer_class()
+started = time.perf_counter()
+tokens = sum(len(tokenizer.tokenize(t)) for t in texts)
+took = time.perf_counter() - started
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"check_{n}_sqlglot_tokenize_wall: {took * 1000:.0f} ms ({tokens} tokens, files already read)")
+print(f"check_{n}_sqlglot_peak_rss: {rss:.0f} MB")
+PY
+done
