@@ -1410,9 +1410,9 @@ async fn get_backfill(
         .ok_or_else(|| ApiError::not_found(format!("no backfill {backfill_id}")))
 }
 
-/// Cancels a backfill as a whole: no more of its runs start, and its run that has not ended
-/// is cancelled (its running BigQuery jobs stopped). Asking again for a cancelled backfill
-/// tells the planner again of its cancelled run.
+/// Cancels a backfill as a whole: no more of its runs start, and its runs that have not
+/// ended are cancelled (their running BigQuery jobs stopped). Asking again for a cancelled
+/// backfill tells the planner again of its cancelled runs it has not closed.
 async fn cancel_backfill(
     State(app): State<Arc<App>>,
     Extension(principal): Extension<Principal>,

@@ -156,8 +156,13 @@ pub fn backfill_step(
                     run.id, run.state
                 )),
             )),
+            // Every instant started and none of its runs open (its latest run may hold the
+            // frequency as its open run rather than in the list, when it was started so).
             None if started == backfill.instants.len()
-                && step.schedule.backfill_runs.is_empty() =>
+                && step.schedule.backfill_runs.is_empty()
+                && !seen.iter().any(|r| {
+                    r.backfill.as_deref() == Some(backfill.id.as_str()) && !r.state.is_terminal()
+                }) =>
             {
                 Some((BackfillState::Succeeded, None))
             }
@@ -774,6 +779,22 @@ mod tests {
         };
         let backfill = first.backfill.unwrap();
         assert_eq!(backfill_reads(&old, Some(&backfill)), [run.id.clone()]);
+        // Still running, as the frequency's open run: the backfill waits for it, though
+        // every instant has started.
+        let mut running = run.clone();
+        running.state = RunState::Running;
+        let held = ScheduleState {
+            open_run: Some(run.id.clone()),
+            ..old.clone()
+        };
+        let one = Backfill {
+            instants: backfill.instants[..1].to_vec(),
+            ..backfill.clone()
+        };
+        assert_eq!(
+            backfill_step(&held, Some(&one), &[running], &frequency, 5, now),
+            None
+        );
         let ended = backfill_step(&old, Some(&backfill), &[run], &frequency, 5, now).unwrap();
         let ended = ended.backfill.unwrap();
         assert_eq!(ended.state, BackfillState::Failed);
