@@ -6,16 +6,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
-cache=${BATON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/baton}
-venv=$cache/venv-sqlglot
 texts=${1:-2000}
-
-if [ ! -x "$venv/bin/python" ] \
-  || ! "$venv/bin/python" -c 'import importlib.metadata as m; m.version("sqlglotc")' 2>/dev/null; then
-  echo "installing sqlglot[c] into $venv" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check 'sqlglot[c]==30.30.0'
-fi
+# shellcheck source=tests/bench/sqlglot_venv.sh
+. tests/bench/sqlglot_venv.sh
 
 echo "building bench_sql (release)..." >&2
 cargo build --release --quiet -p baton-tests --bin bench_sql

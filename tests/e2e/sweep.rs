@@ -32,6 +32,20 @@ fn diamond() -> CatalogSpec {
     }
 }
 
+/// Starts a run of `d.a` and all it feeds (the whole diamond); its id.
+async fn start_diamond_run(baton: &Baton) -> anyhow::Result<String> {
+    let started = baton
+        .client
+        .start_run(&StartRunRequest {
+            frequency: None,
+            tables: vec![id("d.a")],
+            downstream: true,
+            idempotency_key: None,
+        })
+        .await?;
+    Ok(started.run.id)
+}
+
 /// Loses the first `count` messages of `event` (by the message's `event` field).
 fn first_of(event: &'static str, count: usize) -> impl Fn(&serde_json::Value) -> bool {
     let seen = Arc::new(AtomicUsize::new(0));
@@ -76,16 +90,7 @@ async fn a_run_whose_messages_are_lost_completes_by_the_ticks_sweep() -> anyhow:
         .lose_where(move |m| planner_lost(m) || finished_lost(m));
     baton.relays.executor.lose_where(first_of("run_query", 1));
 
-    let started = baton
-        .client
-        .start_run(&StartRunRequest {
-            frequency: None,
-            tables: vec![id("d.a")],
-            downstream: true,
-            idempotency_key: None,
-        })
-        .await?;
-    let run_id = started.run.id.clone();
+    let run_id = start_diamond_run(&baton).await?;
     // Nothing moves it without the sweep.
     baton_tests::eventually("the run's creation lost", TIMEOUT, || async {
         Ok((baton.relays.planner.lost() == 1).then_some(()))
@@ -165,16 +170,7 @@ async fn the_lost_end_of_the_last_job_is_sent_again_by_the_sweep() -> anyhow::Re
             && m["table"] == "d.d"
             && seen.fetch_add(1, Ordering::SeqCst) == 0
     });
-    let started = baton
-        .client
-        .start_run(&StartRunRequest {
-            frequency: None,
-            tables: vec![id("d.a")],
-            downstream: true,
-            idempotency_key: None,
-        })
-        .await?;
-    let run_id = started.run.id.clone();
+    let run_id = start_diamond_run(&baton).await?;
     let stuck = baton_tests::eventually("the last job's end lost", TIMEOUT, || async {
         let run = baton.client.run(&run_id).await?;
         let ended = run.jobs.len() == 4 && run.jobs.iter().all(|j| j.state == JobState::Succeeded);

@@ -469,7 +469,6 @@ impl Baton {
             env.iter().chain(&options.env).cloned().collect(),
         ))?;
         let bus = Bus::new(&gcp)?;
-        let dead_letter = "baton-dead-letter";
         let max_deliveries = options.max_deliveries.unwrap_or(20);
         wire_pubsub(&bus, &gcp, &relays, max_deliveries).await?;
         // The stack publishes every bucket's finalize events to one topic, as a notification
@@ -484,7 +483,7 @@ impl Baton {
                 topic: events,
                 endpoint: &relays.storage.endpoint,
                 ack_deadline_seconds: 60,
-                dead_letter: Some((dead_letter, max_deliveries)),
+                dead_letter: Some((DEAD_LETTER_TOPIC, max_deliveries)),
             })
             .await?;
             Some((
@@ -916,6 +915,9 @@ impl Baton {
     }
 }
 
+/// Where a Baton's subscriptions send the messages Pub/Sub gave up on.
+const DEAD_LETTER_TOPIC: &str = "baton-dead-letter";
+
 /// The topics and push subscriptions of a Baton: the planner's, executor's and importer's
 /// topics pushed to their relays, with the dead-letter topic pushed to the planner's relay.
 async fn wire_pubsub(
@@ -924,11 +926,10 @@ async fn wire_pubsub(
     relays: &Relays,
     max_deliveries: u32,
 ) -> anyhow::Result<()> {
-    let dead_letter = "baton-dead-letter";
-    bus.ensure_topic(dead_letter).await?;
+    bus.ensure_topic(DEAD_LETTER_TOPIC).await?;
     bus.ensure_push_subscription(&PushSubscription {
         name: "baton-dead-letters-push",
-        topic: dead_letter,
+        topic: DEAD_LETTER_TOPIC,
         endpoint: &relays.dead_letters.endpoint,
         ack_deadline_seconds: 60,
         dead_letter: None,
@@ -945,7 +946,7 @@ async fn wire_pubsub(
             topic,
             endpoint,
             ack_deadline_seconds: ack,
-            dead_letter: Some((dead_letter, max_deliveries)),
+            dead_letter: Some((DEAD_LETTER_TOPIC, max_deliveries)),
         })
         .await?;
     }
