@@ -7,6 +7,7 @@
 # `name: value unit`.
 #   tests/bench/runs.sh [--run-tables N] [--concurrency N] [--plan-tables N]
 #                       [--holds 2,10,60] [--job-end-samples N]
+#                       [--dispatch-rounds 8] [--parts plan,push,dispatch,job-end,run]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"

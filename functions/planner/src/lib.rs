@@ -31,6 +31,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
+use futures::{StreamExt, TryStreamExt};
 use jiff::{SignedDuration, Timestamp};
 use tracing::Instrument;
 
@@ -53,6 +54,9 @@ use baton_service::http::{PushOutcome, decode_push, healthz};
 use baton_service::oidc::Callers;
 use baton_service::serial::Serial;
 use baton_service::service::ServiceConfig;
+
+/// How many of a finished job's children are settled at once (one transaction each).
+const SETTLING_AT_ONCE: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -345,45 +349,50 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
     /// Dispatches queued jobs into free slots until one or the other runs out, after sending
     /// again what an earlier handling of `cause` dispatched.
     async fn dispatch(&self, run_id: &str, cause: &str) -> Result<(), PlannerError> {
-        match self.runs.run(run_id).await? {
-            Some(run) if run.state == RunState::Running => {}
-            _ => return Ok(()),
+        // The run and what this cause dispatched before are read together: on the way to a
+        // child's dispatch, every round trip in a row is latency.
+        let (run, earlier) = futures::try_join!(
+            self.runs.run(run_id),
+            self.runs.dispatched_by(run_id, cause)
+        )?;
+        if !run.is_some_and(|run| run.state == RunState::Running) {
+            return Ok(());
         }
-        for job in self.runs.dispatched_by(run_id, cause).await? {
-            if job.dispatched {
-                self.send(&job).await?;
-            }
+        for job in earlier.iter().filter(|job| job.dispatched) {
+            self.send(job).await?;
         }
         loop {
             let free = self.runs.free_slots(run_id).await?;
             if free.is_empty() {
                 return Ok(());
             }
-            let waiting = self
-                .runs
-                .waiting_jobs(run_id, u32::try_from(free.len()).unwrap_or(u32::MAX))
-                .await?;
+            let limit = u32::try_from(free.len()).unwrap_or(u32::MAX);
+            let waiting = self.runs.waiting_jobs(run_id, limit).await?;
             if waiting.is_empty() {
                 return Ok(());
             }
             // Take the free slots from a rotating start, so that planners racing on one run
-            // mostly try different slots.
+            // mostly try different slots. The claims touch different documents: they are
+            // made together, and each job is sent as soon as its claim commits.
             let start = (Timestamp::now().subsec_nanosecond().unsigned_abs() as usize) % free.len();
-            let mut progressed = false;
-            for (i, job) in waiting.iter().enumerate() {
+            let claims = waiting.iter().enumerate().map(|(i, job)| {
                 let slot = free[(start + i) % free.len()].index;
-                let claimed = self
-                    .runs
-                    .claim(run_id, slot, &job.table, cause, Timestamp::now())
-                    .await?;
-                if let Some(job) = claimed {
-                    self.send(&job).await?;
-                    progressed = true;
+                async move {
+                    let claimed = self
+                        .runs
+                        .claim(run_id, slot, &job.table, cause, Timestamp::now())
+                        .await?;
+                    if let Some(job) = &claimed {
+                        self.send(job).await?;
+                    }
+                    Ok::<_, PlannerError>(claimed.is_some())
                 }
-            }
+            });
+            let claimed = futures::future::try_join_all(claims).await?;
             // Losing every claim means another planner is filling this run's slots: it looks
-            // again after its claims, so stopping here leaves nothing behind.
-            if !progressed {
+            // again after its claims (as this one does after winning any), so stopping here
+            // leaves nothing behind.
+            if !claimed.contains(&true) {
                 return Ok(());
             }
         }
@@ -428,20 +437,36 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
                 job.state
             )));
         }
-        if let Some(index) = job.slot {
-            self.runs.release(run_id, index, table, attempt).await?;
-        }
-        if job.state == JobState::Succeeded {
-            for child in &job.children {
-                if let Some(Settled::Skipped(skipped)) =
-                    self.runs.settle(run_id, child, Timestamp::now()).await?
-                {
+        // The slot's release and the children's settling touch different documents, so
+        // they are committed together; the dispatch after them finds both.
+        let release = async {
+            if let Some(index) = job.slot {
+                self.runs.release(run_id, index, table, attempt).await?;
+            }
+            Ok::<_, PlannerError>(())
+        };
+        let settle = async {
+            if job.state != JobState::Succeeded {
+                return self.skip_descendants(run_id, &job).await;
+            }
+            let now = Timestamp::now();
+            let settling: Vec<_> = job
+                .children
+                .iter()
+                .map(|child| self.runs.settle(run_id, child, now))
+                .collect();
+            let settled: Vec<Option<Settled>> = futures::stream::iter(settling)
+                .buffered(SETTLING_AT_ONCE)
+                .try_collect()
+                .await?;
+            for settled in settled {
+                if let Some(Settled::Skipped(skipped)) = settled {
                     self.skip_descendants(run_id, &skipped).await?;
                 }
             }
-        } else {
-            self.skip_descendants(run_id, &job).await?;
-        }
+            Ok(())
+        };
+        futures::try_join!(release, settle)?;
         self.dispatch(run_id, cause).await?;
         self.close_if_done(run_id).await
     }
