@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `baton check` on generated catalog folders of 1,000, 5,000 and 10,000 tables (wall time, best
 # of three, and peak RSS), beside sqlglot's BigQuery tokenizer over the same files in the same
-# run. Each figure on its own line as `name: value unit`.
+# run; and the SVG layout of the 1,000-table catalog's graph (`baton graph --format svg`'s own
+# work). Each figure on its own line as `name: value unit`.
 #   tests/bench/check.sh [SIZES…]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -49,3 +50,4 @@ print(f"check_{n}_sqlglot_tokenize_wall: {took * 1000:.0f} ms ({tokens} tokens, 
 print(f"check_{n}_sqlglot_peak_rss: {rss:.0f} MB")
 PY
 done
+"$bin/bench_sql" --texts 1 --catalog 1000 --layout | grep '^graph_layout'

@@ -159,3 +159,77 @@ fn check_reads_a_folder_offline_and_names_each_problem_where_it_is() -> anyhow::
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+/// Runs `baton graph ARGS` with no API to reach: its exit code, standard output and error.
+fn graph(args: &[&str]) -> anyhow::Result<(Option<i32>, String, String)> {
+    let output = Command::new(bin_dir().join("baton"))
+        .arg("graph")
+        .args(args)
+        .env("BATON_API_URL", "http://127.0.0.1:9")
+        .env_remove("BATON_TOKEN")
+        .env_remove("BATON_PROJECT")
+        .output()?;
+    Ok((
+        output.status.code(),
+        String::from_utf8(output.stdout)?,
+        String::from_utf8(output.stderr)?,
+    ))
+}
+
+#[test]
+fn graph_draws_a_folder_offline_whole_or_around_a_table() -> anyhow::Result<()> {
+    let shop = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalogs/shop");
+    let shop = shop.to_str().expect("a UTF-8 path");
+    // DOT: every table, every dependency the SQL says.
+    let (code, dot, err) = graph(&[shop])?;
+    assert_eq!(code, Some(0), "{err}");
+    let mut edges: Vec<&str> = dot.lines().filter(|l| l.contains(" -> ")).collect();
+    edges.sort_unstable();
+    assert_eq!(
+        edges,
+        [
+            r#"  "analytics.customer_totals" -> "analytics.net_revenue";"#,
+            r#"  "analytics.customer_totals" -> "analytics.top_customers";"#,
+            r#"  "shop.customers" -> "analytics.customer_totals";"#,
+            r#"  "shop.customers" -> "analytics.net_revenue";"#,
+            r#"  "shop.orders" -> "analytics.customer_totals";"#,
+            r#"  "shop.refunds" -> "analytics.net_revenue";"#,
+        ]
+    );
+    assert!(dot.contains(r#""analytics.calendar" [label="analytics.calendar"];"#));
+    // Around a table, one step up: its parents and nothing else.
+    let (code, mermaid, err) = graph(&[
+        shop,
+        "--format",
+        "mermaid",
+        "--around",
+        "analytics.customer_totals",
+        "--depth",
+        "1",
+        "--reach",
+        "ancestors",
+    ])?;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        mermaid,
+        "flowchart LR\n  n0[\"analytics.customer_totals\"]\n  n1[\"shop.customers\"]\n  \
+         n2[\"shop.orders\"]\n  n1 --> n0\n  n2 --> n0\n"
+    );
+    // SVG, laid out here: a box for every table.
+    let (code, svg, _) = graph(&[shop, "--format", "svg"])?;
+    assert_eq!(code, Some(0));
+    assert!(svg.contains("<svg"), "{svg}");
+    assert_eq!(svg.matches("<rect").count(), 7, "{svg}");
+    // A table the folder does not have, and a folder with a problem, are refused.
+    let (code, out, err) = graph(&[shop, "--around", "shop.nope"])?;
+    assert_eq!((code, out.as_str()), (Some(1), ""));
+    assert_eq!(err, "baton: shop.nope is not in the graph\n");
+    let dir = std::env::temp_dir().join(format!("baton-graph-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("d"))?;
+    std::fs::write(dir.join("d/a.sql"), "SELECT (1 AS n\n")?;
+    let (code, out, err) = graph(&[dir.to_str().expect("a UTF-8 path")])?;
+    assert_eq!((code, out.as_str()), (Some(1), ""));
+    assert!(err.starts_with("d/a.sql:1:8: "), "{err}");
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}

@@ -352,6 +352,68 @@ async fn a_failure_skips_only_its_descendants_and_resume_completes_the_run() -> 
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(shown.contains("f.bad_grandchild"), "{shown}");
     assert!(shown.contains("f.bad"), "{shown}");
+    // `baton graph --run` draws it coloured by state, with each job's duration.
+    let output = baton
+        .cli()
+        .args(["graph", "--run", &run_id, "--format", "mermaid"])
+        .output()?;
+    assert!(output.status.success(), "{output:?}");
+    let mermaid = String::from_utf8(output.stdout)?;
+    let lines: Vec<&str> = mermaid.lines().collect();
+    let node = |table: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(&format!("[\"{table}<br/>")))
+            .unwrap_or_else(|| panic!("no node for {table} in {mermaid}"))
+            .to_string()
+    };
+    assert!(node("f.bad").ends_with(":::failed"), "{mermaid}");
+    assert!(node("f.good").contains("<br/>succeeded "), "{mermaid}");
+    assert!(node("f.good").ends_with(":::succeeded"), "{mermaid}");
+    assert!(
+        node("f.bad_child").ends_with("<br/>skipped\"]:::skipped"),
+        "{mermaid}"
+    );
+    assert_eq!(mermaid.matches(" --> ").count(), 6, "{mermaid}");
+    assert!(
+        mermaid.contains("classDef failed fill:#ffd0d0"),
+        "{mermaid}"
+    );
+    let output = baton
+        .cli()
+        .args([
+            "graph",
+            "--run",
+            &run_id,
+            "--format",
+            "svg",
+            "--around",
+            "f.bad",
+            "--reach",
+            "descendants",
+        ])
+        .output()?;
+    let svg = String::from_utf8(output.stdout)?;
+    assert!(svg.contains("<svg"), "{svg}");
+    for table in ["f.bad", "f.bad_child", "f.bad_grandchild"] {
+        assert!(
+            svg.contains(&format!(">{table}<")),
+            "{table} not drawn: {svg}"
+        );
+    }
+    assert!(!svg.contains(">f.root<"), "an ancestor drawn: {svg}");
+    assert!(
+        svg.contains("#ffd0d0"),
+        "the failure is not coloured: {svg}"
+    );
+    // The whole run's picture, kept beside the binaries (the README's is one of these).
+    let output = baton
+        .cli()
+        .args(["graph", "--run", &run_id, "--format", "svg"])
+        .output()?;
+    let pictures = baton_tests::bin_dir().join("pictures");
+    std::fs::create_dir_all(&pictures)?;
+    std::fs::write(pictures.join("failed-run-graph.svg"), &output.stdout)?;
 
     // Resume after fixing the cause: what did not succeed runs again, the rest is left alone.
     baton.warehouse.ensure_dataset("ext").await?;

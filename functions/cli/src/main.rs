@@ -59,6 +59,30 @@ enum Command {
         #[arg(long, env = "BATON_PROJECT")]
         project: Option<String>,
     },
+    /// Draws a catalog folder's graph (offline) or a run's (`--run`, from the API, coloured
+    /// by state, with durations): DOT, Mermaid or SVG (laid out without Graphviz) on stdout.
+    Graph {
+        /// The catalog folder (not with `--run`).
+        #[arg(required_unless_present = "run", conflicts_with = "run")]
+        dir: Option<PathBuf>,
+        /// A run's id: its jobs as they stand.
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
+        /// Only this table (`dataset.table`) and what is around it.
+        #[arg(long)]
+        around: Option<String>,
+        /// With `--around`: how many steps up and down (all when not given).
+        #[arg(long, requires = "around")]
+        depth: Option<u32>,
+        /// With `--around`: only what it reads (`ancestors`) or what reads it (`descendants`).
+        #[arg(long, value_enum, default_value = "both", requires = "around")]
+        reach: GraphReach,
+        /// The catalog's project, as for `check`.
+        #[arg(long, env = "BATON_PROJECT")]
+        project: Option<String>,
+    },
     /// What SQL files read and write, one JSON object per file per line (no API needed).
     Deps {
         /// Qualifies names written without a project.
@@ -169,6 +193,20 @@ enum Command {
         #[arg(long)]
         to: Option<jiff::civil::Date>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+    Svg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GraphReach {
+    Ancestors,
+    Descendants,
+    Both,
 }
 
 #[derive(Subcommand)]
@@ -412,6 +450,53 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             dataset,
             files,
         } => Ok(deps(project, dataset, &files)),
+        Command::Graph {
+            dir,
+            run,
+            format,
+            around,
+            depth,
+            reach,
+            project,
+        } => {
+            let project = project.as_deref().unwrap_or("baton-check");
+            let graph = match (&dir, &run) {
+                (Some(dir), _) => match plan_folder(dir, project) {
+                    Ok(plan) => baton_core::graph::Graph::of_catalog(&plan.dependencies),
+                    Err(code) => return Ok(code),
+                },
+                (None, Some(run_id)) => {
+                    let response = client.run(run_id).await?;
+                    baton_core::graph::Graph::of_run(&response.jobs, jiff::Timestamp::now())
+                }
+                (None, None) => unreachable!("clap requires a folder or --run"),
+            };
+            let graph = match &around {
+                None => graph,
+                Some(table) => {
+                    let reach = match reach {
+                        GraphReach::Ancestors => baton_core::graph::Reach::Ancestors,
+                        GraphReach::Descendants => baton_core::graph::Reach::Descendants,
+                        GraphReach::Both => baton_core::graph::Reach::Both,
+                    };
+                    match graph.around(table, depth, reach) {
+                        Ok(graph) => graph,
+                        Err(_) => {
+                            eprintln!("baton: {table} is not in the graph");
+                            return Ok(ExitCode::FAILURE);
+                        }
+                    }
+                }
+            };
+            let text = match format {
+                GraphFormat::Dot => graph.dot(),
+                GraphFormat::Mermaid => graph.mermaid(),
+                GraphFormat::Svg => graph.svg(),
+            };
+            use std::io::Write;
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Runs {
             command: RunsCommand::List { limit },
         } => list_runs(&client, limit).await,
@@ -696,48 +781,22 @@ struct DepsLine<'a> {
     error: Option<String>,
 }
 
-/// One line per file: `{"file", "reads", "writes", "lenient", "unknowable", "error"}`.
-/// Exit 1 when any file could not be read.
 /// `baton check`: what `baton apply --prune` would refuse, without asking the API.
 fn check(dir: &std::path::Path, project: Option<&str>) -> ExitCode {
-    use std::io::Write;
     let started = std::time::Instant::now();
-    let stderr = std::io::stderr();
-    let mut err = std::io::BufWriter::new(stderr.lock());
-    let failed = |err: &mut dyn Write, problems: &[baton_core::catalog::Problem]| {
-        for p in problems {
-            let _ = writeln!(err, "{}: {}", p.at, p.message);
-        }
-        let _ = writeln!(
-            err,
-            "baton: {} has {} problem(s)",
-            dir.display(),
-            problems.len()
-        );
-        ExitCode::FAILURE
-    };
-    let catalog = match folder::load(dir) {
-        Ok(catalog) => catalog,
-        Err(problems) => return failed(&mut err, &problems),
-    };
     // Without a project, names that give none are the catalog's; only those that name
     // another project are external.
-    let project = project.unwrap_or("baton-check");
-    let plan = match baton_core::catalog::apply::plan_apply(
-        &[],
-        &[],
-        &catalog,
-        true,
-        project,
-        jiff::Timestamp::now(),
-    ) {
+    let plan = match plan_folder(dir, project.unwrap_or("baton-check")) {
         Ok(plan) => plan,
-        Err(problems) => return failed(&mut err, &problems),
+        Err(code) => return code,
     };
-    for w in &plan.warnings {
-        let _ = writeln!(err, "{}: warning: {}", w.at, w.message);
+    {
+        use std::io::Write;
+        let mut err = std::io::BufWriter::new(std::io::stderr().lock());
+        for w in &plan.warnings {
+            let _ = writeln!(err, "{}: warning: {}", w.at, w.message);
+        }
     }
-    let _ = err.flush();
     let edges: usize = plan.dependencies.values().map(Vec::len).sum();
     let external: std::collections::BTreeSet<&String> =
         plan.write_tables.iter().flat_map(|t| &t.external).collect();
@@ -754,6 +813,40 @@ fn check(dir: &std::path::Path, project: Option<&str>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// What `baton apply --prune` would do with a folder against an empty catalog, offline. Its
+/// problems are printed as `file:line:col: message` with a count, and stop it.
+fn plan_folder(
+    dir: &std::path::Path,
+    project: &str,
+) -> Result<baton_core::catalog::apply::ApplyPlan, ExitCode> {
+    let refuse = |problems: Vec<baton_core::catalog::Problem>| {
+        use std::io::Write;
+        let mut err = std::io::BufWriter::new(std::io::stderr().lock());
+        for p in &problems {
+            let _ = writeln!(err, "{}: {}", p.at, p.message);
+        }
+        let _ = writeln!(
+            err,
+            "baton: {} has {} problem(s)",
+            dir.display(),
+            problems.len()
+        );
+        ExitCode::FAILURE
+    };
+    let catalog = folder::load(dir).map_err(refuse)?;
+    baton_core::catalog::apply::plan_apply(
+        &[],
+        &[],
+        &catalog,
+        true,
+        project,
+        jiff::Timestamp::now(),
+    )
+    .map_err(refuse)
+}
+
+/// One line per file: `{"file", "reads", "writes", "lenient", "unknowable", "error"}`.
+/// Exit 1 when any file could not be read.
 fn deps(project: Option<String>, dataset: Option<String>, files: &[PathBuf]) -> ExitCode {
     let defaults = Defaults { project, dataset };
     let mut ok = true;

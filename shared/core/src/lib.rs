@@ -20,6 +20,7 @@ pub mod costs;
 pub mod dag;
 pub mod dead_letters;
 pub mod errors;
+pub mod graph;
 pub mod ids;
 pub mod imports;
 pub mod lifecycle;

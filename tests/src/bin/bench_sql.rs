@@ -1,7 +1,7 @@
 //! The SQL dependency benchmark (run it with `tests/bench/sql.sh`, which also runs sqlglot on
 //! the same corpus and prints the ratio). Prints each figure as `name: value unit`.
 //!
-//!   bench_sql [--texts N] [--corpus-out FILE] [--catalog N] [--catalog-out DIR]
+//!   bench_sql [--texts N] [--corpus-out FILE] [--catalog N] [--catalog-out DIR] [--layout]
 //!
 //! `--catalog-out DIR` writes the generated catalog as a folder (`baton.toml` and a `.sql`
 //! file a table) and stops: `tests/bench/check.sh` times `baton check` over it.
@@ -153,6 +153,17 @@ fn main() -> anyhow::Result<()> {
         (inferred + planned).as_secs_f64() * 1e3
     );
     assert_eq!(jobs.len(), spec.tables.len());
+    if std::env::args().any(|a| a == "--layout") {
+        // `baton graph --format svg`'s own work: the graph and its layout, no I/O.
+        let started = Instant::now();
+        let svg = baton_core::graph::Graph::of_catalog(&parents).svg();
+        println!(
+            "graph_layout_svg: {:.0} ms ({} tables, {edges} dependencies, {} KB of SVG)",
+            started.elapsed().as_secs_f64() * 1e3,
+            parents.len(),
+            svg.len() / 1024
+        );
+    }
     Ok(())
 }
 
