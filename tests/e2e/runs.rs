@@ -255,8 +255,52 @@ async fn a_wide_fan_out_keeps_to_the_cap_most_important_first() -> anyhow::Resul
         .await?;
     assert_eq!(started.run.trigger, Trigger::Manual);
     assert_eq!(started.run.concurrency, 2);
+    // `baton runs follow` watches it to its end (twelve jobs two at a time take seconds).
+    let follow = |run_id: &str| {
+        let mut command = baton.cli();
+        command.args(["runs", "follow", run_id, "--every", "0.2"]);
+        tokio::task::spawn_blocking(move || command.output())
+    };
+    let followed = follow(&started.run.id);
     let done = baton.wait_for_run(&started.run.id, TIMEOUT).await?;
     assert_eq!(done.run.state, RunState::Succeeded, "{:?}", done.run);
+    let followed = followed.await??;
+    assert!(followed.status.success(), "{followed:?}");
+    let said = String::from_utf8(followed.stdout)?;
+    let counts: Vec<usize> = said
+        .lines()
+        .filter_map(|l| l.split("] ").nth(1)?.split('/').next()?.parse().ok())
+        .collect();
+    assert!(!counts.is_empty(), "no progress line: {said}");
+    assert!(counts.is_sorted(), "progress went back: {said}");
+    assert!(
+        said.lines()
+            .next()
+            .unwrap_or_default()
+            .starts_with(&format!("run {} ", started.run.id))
+            && said.contains("/12 jobs done"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("run {} (wide) for ", started.run.id))
+            && said.contains(": succeeded\n"),
+        "no account of the run at its end: {said}"
+    );
+    // A second run is estimated from the first.
+    let again = baton
+        .client
+        .start_run(&StartRunRequest {
+            frequency: Some("wide".into()),
+            ..Default::default()
+        })
+        .await?;
+    let followed = follow(&again.run.id).await??;
+    let said = String::from_utf8(followed.stdout)?;
+    assert!(followed.status.success(), "{said}");
+    assert!(
+        said.contains("(earlier runs took ") && said.contains(", median of 1)"),
+        "no estimate: {said}"
+    );
     let jobs = by_table(&done);
     assert_eq!(jobs.len(), 12);
     assert_eq!(jobs["w.root"].priority, 11);

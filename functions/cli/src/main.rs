@@ -333,6 +333,15 @@ enum RunsCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Follows a run live: a bar of its jobs done, the running jobs with their elapsed time,
+    /// an estimate of its end from earlier runs; then the run as `show` prints it. Exit 1
+    /// unless it succeeded.
+    Follow {
+        run_id: String,
+        /// Seconds between looks at the run.
+        #[arg(long, default_value_t = 1.0)]
+        every: f64,
+    },
     /// Starts a run now: of a frequency, or of tables (and, with --downstream, all they feed).
     Start {
         #[arg(long, conflicts_with = "table", required_unless_present = "table")]
@@ -503,6 +512,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Runs {
             command: RunsCommand::Show { run_id, wait },
         } => show_run(&client, &run_id, wait).await,
+        Command::Runs {
+            command: RunsCommand::Follow { run_id, every },
+        } => follow_run(&client, &run_id, every).await,
         Command::Runs {
             command:
                 RunsCommand::Start {
@@ -1038,6 +1050,141 @@ async fn show_run(client: &Client, run_id: &str, wait: bool) -> anyhow::Result<E
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `baton runs follow`: the run's progress until it ends, redrawn in place on a terminal and
+/// a line each time it changes otherwise; then `show`'s account of it.
+async fn follow_run(client: &Client, run_id: &str, every: f64) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let every = Duration::from_secs_f64(every.clamp(0.1, 60.0));
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let first = client.run(run_id).await?;
+    let typical = typical_duration(client, &first.run).await;
+    let mut response = first;
+    let mut drawn_lines = 0;
+    let mut last_said = None;
+    while !response.run.state.is_terminal() {
+        let lines = progress(&response, typical, jiff::Timestamp::now());
+        let said = (
+            response.run.state,
+            response
+                .jobs
+                .iter()
+                .filter(|j| j.state.is_terminal())
+                .count(),
+            response.jobs.len(),
+        );
+        let mut out = std::io::stdout().lock();
+        if terminal {
+            // Up over what was drawn, clear to the end, draw again.
+            if drawn_lines > 0 {
+                write!(out, "\x1b[{drawn_lines}A\x1b[J")?;
+            }
+            for line in &lines {
+                writeln!(out, "{line}")?;
+            }
+            drawn_lines = lines.len();
+        } else if Some(said) != last_said {
+            // Without a terminal, the bar's line when the state or the count changes.
+            writeln!(out, "{}", lines[0])?;
+            last_said = Some(said);
+        }
+        out.flush()?;
+        drop(out);
+        tokio::time::sleep(every).await;
+        response = client.run(run_id).await?;
+    }
+    if terminal && drawn_lines > 0 {
+        print!("\x1b[{drawn_lines}A\x1b[J");
+    }
+    show_run(client, run_id, true).await
+}
+
+/// What `follow` draws: the bar with its count and estimate, then a line per running job.
+fn progress(
+    response: &baton_service::api::RunResponse,
+    typical: Option<(jiff::SignedDuration, usize)>,
+    now: jiff::Timestamp,
+) -> Vec<String> {
+    use baton_core::graph::short_duration;
+    use baton_core::state::JobState;
+    let run = &response.run;
+    let planned = response.jobs.len().max(run.job_count as usize);
+    let done = response
+        .jobs
+        .iter()
+        .filter(|j| j.state.is_terminal())
+        .count();
+    const WIDTH: usize = 30;
+    let filled = (done * WIDTH).checked_div(planned).unwrap_or(0);
+    let elapsed = now.duration_since(run.created_at);
+    let estimate = match typical {
+        Some((typical, runs)) if typical > elapsed => format!(
+            ", about {} left (earlier runs took {}, median of {runs})",
+            short_duration(typical - elapsed),
+            short_duration(typical)
+        ),
+        Some((typical, runs)) => format!(
+            ", past earlier runs' {} (median of {runs})",
+            short_duration(typical)
+        ),
+        None => String::new(),
+    };
+    let failed = response
+        .jobs
+        .iter()
+        .filter(|j| j.state == JobState::Failed)
+        .count();
+    let count = if planned == 0 {
+        "planning".to_string()
+    } else if failed > 0 {
+        format!("{done}/{planned} jobs done ({failed} failed)")
+    } else {
+        format!("{done}/{planned} jobs done")
+    };
+    let mut lines = vec![format!(
+        "run {} {}: [{}{}] {count}, {} so far{estimate}",
+        run.id,
+        run.state,
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled),
+        short_duration(elapsed),
+    )];
+    for job in response
+        .jobs
+        .iter()
+        .filter(|j| j.state == JobState::Running)
+    {
+        let running = job
+            .started_at
+            .map(|at| short_duration(now.duration_since(at)))
+            .unwrap_or_else(|| "starting".into());
+        lines.push(format!("  {:<40} running {running}", job.table.to_string()));
+    }
+    lines
+}
+
+/// The median time from creation to end of the last succeeded runs like `run` (of its
+/// frequency, or of the same tables), and how many there were.
+async fn typical_duration(
+    client: &Client,
+    run: &baton_core::run::Run,
+) -> Option<(jiff::SignedDuration, usize)> {
+    let runs = client.runs(100).await.ok()?.runs;
+    let mut took: Vec<jiff::SignedDuration> = runs
+        .iter()
+        .filter(|r| r.id != run.id && r.state == baton_core::state::RunState::Succeeded)
+        .filter(|r| match &run.frequency {
+            Some(f) => r.frequency.as_ref() == Some(f),
+            None => r.frequency.is_none() && r.tables == run.tables,
+        })
+        .filter_map(|r| Some(r.finished_at?.duration_since(r.created_at)))
+        .collect();
+    if took.is_empty() {
+        return None;
+    }
+    took.sort();
+    Some((took[took.len() / 2], took.len()))
 }
 
 /// `baton login`: signs in with Google in the browser, or (`--with-token`) reads an API
