@@ -294,9 +294,31 @@ async fn a_wide_fan_out_keeps_to_the_cap_most_important_first() -> anyhow::Resul
             ..Default::default()
         })
         .await?;
-    let followed = follow(&again.run.id).await??;
+    // This one on a terminal (`script` gives it one): redrawn in place.
+    let cli = baton.cli();
+    let mut command = std::process::Command::new("script");
+    command.args([
+        "-qefc",
+        &format!(
+            "'{}' runs follow {} --every 0.2",
+            cli.get_program().to_string_lossy(),
+            again.run.id
+        ),
+        "/dev/null",
+    ]);
+    for (name, value) in cli.get_envs() {
+        if let Some(value) = value {
+            command.env(name, value);
+        }
+    }
+    let followed = tokio::task::spawn_blocking(move || command.output()).await??;
     let said = String::from_utf8(followed.stdout)?;
     assert!(followed.status.success(), "{said}");
+    assert!(said.contains("A\x1b[J"), "not redrawn in place: {said:?}");
+    assert!(
+        said.contains(": succeeded\r\n"),
+        "no account of the run at its end: {said:?}"
+    );
     assert!(
         said.contains("(earlier runs took ") && said.contains(", median of 1)"),
         "no estimate: {said}"
