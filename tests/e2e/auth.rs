@@ -166,7 +166,7 @@ async fn only_the_scheduler_ticks_and_only_pubsub_pushes() -> anyhow::Result<()>
     baton.shop_database(&stack).await?;
     let output = baton
         .cli()
-        .arg("apply")
+        .args(["apply", "--yes"])
         .arg(repo_root().join("tests/catalogs/shop"))
         .output()?;
     assert!(output.status.success(), "{output:?}");

@@ -561,7 +561,7 @@ async fn every_bad_input_gets_its_clear_error_and_changes_nothing() -> anyhow::R
         "-- frequency: hourly\nSELECT 1 AS x\n",
     )?;
     baton
-        .run_cli(&["apply", good.to_str().expect("UTF-8")])
+        .run_cli(&["apply", "--yes", good.to_str().expect("UTF-8")])
         .await?;
     let report = baton.tick_at("2026-11-22T10:00:00Z".parse()?).await?;
     let run_id = first_run_id(&report)?;
@@ -586,7 +586,7 @@ async fn every_bad_input_gets_its_clear_error_and_changes_nothing() -> anyhow::R
                     std::fs::write(path, contents)?;
                 }
                 let mut command = baton.cli();
-                command.arg("apply").arg(&dir);
+                command.args(["apply", "--yes"]).arg(&dir);
                 let output = tokio::task::spawn_blocking(move || command.output()).await??;
                 let said = format!(
                     "{}{}",

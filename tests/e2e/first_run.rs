@@ -20,7 +20,12 @@ async fn a_scheduled_run_builds_every_table_after_its_parents() -> anyhow::Resul
 
     // 1. The catalog, through the CLI and the API; dependencies come from the SQL.
     let catalog = repo_root().join("tests/catalogs/shop");
-    let output = baton.cli().arg("apply").arg(&catalog).output()?;
+    let output = baton
+        .cli()
+        .arg("apply")
+        .arg("--yes")
+        .arg(&catalog)
+        .output()?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

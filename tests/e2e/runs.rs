@@ -907,3 +907,107 @@ async fn a_backfill_runs_its_instants_in_order_with_their_parameters() -> anyhow
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_says_what_an_apply_would_change_and_applies_nothing() -> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let baton = Baton::start(&stack, "plan").await?;
+    // Deployed from a folder, as a team does.
+    let dir = baton_tests::bin_dir().join(format!("plan-{}", baton.project));
+    std::fs::create_dir_all(dir.join("p"))?;
+    std::fs::write(dir.join("baton.toml"), "")?;
+    let write = |tables: &[(&str, &str)]| -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir.join("p"))? {
+            std::fs::remove_file(entry?.path())?;
+        }
+        for (name, sql) in tables {
+            std::fs::write(dir.join(format!("p/{name}.sql")), format!("{sql}\n"))?;
+        }
+        Ok(())
+    };
+    let folder = dir.to_str().expect("a UTF-8 path");
+    write(&[
+        ("a", "SELECT 1 AS x"),
+        ("b", "SELECT x FROM p.a"),
+        ("c", "SELECT x FROM p.b"),
+        ("gone", "SELECT x FROM p.a"),
+    ])?;
+    baton.run_cli(&["apply", "--yes", folder]).await?;
+    // p.a exists in BigQuery, so what reads it can be dry-run.
+    baton.warehouse.ensure_dataset("p").await?;
+    baton
+        .warehouse
+        .query_rows(&format!(
+            "CREATE TABLE `{}.p.a` AS SELECT 1 AS x",
+            baton.project
+        ))
+        .await?;
+    write(&[
+        ("a", "SELECT 1 AS x"),
+        ("b", "SELECT x + 1 AS x FROM p.a"),
+        ("c", "SELECT x FROM p.b"),
+        ("d", "SELECT x FROM p.a"),
+    ])?;
+    let said = baton.run_cli(&["plan", folder, "--prune"]).await?;
+    let lines: Vec<&str> = said.lines().collect();
+    let expected_start = [
+        "tables added (1):",
+        "  p.d",
+        "tables changed (1):",
+        "  p.b  (SQL)",
+        "tables removed (1):",
+        "  p.gone",
+        "dependencies gained (1):",
+        "  p.a → p.d",
+        "dependencies lost (1):",
+        "  p.a → p.gone",
+        "downstream of the changes (1):",
+        "  p.c",
+        "dry runs (2):",
+    ];
+    assert_eq!(&lines[..expected_start.len()], expected_start, "{said}");
+    let dry_runs = &lines[expected_start.len()..expected_start.len() + 2];
+    for (line, table) in dry_runs.iter().zip(["p.b", "p.d"]) {
+        assert!(
+            line.starts_with(&format!("  {table}  ")) && line.contains(" bytes processed, about "),
+            "{said}"
+        );
+    }
+    assert_eq!(
+        lines.last().copied(),
+        Some("plan: 1 to create, 1 to update, 1 to delete, 2 unchanged")
+    );
+    // `apply` shows the same plan; without a terminal to ask on, it needs `--yes`.
+    let mut command = baton.cli();
+    command.args(["apply", folder, "--prune"]);
+    let refused = tokio::task::spawn_blocking(move || command.output()).await??;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8(refused.stdout)?.starts_with(&said[..said.find("dry runs").unwrap_or(0)])
+    );
+    assert_eq!(
+        String::from_utf8(refused.stderr)?,
+        "baton: nothing applied (no terminal to ask on: pass --yes to apply without asking)\n"
+    );
+    // Nothing was applied.
+    let stored = baton.client.catalog().await?;
+    let mut names: Vec<String> = stored.tables.iter().map(|t| t.id.to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["p.a", "p.b", "p.c", "p.gone"]);
+    let b = stored
+        .tables
+        .iter()
+        .find(|t| t.id == id("p.b"))
+        .expect("p.b");
+    assert_eq!(b.definition.sql.trim(), "SELECT x FROM p.a");
+    // With `--yes`, applied.
+    let applied = baton
+        .run_cli(&["apply", folder, "--prune", "--yes"])
+        .await?;
+    assert!(
+        applied.contains("1 created, 1 updated, 1 deleted, 2 unchanged"),
+        "{applied}"
+    );
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}

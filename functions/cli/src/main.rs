@@ -37,16 +37,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Load a catalog folder (baton.toml and .sql files) into Baton.
+    /// Load a catalog folder (baton.toml and .sql files) into Baton: shows the plan (as
+    /// `baton plan`), asks, applies. Without a terminal to ask on, `--yes` is required.
     Apply {
         /// The catalog folder.
         dir: PathBuf,
         /// Delete stored tables and frequencies the folder does not have.
         #[arg(long)]
         prune: bool,
-        /// Show what would change, change nothing.
+        /// Show the plan, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Apply without asking (for pipelines).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// What applying a catalog folder would do to the deployed catalog, applying nothing:
+    /// tables and frequencies added, changed and removed, dependencies gained and lost, the
+    /// tables downstream of the changes, and a BigQuery dry run of each new or changed query.
+    Plan {
+        /// The catalog folder.
+        dir: PathBuf,
+        /// As `apply --prune`: stored tables and frequencies the folder lacks are removed.
+        #[arg(long)]
+        prune: bool,
     },
     /// Checks a catalog folder offline (no API, no credentials): every header and setting,
     /// every table's SQL, the dependencies it infers and their cycles. Problems print as
@@ -452,7 +466,15 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             dir,
             prune,
             dry_run,
-        } => apply(&client, &dir, prune, dry_run).await,
+            yes,
+        } => apply(&client, &dir, prune, dry_run, yes).await,
+        Command::Plan { dir, prune } => match load_folder(&dir) {
+            Ok(catalog) => {
+                show_plan(&client, &catalog, prune).await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(code) => Ok(code),
+        },
         Command::Check { dir, project } => Ok(check(&dir, project.as_deref())),
         Command::Deps {
             project,
@@ -719,36 +741,238 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A catalog folder, or its problems printed as `file:line:col: message` with a count.
+fn load_folder(dir: &std::path::Path) -> Result<baton_core::catalog::CatalogSpec, ExitCode> {
+    folder::load(dir).map_err(|problems| {
+        for p in &problems {
+            eprintln!("{}: {}", p.at, p.message);
+        }
+        eprintln!("baton: {} has {} problem(s)", dir.display(), problems.len());
+        ExitCode::FAILURE
+    })
+}
+
+/// Prints what applying `catalog` would do to the deployed catalog, through the API's
+/// dry-run apply, and returns how many tables and frequencies it would change.
+async fn show_plan(
+    client: &Client,
+    catalog: &baton_core::catalog::CatalogSpec,
+    prune: bool,
+) -> anyhow::Result<usize> {
+    use baton_core::catalog::TableId;
+    use std::collections::{BTreeMap, BTreeSet};
+    let before = client.catalog().await?;
+    let after = client
+        .apply(&ApplyRequest {
+            catalog: catalog.clone(),
+            prune,
+            dry_run: true,
+        })
+        .await?;
+    for warning in &after.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let stored: BTreeMap<&TableId, &baton_core::catalog::apply::TableDoc> =
+        before.tables.iter().map(|t| (&t.id, t)).collect();
+    let edges_before: BTreeSet<(TableId, TableId)> = before
+        .tables
+        .iter()
+        .flat_map(|t| t.parents.iter().map(|p| (p.clone(), t.id.clone())))
+        .collect();
+    let edges_after: BTreeSet<(TableId, TableId)> = after
+        .dependencies
+        .iter()
+        .flat_map(|(t, parents)| parents.iter().map(|p| (p.clone(), t.clone())))
+        .collect();
+    let of = |kind: &str, action: Action| -> Vec<&str> {
+        after
+            .changes
+            .iter()
+            .filter(|c| c.kind == kind && c.action == action)
+            .map(|c| c.id.as_str())
+            .collect()
+    };
+    let section = |title: &str, lines: Vec<String>| {
+        if !lines.is_empty() {
+            println!("{title} ({}):", lines.len());
+            for line in lines {
+                println!("  {line}");
+            }
+        }
+    };
+    let folder_tables: BTreeMap<TableId, &baton_core::catalog::Table> = catalog
+        .tables
+        .iter()
+        .filter_map(|t| Some((t.id().ok()?, t)))
+        .collect();
+    let changed: Vec<String> = of("table", Action::Updated)
+        .into_iter()
+        .map(|id| {
+            let what = id
+                .parse::<TableId>()
+                .ok()
+                .and_then(|id| Some((stored.get(&id)?, folder_tables.get(&id)?)))
+                .map(|(old, new)| {
+                    if old.definition.sql.trim() != new.sql.trim() {
+                        "SQL"
+                    } else {
+                        "settings"
+                    }
+                })
+                .unwrap_or("settings");
+            format!("{id}  ({what})")
+        })
+        .collect();
+    let words = |ids: Vec<&str>| ids.into_iter().map(String::from).collect::<Vec<_>>();
+    section("tables added", words(of("table", Action::Created)));
+    section("tables changed", changed);
+    section("tables removed", words(of("table", Action::Deleted)));
+    section("frequencies added", words(of("frequency", Action::Created)));
+    section(
+        "frequencies changed",
+        words(of("frequency", Action::Updated)),
+    );
+    section(
+        "frequencies removed",
+        words(of("frequency", Action::Deleted)),
+    );
+    let arrow = |(p, c): &(TableId, TableId)| format!("{p} → {c}");
+    section(
+        "dependencies gained",
+        edges_after.difference(&edges_before).map(arrow).collect(),
+    );
+    section(
+        "dependencies lost",
+        edges_before.difference(&edges_after).map(arrow).collect(),
+    );
+    // Downstream: what the new, changed and removed tables feed, in the catalog after.
+    let mut graph = baton_core::graph::Graph::of_catalog(&after.dependencies);
+    for (parent, child) in &edges_before {
+        if after.dependencies.contains_key(child) {
+            graph.add_edge(parent.to_string(), child.to_string());
+        }
+    }
+    let touched: BTreeSet<&str> = after
+        .changes
+        .iter()
+        .filter(|c| c.kind == "table" && c.action != Action::Unchanged)
+        .map(|c| c.id.as_str())
+        .collect();
+    let mut downstream: BTreeSet<String> = BTreeSet::new();
+    for id in &touched {
+        if let Ok(around) = graph.around(id, None, baton_core::graph::Reach::Descendants) {
+            downstream.extend(
+                around
+                    .nodes()
+                    .map(|(n, _)| n.to_string())
+                    .filter(|n| !touched.contains(n.as_str())),
+            );
+        }
+    }
+    section(
+        "downstream of the changes",
+        downstream.into_iter().collect(),
+    );
+    // A dry run of each new or changed query, with its settings.
+    let mut dry_runs = Vec::new();
+    for change in after
+        .changes
+        .iter()
+        .filter(|c| c.kind == "table" && matches!(c.action, Action::Created | Action::Updated))
+    {
+        let Some(table) = change
+            .id
+            .parse::<TableId>()
+            .ok()
+            .and_then(|id| folder_tables.get(&id))
+        else {
+            continue;
+        };
+        if table.kind != baton_core::catalog::TableKind::Query {
+            continue;
+        }
+        let answer = client
+            .dry_run(&baton_service::api::DryRunRequest {
+                sql: Some(table.sql.clone()),
+                dataset: Some(table.dataset.clone()),
+                write: Some(table.write_mode),
+                // A frequency not deployed yet cannot set the parameters: they are then
+                // now and NULL.
+                frequency: table
+                    .frequency
+                    .clone()
+                    .filter(|f| before.frequencies.iter().any(|d| &d.name == f)),
+                ..Default::default()
+            })
+            .await;
+        dry_runs.push(match answer {
+            Ok(r) => format!(
+                "{}  {} bytes processed, about {:.4} on demand",
+                change.id, r.report.bytes_processed, r.report.estimated_cost
+            ),
+            Err(e) => format!("{}  not dry-run: {e}", change.id),
+        });
+    }
+    section("dry runs", dry_runs);
+    let count = |a: Action| after.changes.iter().filter(|c| c.action == a).count();
+    println!(
+        "plan: {} to create, {} to update, {} to delete, {} unchanged",
+        count(Action::Created),
+        count(Action::Updated),
+        count(Action::Deleted),
+        count(Action::Unchanged)
+    );
+    Ok(after.changes.len() - count(Action::Unchanged))
+}
+
+/// Asks on the terminal whether to go on; `false` without a terminal.
+fn confirmed(question: &str) -> std::io::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
 async fn apply(
     client: &Client,
     dir: &std::path::Path,
     prune: bool,
     dry_run: bool,
+    yes: bool,
 ) -> anyhow::Result<ExitCode> {
-    let catalog = match folder::load(dir) {
+    let catalog = match load_folder(dir) {
         Ok(catalog) => catalog,
-        Err(problems) => {
-            eprintln!(
-                "baton: {} has {} problem(s):",
-                dir.display(),
-                problems.len()
-            );
-            for p in problems {
-                eprintln!("  {p}");
-            }
-            return Ok(ExitCode::FAILURE);
-        }
+        Err(code) => return Ok(code),
     };
+    let changes = show_plan(client, &catalog, prune).await?;
+    if dry_run {
+        println!("nothing applied (--dry-run)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if changes > 0 && !yes && !confirmed("apply these changes?")? {
+        eprintln!(
+            "baton: nothing applied{}",
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                ""
+            } else {
+                " (no terminal to ask on: pass --yes to apply without asking)"
+            }
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     let response = client
         .apply(&ApplyRequest {
             catalog,
             prune,
-            dry_run,
+            dry_run: false,
         })
         .await?;
-    for warning in &response.warnings {
-        eprintln!("warning: {warning}");
-    }
+    // Its warnings were the plan's.
     for change in &response.changes {
         let word = match change.action {
             Action::Created => "create",

@@ -71,8 +71,13 @@ async fn demo() -> anyhow::Result<bool> {
         );
     }
 
-    step(&format!("baton apply {}", catalog.display()));
-    let output = baton.cli().arg("apply").arg(&catalog).output()?;
+    step(&format!("baton apply --yes {}", catalog.display()));
+    let output = baton
+        .cli()
+        .arg("apply")
+        .arg("--yes")
+        .arg(&catalog)
+        .output()?;
     print_indented(&String::from_utf8_lossy(&output.stdout));
     print_indented(&String::from_utf8_lossy(&output.stderr));
     if !output.status.success() {
