@@ -411,6 +411,52 @@ async fn a_job_longer_than_a_delivery_is_picked_up_by_the_next() -> anyhow::Resu
     Ok(())
 }
 
+/// A query that fails while the executor waits on it (`jobs.getQueryResults`, which answers
+/// a failed query with the query's own error: a missing table is a 404) fails its job with
+/// BigQuery's reason; the 404 is not taken for a job that does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_failing_while_waited_on_fails_its_job() -> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let bigquery = FaultyBigQuery::start(stack.var("BIGQUERY_EMULATOR_HOST")?).await?;
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    bigquery.rule(move |id| {
+        id.contains("_m_missing_")
+            .then_some(Fault::RunningUntil(until))
+    });
+    let options = Options::default().env("BIGQUERY_EMULATOR_HOST", &bigquery.url);
+    let baton = Baton::start_with(&stack, "fails-waited", options).await?;
+    baton
+        .apply(CatalogSpec {
+            frequencies: vec![Frequency::every("hourly", 3_600)],
+            tables: vec![table(
+                "m.missing",
+                "SELECT n FROM nowhere.missing",
+                TableOptions::default(),
+            )],
+        })
+        .await?;
+    let report = baton.tick_at("2026-11-22T10:00:00Z".parse()?).await?;
+    let run_id = first_run_id(&report)?;
+    let run = baton.wait_for_run(&run_id, TIMEOUT).await?;
+    assert_eq!(run.run.state, RunState::Failed, "{:?}", run.run);
+    let job = &run.jobs[0];
+    assert_eq!(job.state, baton_core::state::JobState::Failed);
+    let error = job.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("nowhere") && error.contains("not found"),
+        "{error}"
+    );
+    // It was waited on: the proxy held it running past the insert.
+    assert!(
+        bigquery
+            .requests_for(&job.bigquery_job_id.clone().unwrap_or_default())
+            .iter()
+            .any(|r| r.contains("/queries/")),
+        "never waited on"
+    );
+    Ok(())
+}
+
 /// A backfill two at a time cancelled as a whole while its first two runs' BigQuery jobs
 /// run: both jobs are stopped, both runs end cancelled, no later instant starts, and the
 /// frequency takes a new backfill at once.

@@ -437,8 +437,8 @@ impl<P: RunPort, B: Publish> Planner<P, B> {
                 job.state
             )));
         }
-        // The slot's release and the children's settling touch different documents, so
-        // they are committed together; the dispatch after them finds both.
+        // The slot's release and the children's settling touch different documents: their
+        // transactions are in flight at once, and the dispatch after them finds both.
         let release = async {
             if let Some(index) = job.slot {
                 self.runs.release(run_id, index, table, attempt).await?;

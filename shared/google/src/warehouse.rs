@@ -489,12 +489,21 @@ impl WarehousePort for Warehouse {
             start_index: None,
             timeout_ms: Some(i32::try_from(max.as_millis()).unwrap_or(i32::MAX)),
         };
-        let answer = self
+        let answer = match self
             .client
             .job()
             .get_query_results(&self.project, job_id, parameters)
             .await
-            .map_err(refused)?;
+        {
+            Ok(answer) => answer,
+            // A query that failed is answered with its own error (a table it reads that does
+            // not exist is a 404, bad SQL a 400), not with its job: the job says how it ended
+            // (and a job that really is not there is a 404 there too).
+            Err(e) => {
+                tracing::debug!(job_id, error = %refused(e), "the wait answered with an error; reading the job");
+                return self.job_progress(job_id).await;
+            }
+        };
         if answer.job_complete == Some(true) {
             self.job_progress(job_id).await
         } else {
