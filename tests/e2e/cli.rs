@@ -1,5 +1,5 @@
-//! The `baton` command as a user runs it, where it needs no service: `baton deps` and
-//! `baton check`.
+//! The `baton` command as a user runs it, where it needs no service: `baton deps`, `baton
+//! check` and `baton graph` of a folder.
 
 use std::process::Command;
 
@@ -77,9 +77,15 @@ fn deps_prints_one_json_line_per_file() -> anyhow::Result<()> {
 
 /// Runs `baton check DIR` with no API to reach: its exit code, standard output and error.
 fn check(dir: &std::path::Path) -> anyhow::Result<(Option<i32>, String, String)> {
+    offline("check", &[dir.to_str().expect("a UTF-8 path")])
+}
+
+/// Runs `baton COMMAND ARGS` with no API to reach and no credentials: its exit code,
+/// standard output and error.
+fn offline(command: &str, args: &[&str]) -> anyhow::Result<(Option<i32>, String, String)> {
     let output = Command::new(bin_dir().join("baton"))
-        .arg("check")
-        .arg(dir)
+        .arg(command)
+        .args(args)
         .env("BATON_API_URL", "http://127.0.0.1:9")
         .env_remove("BATON_TOKEN")
         .env_remove("BATON_PROJECT")
@@ -162,18 +168,7 @@ fn check_reads_a_folder_offline_and_names_each_problem_where_it_is() -> anyhow::
 
 /// Runs `baton graph ARGS` with no API to reach: its exit code, standard output and error.
 fn graph(args: &[&str]) -> anyhow::Result<(Option<i32>, String, String)> {
-    let output = Command::new(bin_dir().join("baton"))
-        .arg("graph")
-        .args(args)
-        .env("BATON_API_URL", "http://127.0.0.1:9")
-        .env_remove("BATON_TOKEN")
-        .env_remove("BATON_PROJECT")
-        .output()?;
-    Ok((
-        output.status.code(),
-        String::from_utf8(output.stdout)?,
-        String::from_utf8(output.stderr)?,
-    ))
+    offline("graph", args)
 }
 
 #[test]
