@@ -982,8 +982,12 @@ async fn plan_says_what_an_apply_would_change_and_applies_nothing() -> anyhow::R
     command.args(["apply", folder, "--prune"]);
     let refused = tokio::task::spawn_blocking(move || command.output()).await??;
     assert_eq!(refused.status.code(), Some(1));
+    let shown = String::from_utf8(refused.stdout)?;
+    let plan_before_dry_runs = &said[..said.find("dry runs").expect("the plan's dry runs")];
+    assert!(shown.starts_with(plan_before_dry_runs), "{shown}");
     assert!(
-        String::from_utf8(refused.stdout)?.starts_with(&said[..said.find("dry runs").unwrap_or(0)])
+        shown.ends_with("plan: 1 to create, 1 to update, 1 to delete, 2 unchanged\n"),
+        "{shown}"
     );
     assert_eq!(
         String::from_utf8(refused.stderr)?,

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use futures::StreamExt;
 
 use baton_cli::Client;
 use baton_core::catalog::apply::Action;
@@ -741,15 +742,29 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A catalog folder, or its problems printed as `file:line:col: message` with a count.
+/// How many of `baton plan`'s dry runs are asked for at once.
+const DRY_RUNS_AT_ONCE: usize = 8;
+
+/// A catalog folder, or its problems refused as `refuse` says.
 fn load_folder(dir: &std::path::Path) -> Result<baton_core::catalog::CatalogSpec, ExitCode> {
-    folder::load(dir).map_err(|problems| {
-        for p in &problems {
-            eprintln!("{}: {}", p.at, p.message);
-        }
-        eprintln!("baton: {} has {} problem(s)", dir.display(), problems.len());
-        ExitCode::FAILURE
-    })
+    folder::load(dir).map_err(|problems| refuse(dir, &problems))
+}
+
+/// Prints a folder's problems on standard error, `file:line:col: message` each, then their
+/// count; exit 1.
+fn refuse(dir: &std::path::Path, problems: &[baton_core::catalog::Problem]) -> ExitCode {
+    use std::io::Write;
+    let mut err = std::io::BufWriter::new(std::io::stderr().lock());
+    for p in problems {
+        let _ = writeln!(err, "{}: {}", p.at, p.message);
+    }
+    let _ = writeln!(
+        err,
+        "baton: {} has {} problem(s)",
+        dir.display(),
+        problems.len()
+    );
+    ExitCode::FAILURE
 }
 
 /// Prints what applying `catalog` would do to the deployed catalog, through the API's
@@ -852,67 +867,54 @@ async fn show_plan(
             graph.add_edge(parent.to_string(), child.to_string());
         }
     }
-    let touched: BTreeSet<&str> = after
+    let touched: Vec<&str> = after
         .changes
         .iter()
         .filter(|c| c.kind == "table" && c.action != Action::Unchanged)
         .map(|c| c.id.as_str())
         .collect();
-    let mut downstream: BTreeSet<String> = BTreeSet::new();
-    for id in &touched {
-        if let Ok(around) = graph.around(id, None, baton_core::graph::Reach::Descendants) {
-            downstream.extend(
-                around
-                    .nodes()
-                    .map(|(n, _)| n.to_string())
-                    .filter(|n| !touched.contains(n.as_str())),
-            );
-        }
-    }
+    let downstream = graph.downstream(&touched);
     section(
         "downstream of the changes",
         downstream.into_iter().collect(),
     );
-    // A dry run of each new or changed query, with its settings.
-    let mut dry_runs = Vec::new();
-    for change in after
+    // A dry run of each new or changed query, with its settings; a few at once.
+    let deployed = &before.frequencies;
+    let dry_running = after
         .changes
         .iter()
         .filter(|c| c.kind == "table" && matches!(c.action, Action::Created | Action::Updated))
-    {
-        let Some(table) = change
-            .id
-            .parse::<TableId>()
-            .ok()
-            .and_then(|id| folder_tables.get(&id))
-        else {
-            continue;
-        };
-        if table.kind != baton_core::catalog::TableKind::Query {
-            continue;
-        }
-        let answer = client
-            .dry_run(&baton_service::api::DryRunRequest {
-                sql: Some(table.sql.clone()),
-                dataset: Some(table.dataset.clone()),
-                write: Some(table.write_mode),
-                // A frequency not deployed yet cannot set the parameters: they are then
-                // now and NULL.
-                frequency: table
-                    .frequency
-                    .clone()
-                    .filter(|f| before.frequencies.iter().any(|d| &d.name == f)),
-                ..Default::default()
-            })
-            .await;
-        dry_runs.push(match answer {
-            Ok(r) => format!(
-                "{}  {} bytes processed, about {:.4} on demand",
-                change.id, r.report.bytes_processed, r.report.estimated_cost
-            ),
-            Err(e) => format!("{}  not dry-run: {e}", change.id),
+        .filter_map(|change| {
+            let table = folder_tables.get(&change.id.parse::<TableId>().ok()?)?;
+            (table.kind == baton_core::catalog::TableKind::Query).then_some((change, table))
+        })
+        .map(|(change, table)| async move {
+            let answer = client
+                .dry_run(&baton_service::api::DryRunRequest {
+                    sql: Some(table.sql.clone()),
+                    dataset: Some(table.dataset.clone()),
+                    write: Some(table.write_mode),
+                    // A frequency not deployed yet cannot set the parameters: they are then
+                    // now and NULL.
+                    frequency: table
+                        .frequency
+                        .clone()
+                        .filter(|f| deployed.iter().any(|d| &d.name == f)),
+                    ..Default::default()
+                })
+                .await;
+            match answer {
+                Ok(r) => format!(
+                    "{}  {} bytes processed, about {:.4} on demand",
+                    change.id, r.report.bytes_processed, r.report.estimated_cost
+                ),
+                Err(e) => format!("{}  not dry-run: {e}", change.id),
+            }
         });
-    }
+    let dry_runs: Vec<String> = futures::stream::iter(dry_running)
+        .buffered(DRY_RUNS_AT_ONCE)
+        .collect()
+        .await;
     section("dry runs", dry_runs);
     let count = |a: Action| after.changes.iter().filter(|c| c.action == a).count();
     println!(
@@ -1050,26 +1052,12 @@ fn check(dir: &std::path::Path, project: Option<&str>) -> ExitCode {
 }
 
 /// What `baton apply --prune` would do with a folder against an empty catalog, offline. Its
-/// problems are printed as `file:line:col: message` with a count, and stop it.
+/// problems are printed as `load_folder` prints them, and stop it.
 fn plan_folder(
     dir: &std::path::Path,
     project: &str,
 ) -> Result<baton_core::catalog::apply::ApplyPlan, ExitCode> {
-    let refuse = |problems: Vec<baton_core::catalog::Problem>| {
-        use std::io::Write;
-        let mut err = std::io::BufWriter::new(std::io::stderr().lock());
-        for p in &problems {
-            let _ = writeln!(err, "{}: {}", p.at, p.message);
-        }
-        let _ = writeln!(
-            err,
-            "baton: {} has {} problem(s)",
-            dir.display(),
-            problems.len()
-        );
-        ExitCode::FAILURE
-    };
-    let catalog = folder::load(dir).map_err(refuse)?;
+    let catalog = load_folder(dir)?;
     baton_core::catalog::apply::plan_apply(
         &[],
         &[],
@@ -1078,7 +1066,7 @@ fn plan_folder(
         project,
         jiff::Timestamp::now(),
     )
-    .map_err(refuse)
+    .map_err(|problems| refuse(dir, &problems))
 }
 
 /// One line per file: `{"file", "reads", "writes", "lenient", "unknowable", "error"}`.

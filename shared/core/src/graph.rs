@@ -31,6 +31,13 @@ pub struct Node {
     pub state: Option<JobState>,
 }
 
+impl Node {
+    /// What its box says: the table's name, then its details, a line each.
+    fn lines<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a str> {
+        std::iter::once(id).chain(self.details.iter().map(String::as_str))
+    }
+}
+
 /// Which way [`Graph::around`] walks from its table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reach {
@@ -128,34 +135,7 @@ impl Graph {
         if !self.nodes.contains_key(center) {
             return Err(GraphError::UnknownTable(center.to_string()));
         }
-        let mut index: DiGraphMap<&str, ()> = DiGraphMap::new();
-        for id in self.nodes.keys() {
-            index.add_node(id);
-        }
-        for (parent, child) in &self.edges {
-            index.add_edge(parent, child, ());
-        }
-        let mut kept: BTreeSet<&str> = BTreeSet::from([center]);
-        let directions: &[Direction] = match reach {
-            Reach::Ancestors => &[Direction::Incoming],
-            Reach::Descendants => &[Direction::Outgoing],
-            Reach::Both => &[Direction::Incoming, Direction::Outgoing],
-        };
-        for &direction in directions {
-            let mut seen: BTreeSet<&str> = BTreeSet::from([center]);
-            let mut queue = VecDeque::from([(center, 0u32)]);
-            while let Some((at, steps)) = queue.pop_front() {
-                if depth.is_some_and(|d| steps >= d) {
-                    continue;
-                }
-                for next in index.neighbors_directed(at, direction) {
-                    if seen.insert(next) {
-                        queue.push_back((next, steps + 1));
-                    }
-                }
-            }
-            kept.extend(seen);
-        }
+        let kept = self.reached(&[center], depth, reach);
         Ok(Graph {
             nodes: self
                 .nodes
@@ -172,14 +152,70 @@ impl Graph {
         })
     }
 
+    /// Every table downstream of `from` (what reads them, directly or not), `from` left out:
+    /// one walk however many tables it starts from.
+    pub fn downstream(&self, from: &[&str]) -> BTreeSet<String> {
+        let mut found: BTreeSet<String> = self
+            .reached(from, None, Reach::Descendants)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        for id in from {
+            found.remove(*id);
+        }
+        found
+    }
+
+    /// `centers` (those in the graph) and what `reach` finds from them within `depth` steps.
+    fn reached<'a>(
+        &'a self,
+        centers: &[&str],
+        depth: Option<u32>,
+        reach: Reach,
+    ) -> BTreeSet<&'a str> {
+        let mut index: DiGraphMap<&str, ()> = DiGraphMap::new();
+        for id in self.nodes.keys() {
+            index.add_node(id);
+        }
+        for (parent, child) in &self.edges {
+            index.add_edge(parent, child, ());
+        }
+        let starts: Vec<&str> = centers
+            .iter()
+            .filter_map(|c| self.nodes.get_key_value(*c).map(|(id, _)| id.as_str()))
+            .collect();
+        let mut kept: BTreeSet<&str> = starts.iter().copied().collect();
+        let directions: &[Direction] = match reach {
+            Reach::Ancestors => &[Direction::Incoming],
+            Reach::Descendants => &[Direction::Outgoing],
+            Reach::Both => &[Direction::Incoming, Direction::Outgoing],
+        };
+        for &direction in directions {
+            let mut seen: BTreeSet<&str> = starts.iter().copied().collect();
+            let mut queue: VecDeque<(&str, u32)> = starts.iter().map(|s| (*s, 0)).collect();
+            while let Some((at, steps)) = queue.pop_front() {
+                if depth.is_some_and(|d| steps >= d) {
+                    continue;
+                }
+                for next in index.neighbors_directed(at, direction) {
+                    if seen.insert(next) {
+                        queue.push_back((next, steps + 1));
+                    }
+                }
+            }
+            kept.extend(seen);
+        }
+        kept
+    }
+
     /// Graphviz's DOT, left to right, coloured as the SVG is.
     pub fn dot(&self) -> String {
         let mut out = String::from(
             "digraph baton {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fillcolor=\"#ffffff\"];\n",
         );
         for (id, node) in &self.nodes {
-            let label = std::iter::once(id.as_str())
-                .chain(node.details.iter().map(String::as_str))
+            let label = node
+                .lines(id)
                 .map(dot_escape)
                 .collect::<Vec<_>>()
                 .join("\\n");
@@ -213,8 +249,8 @@ impl Graph {
         let mut out = String::from("flowchart LR\n");
         let mut states: BTreeSet<JobState> = BTreeSet::new();
         for (id, node) in &self.nodes {
-            let label = std::iter::once(id.as_str())
-                .chain(node.details.iter().map(String::as_str))
+            let label = node
+                .lines(id)
                 .map(mermaid_escape)
                 .collect::<Vec<_>>()
                 .join("<br/>");
@@ -250,10 +286,7 @@ impl Graph {
         let mut visual = VisualGraph::new(Orientation::LeftToRight);
         let mut handles = BTreeMap::new();
         for (id, node) in &self.nodes {
-            let text = std::iter::once(id.as_str())
-                .chain(node.details.iter().map(String::as_str))
-                .collect::<Vec<_>>()
-                .join("\n");
+            let text = node.lines(id).collect::<Vec<_>>().join("\n");
             let (fill, line) = node.state.map_or(("#ffffff", "#444444"), fill);
             let look = StyleAttr::new(rgb(line), 1, Some(rgb(fill)), 6, FONT_SIZE);
             let shape = ShapeKind::new_box(&text);
@@ -361,6 +394,12 @@ mod tests {
         );
         let down = g.around("s.b", None, Reach::Descendants).unwrap();
         assert_eq!(names(&down), ["s.b", "s.d", "s.e"]);
+        assert_eq!(
+            g.downstream(&["s.b", "s.c", "s.nope"])
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["s.d", "s.e"]
+        );
         let up = g.around("s.e", Some(2), Reach::Ancestors).unwrap();
         assert_eq!(names(&up), ["s.b", "s.c", "s.d", "s.e"]);
         assert_eq!(
