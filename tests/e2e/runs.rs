@@ -256,12 +256,9 @@ async fn a_wide_fan_out_keeps_to_the_cap_most_important_first() -> anyhow::Resul
     assert_eq!(started.run.trigger, Trigger::Manual);
     assert_eq!(started.run.concurrency, 2);
     // `baton runs follow` watches it to its end (twelve jobs two at a time take seconds).
-    let follow = |run_id: &str| {
-        let mut command = baton.cli();
-        command.args(["runs", "follow", run_id, "--every", "0.2"]);
-        tokio::task::spawn_blocking(move || command.output())
-    };
-    let followed = follow(&started.run.id);
+    let mut command = baton.cli();
+    command.args(["runs", "follow", &started.run.id, "--every", "0.2"]);
+    let followed = tokio::task::spawn_blocking(move || command.output());
     let done = baton.wait_for_run(&started.run.id, TIMEOUT).await?;
     assert_eq!(done.run.state, RunState::Succeeded, "{:?}", done.run);
     let followed = followed.await??;
