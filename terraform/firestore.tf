@@ -123,6 +123,46 @@ resource "google_firestore_index" "overdue_jobs" {
   }
 }
 
+# The operator's page: a table's jobs in every run, the latest first.
+resource "google_firestore_index" "table_jobs" {
+  project     = var.project
+  database    = google_firestore_database.baton.name
+  collection  = "jobs"
+  query_scope = "COLLECTION_GROUP"
+
+  fields {
+    field_path = "table"
+    order      = "ASCENDING"
+  }
+  fields {
+    field_path = "run_time"
+    order      = "DESCENDING"
+  }
+}
+
+# The page's one-time links (minutes) and sign-ins (hours) are deleted by TTL once expired.
+resource "google_firestore_field" "page_links_ttl" {
+  project    = var.project
+  database   = google_firestore_database.baton.name
+  collection = "page_links"
+  field      = "expire_at"
+
+  ttl_config {}
+
+  index_config {}
+}
+
+resource "google_firestore_field" "page_sessions_ttl" {
+  project    = var.project
+  database   = google_firestore_database.baton.name
+  collection = "page_sessions"
+  field      = "expire_at"
+
+  ttl_config {}
+
+  index_config {}
+}
+
 # A refused push's reason is kept a week (Pub/Sub's retention), for the dead letter it may
 # become; TTL deletes the rest.
 resource "google_firestore_field" "push_failures_ttl" {

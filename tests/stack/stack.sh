@@ -160,6 +160,8 @@ cmd_install() {
   command -v mariadb >/dev/null || missing+=(mariadb-client)
   postgres_bindir >/dev/null || missing+=(postgresql)
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  # The operator's page is tested in a real browser (tests/e2e/page.rs).
+  command -v chromium >/dev/null || missing+=(chromium)
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
   [ -x "$firestore_bin" ] || die "the Firestore emulator is not at $firestore_bin (gcloud component cloud-firestore-emulator; set BATON_GCLOUD_ROOT)"
   [ -x "$pubsub_bin" ] || die "the Pub/Sub emulator is not at $pubsub_bin (gcloud component pubsub-emulator; set BATON_GCLOUD_ROOT)"

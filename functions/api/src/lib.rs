@@ -1,7 +1,8 @@
 //! The API: the catalog (apply, read); runs (start a frequency or chosen tables now, resume,
 //! cancel, read with their jobs); backfills; costs by day; dry runs of SQL; connections (their
 //! secrets go in sealed and never come out); people (users, groups, API tokens) and the audit
-//! trail of every change; dead letters, listed, replayed or dropped.
+//! trail of every change; dead letters, listed, replayed or dropped; and the operator's
+//! read-only page (`page`), HTML for people on call.
 //!
 //! Every route is in one table (`endpoints`) with the access it asks: the router is built from
 //! it, the caller is checked against it (`people::authorize`), and `GET /v1/routes` lists it.
@@ -9,6 +10,7 @@
 
 mod dead_letters;
 mod loads;
+mod page;
 mod people;
 
 use std::sync::Arc;
@@ -452,6 +454,60 @@ fn endpoints() -> Vec<(Route, Handler)> {
                 .answers::<wire::AuditResponse>(),
             get(people::list_audit),
         ),
+        (
+            r(
+                "POST",
+                "/v1/page-links",
+                Read,
+                "A one-time link that signs a browser in to the operator's page",
+            )
+            .body::<wire::PageLinkRequest>()
+            .answers_with::<wire::PageLinkResponse>(&[201]),
+            post(page::create_link),
+        ),
+        (
+            r(
+                "GET",
+                "/ui/enter",
+                Open,
+                "Opens a page link once: signs the browser in and sends it on",
+            )
+            .query::<page::EnterQuery>()
+            .redirects(),
+            get(page::enter),
+        ),
+        (
+            r("GET", "/ui", Read, "The page: the latest runs")
+                .query::<page::RunsQuery>()
+                .answers_html(),
+            get(page::runs),
+        ),
+        (
+            r(
+                "GET",
+                "/ui/runs/{run_id}",
+                Read,
+                "The page: a run, its graph and its jobs",
+            )
+            .answers_html(),
+            get(page::run),
+        ),
+        (
+            r(
+                "GET",
+                "/ui/tables/{table}",
+                Read,
+                "The page: a table's jobs in every run, with their cost",
+            )
+            .answers_html(),
+            get(page::table),
+        ),
+        (
+            r("GET", "/ui/costs", Read, "The page: the cost of each day")
+                .query::<page::CostsQuery>()
+                .answers_html(),
+            get(page::costs),
+        ),
     ]
 }
 
@@ -509,6 +565,7 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(axum::middleware::map_response(
             baton_service::http::json_errors,
         ))
+        .layer(axum::middleware::from_fn(page::html_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
 }

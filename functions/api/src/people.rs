@@ -205,7 +205,18 @@ pub async fn authorize(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let principal = match app.principal(authorization).await {
+    // The page's requests come from a browser, signed in by its cookie; the cookie opens
+    // nothing else, and a request that says who it is otherwise is judged by that.
+    let page_session = if authorization.is_none() && crate::page::is_page(path) {
+        crate::page::session_secret(request.headers())
+    } else {
+        None
+    };
+    let proven = match (&app.gate, page_session) {
+        (Gate::Google { .. }, Some(secret)) => app.page_principal(&secret).await,
+        _ => app.principal(authorization).await,
+    };
+    let principal = match proven {
         Ok(principal) => principal,
         Err(error) => {
             tracing::warn!(path, reason = %error.message, "call refused");

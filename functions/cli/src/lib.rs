@@ -13,9 +13,10 @@ use baton_core::run::Backfill;
 use baton_service::api::{
     ApplyRequest, ApplyResponse, AuditResponse, BackfillRequest, CatalogResponse,
     ConnectionsResponse, CostsResponse, CreateTokenRequest, CreatedToken, DeadLettersResponse,
-    DryRunRequest, DryRunResponse, ErrorResponse, GroupsResponse, LoadForced, PutConnectionRequest,
-    PutGroupRequest, Replayed, RunChange, RunResponse, RunsResponse, StartRunRequest,
-    TokensResponse, UpdateUserRequest, UploadUrl, UploadUrlRequest, UsersResponse,
+    DryRunRequest, DryRunResponse, ErrorResponse, GroupsResponse, LoadForced, PageLinkRequest,
+    PageLinkResponse, PutConnectionRequest, PutGroupRequest, Replayed, RunChange, RunResponse,
+    RunsResponse, StartRunRequest, TokensResponse, UpdateUserRequest, UploadUrl, UploadUrlRequest,
+    UsersResponse,
 };
 
 /// One path segment, escaped: an id with `/` or `?` stays one segment.
@@ -309,6 +310,22 @@ impl Client {
 
     pub async fn me(&self) -> Result<Principal, ClientError> {
         self.get("/v1/me").await
+    }
+
+    /// The API's address, as given.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A one-time link that signs a browser in to the page at `to` (a path under `/ui`).
+    pub async fn page_link(&self, to: Option<&str>) -> Result<PageLinkResponse, ClientError> {
+        self.post(
+            "/v1/page-links",
+            &PageLinkRequest {
+                to: to.map(str::to_string),
+            },
+        )
+        .await
     }
 
     pub async fn create_token(

@@ -137,6 +137,20 @@ enum Command {
     },
     /// Forgets the kept credential.
     Logout,
+    /// Opens the operator's page in the browser, signed in as you: runs, a run's graph, a
+    /// table's jobs and costs, the cost of each day. Prints the one-time link (valid 5
+    /// minutes) and opens it unless `BATON_NO_BROWSER` is set.
+    Page {
+        /// A run to open at.
+        #[arg(long, conflicts_with_all = ["table", "costs"])]
+        run: Option<String>,
+        /// A table (`dataset.table`) to open at: its jobs in every run.
+        #[arg(long, conflicts_with = "costs")]
+        table: Option<String>,
+        /// Open at the costs.
+        #[arg(long)]
+        costs: bool,
+    },
     /// Who the API says you are: email, role, groups.
     Whoami,
     /// API tokens: for CI pipelines and machines; each carries its owner's rights.
@@ -424,6 +438,25 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Loads { table } => show_loads(&client, &table).await,
+        Command::Page { run, table, costs } => {
+            let to = match (run, table) {
+                (Some(run), _) => format!("/ui/runs/{run}"),
+                (None, Some(table)) => format!("/ui/tables/{table}"),
+                (None, None) if costs => "/ui/costs".to_string(),
+                (None, None) => "/ui".to_string(),
+            };
+            let link = client.page_link(Some(&to)).await?;
+            let url = format!("{}{}", client.base().trim_end_matches('/'), link.path);
+            println!("{url}");
+            eprintln!(
+                "a one-time link, until {}: it signs the browser that opens it in as you, for 12 hours",
+                link.expires_at.strftime("%H:%M:%S UTC")
+            );
+            if std::env::var_os("BATON_NO_BROWSER").is_none() {
+                let _ = webbrowser::open(&url);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Whoami => {
             let me = client.me().await?;
             let groups: Vec<&str> = me.groups.iter().map(String::as_str).collect();

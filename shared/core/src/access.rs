@@ -27,6 +27,10 @@ pub const AUDIT: &str = "audit";
 /// The collection of `first_admin`, which exists once someone is the first admin.
 pub const ACCESS: &str = "access";
 pub const FIRST_ADMIN: &str = "first_admin";
+/// One-time links that open the operator's page (`page_links/{hash}`).
+pub const PAGE_LINKS: &str = "page_links";
+/// The page's sign-ins, kept in a browser's cookie (`page_sessions/{hash}`).
+pub const PAGE_SESSIONS: &str = "page_sessions";
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// What a token looks like: `baton_` then 43 base64url characters.
@@ -216,6 +220,47 @@ pub fn token_from_bytes(bytes: &[u8; 32]) -> String {
     )
 }
 
+/// How long a page link may wait to be opened.
+pub const PAGE_LINK_MINUTES: i64 = 5;
+/// How long a browser stays signed in to the page.
+pub const PAGE_SESSION_HOURS: i64 = 12;
+
+/// A one-time link to the page, made for a signed-in caller (`POST /v1/page-links`): opened,
+/// it becomes a page session in the browser that opened it. Its document's id is the SHA-256
+/// of the code in the link, which is not kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PageLink {
+    pub schema_version: u32,
+    pub owner: String,
+    /// The page it opens: a path under `/ui`.
+    pub to: String,
+    /// Firestore's TTL deletes it after this, and it no longer opens anything.
+    #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
+    pub expire_at: Timestamp,
+}
+
+/// A browser signed in to the page: its cookie holds the secret whose SHA-256 is this
+/// document's id. It carries its owner's role at each request, as a token does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PageSession {
+    pub schema_version: u32,
+    pub owner: String,
+    #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
+    pub created_at: Timestamp,
+    /// It opens nothing after this; Firestore's TTL deletes it.
+    #[serde(with = "crate::stamp::timestamp")]
+    #[schemars(with = "jiff::Timestamp")]
+    pub expire_at: Timestamp,
+}
+
+/// A page link's code or a page session's secret from 32 random bytes (base64url).
+pub fn page_secret(bytes: &[u8; 32]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// Whether a bearer credential is one of Baton's tokens (else it is read as an ID token).
 pub fn is_api_token(credential: &str) -> bool {
     credential.starts_with(TOKEN_PREFIX)
@@ -234,6 +279,8 @@ pub enum Via {
     SignIn,
     /// An API token, by its id and name.
     Token { id: String, name: String },
+    /// The operator's page, signed in by a one-time link (`baton page`).
+    Page,
     /// Authentication is off (`BATON_AUTH_DISABLED`, local work only).
     Unauthenticated,
 }
@@ -243,6 +290,7 @@ impl std::fmt::Display for Via {
         match self {
             Via::SignIn => write!(f, "sign-in"),
             Via::Token { id, name } => write!(f, "token {name} ({id})"),
+            Via::Page => write!(f, "the page"),
             Via::Unauthenticated => write!(f, "no authentication"),
         }
     }

@@ -221,7 +221,7 @@ impl Graph {
                 .join("\\n");
             let _ = write!(out, "  \"{}\" [label=\"{label}\"", dot_escape(id));
             if let Some(state) = node.state {
-                let _ = write!(out, ", fillcolor=\"{}\"", fill(state).0);
+                let _ = write!(out, ", fillcolor=\"{}\"", colours(state).0);
             }
             out.push_str("];\n");
         }
@@ -270,7 +270,7 @@ impl Graph {
             );
         }
         for state in states {
-            let (fill, line) = fill(state);
+            let (fill, line) = colours(state);
             let _ = writeln!(
                 out,
                 "  classDef {} fill:{fill},stroke:{line}",
@@ -287,7 +287,7 @@ impl Graph {
         let mut handles = BTreeMap::new();
         for (id, node) in &self.nodes {
             let text = node.lines(id).collect::<Vec<_>>().join("\n");
-            let (fill, line) = node.state.map_or(("#ffffff", "#444444"), fill);
+            let (fill, line) = node.state.map_or(("#ffffff", "#444444"), colours);
             let look = StyleAttr::new(rgb(line), 1, Some(rgb(fill)), 6, FONT_SIZE);
             let shape = ShapeKind::new_box(&text);
             let size = get_shape_size(Orientation::LeftToRight, &shape, FONT_SIZE, false);
@@ -317,8 +317,8 @@ const FONT_SIZE: usize = 13;
 /// The largest graph whose SVG layout reduces its edge crossings (README, Figures).
 pub const REDUCE_CROSSINGS_UP_TO: usize = 150;
 
-/// A state's fill and line colours.
-fn fill(state: JobState) -> (&'static str, &'static str) {
+/// A state's fill and line colours, in every picture of a run (the page's badges too).
+pub fn colours(state: JobState) -> (&'static str, &'static str) {
     match state {
         JobState::Pending => ("#ffffff", "#9e9e9e"),
         JobState::Queued => ("#fff3c4", "#b38f00"),

@@ -184,6 +184,31 @@ pub struct CreateTokenRequest {
     pub expires_in_days: Option<u32>,
 }
 
+/// `POST /v1/page-links`: a one-time link that signs a browser in to the operator's page.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PageLinkRequest {
+    /// The page it opens, a path under `/ui` (`/ui` unless told).
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// A page link: the API's path to open, with its one-time code, and when it stops working.
+/// Opened once, it is spent.
+#[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PageLinkResponse {
+    pub path: String,
+    #[schemars(with = "jiff::Timestamp")]
+    pub expires_at: jiff::Timestamp,
+}
+
+impl std::fmt::Debug for PageLinkResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageLinkResponse")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The answer to creating a token: the token itself, shown this once.
 #[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CreatedToken {

@@ -36,6 +36,10 @@ pub struct Route {
     /// with plain text when `text`).
     pub answer: Option<(&'static [u16], SchemaFn)>,
     pub text: bool,
+    /// Answers HTML for a person, its errors too (the operator's page).
+    pub html: bool,
+    /// Answers 303, sending the browser on (with `html`).
+    pub redirect: bool,
 }
 
 impl Route {
@@ -54,12 +58,27 @@ impl Route {
             query: None,
             answer: None,
             text: false,
+            html: false,
+            redirect: false,
         }
     }
 
     /// Answers 200 with plain text.
     pub fn answers_text(mut self) -> Self {
         self.text = true;
+        self
+    }
+
+    /// Answers 200 with an HTML page, and its errors as pages too.
+    pub fn answers_html(mut self) -> Self {
+        self.html = true;
+        self
+    }
+
+    /// Answers 303, sending a browser on to a page; its errors are pages.
+    pub fn redirects(mut self) -> Self {
+        self.html = true;
+        self.redirect = true;
         self
     }
 
@@ -158,6 +177,15 @@ pub fn document(routes: &[Route], title: &str, version: &str) -> Value {
                     );
                 }
             }
+            None if route.redirect => {
+                responses.insert("303".into(), json!({"description": "on to the page"}));
+            }
+            None if route.html => {
+                responses.insert(
+                    "200".into(),
+                    json!({"description": "done", "content": {"text/html": {"schema": {"type": "string"}}}}),
+                );
+            }
             None if route.text => {
                 responses.insert(
                     "200".into(),
@@ -168,7 +196,13 @@ pub fn document(routes: &[Route], title: &str, version: &str) -> Value {
                 responses.insert("204".into(), json!({"description": "done"}));
             }
         }
-        let described = |what: &str| json!({"description": what, "content": {"application/json": {"schema": error}}});
+        let described = |what: &str| {
+            if route.html {
+                json!({"description": what, "content": {"text/html": {"schema": {"type": "string"}}}})
+            } else {
+                json!({"description": what, "content": {"application/json": {"schema": error}}})
+            }
+        };
         if route.access != Access::Open {
             responses.insert(
                 "401".into(),

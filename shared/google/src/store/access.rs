@@ -4,7 +4,8 @@
 use jiff::Timestamp;
 
 use baton_core::access::{
-    ACCESS, AUDIT, ApiToken, AuditEntry, FIRST_ADMIN, FirstAdmin, TOKENS, USERS, User,
+    ACCESS, AUDIT, ApiToken, AuditEntry, FIRST_ADMIN, FirstAdmin, PAGE_LINKS, PAGE_SESSIONS,
+    PageLink, PageSession, TOKENS, USERS, User,
 };
 use baton_core::dead_letters::{DEAD_LETTERS, DeadLetter};
 use serde::Serialize;
@@ -218,5 +219,45 @@ impl Store {
             .await
             .map(counted)
             .map_err(stored)
+    }
+
+    /// Keeps a one-time page link under the hash of its code.
+    pub async fn page_link(&self, hash: &str, link: &PageLink) -> Result<(), StoreError> {
+        self.create(None, PAGE_LINKS, hash, link).await
+    }
+
+    /// Opens the page link whose code hashes to `link_hash`, once: in one transaction the link
+    /// is deleted, the session `session` makes of it is stored under `session_hash`, and the
+    /// audit entry `entry` makes of it is kept. None when there is no such link or it has
+    /// expired (nothing is written).
+    pub async fn open_page_link(
+        &self,
+        link_hash: &str,
+        session_hash: &str,
+        now: Timestamp,
+        session: impl Fn(&PageLink) -> PageSession,
+        entry: impl Fn(&PageLink) -> AuditEntry,
+    ) -> Result<Option<(PageLink, PageSession)>, StoreError> {
+        retry_contention(TRIES, || async {
+            let mut tx = self.begin().await?;
+            let link: Option<PageLink> = tx.get(None, PAGE_LINKS, link_hash).await?;
+            let Some(link) = link.filter(|l| l.expire_at > now) else {
+                tx.rollback().await;
+                return Ok(None);
+            };
+            let made = session(&link);
+            let entry = entry(&link);
+            tx.delete(None, PAGE_LINKS, link_hash)?;
+            tx.set(None, PAGE_SESSIONS, session_hash, &made)?;
+            tx.set(None, AUDIT, &entry.id, &entry)?;
+            tx.commit().await?;
+            Ok(Some((link, made)))
+        })
+        .await
+    }
+
+    /// The page session whose secret hashes to `hash`.
+    pub async fn page_session(&self, hash: &str) -> Result<Option<PageSession>, StoreError> {
+        self.get(None, PAGE_SESSIONS, hash).await
     }
 }

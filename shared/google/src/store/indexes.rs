@@ -67,11 +67,19 @@ pub const OVERDUE_JOBS: Index = Index {
     fields: &[("state", Order::Ascending), ("watch_at", Order::Ascending)],
 };
 
+/// A table's jobs in every run, the latest first (`Store::table_jobs`, the page's table).
+pub const TABLE_JOBS: Index = Index {
+    collection: JOBS,
+    group: true,
+    fields: &[("table", Order::Ascending), ("run_time", Order::Descending)],
+};
+
 /// Every composite index the queries need.
-pub const INDEXES: [Index; 5] = [
+pub const INDEXES: [Index; 6] = [
     WAITING_JOBS,
     JOBS_BY_DISPATCH_CAUSE,
     COST_ROLLUPS,
     FILES_BY_STATE,
     OVERDUE_JOBS,
+    TABLE_JOBS,
 ];

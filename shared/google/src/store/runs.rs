@@ -318,6 +318,24 @@ impl Store {
             .map_err(stored)
     }
 
+    /// A table's jobs in every run, the latest run time first, at most `limit`: one
+    /// collection-group query, served by `indexes::TABLE_JOBS`.
+    pub async fn table_jobs(&self, table: &TableId, limit: u32) -> Result<Vec<Job>, StoreError> {
+        self.db()
+            .fluent()
+            .select()
+            .from(JOBS)
+            .all_descendants()
+            .filter(|q| q.for_all([q.field("table").eq(table.to_string())]))
+            .order(|o| o.fields([o.field("run_time").desc()]))
+            .limit(limit)
+            .obj()
+            .query()
+            .await
+            .map(counted)
+            .map_err(stored)
+    }
+
     /// Records what a sweep sent: on the job's `attempt` (counted, watched again later) when
     /// it was for a job, and on the run (noted; watched again later when it was for the run).
     /// False when the job has moved on since it was read (nothing is recorded).
