@@ -75,6 +75,11 @@ fn deps_prints_one_json_line_per_file() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where an offline command keeps what it read (this test process's own, one per command).
+fn cache_dir(command: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("baton-cli-cache-{}-{command}", std::process::id()))
+}
+
 /// Runs `baton check DIR` with no API to reach: its exit code, standard output and error.
 fn check(dir: &std::path::Path) -> anyhow::Result<(Option<i32>, String, String)> {
     offline("check", &[dir.to_str().expect("a UTF-8 path")])
@@ -87,6 +92,7 @@ fn offline(command: &str, args: &[&str]) -> anyhow::Result<(Option<i32>, String,
         .arg(command)
         .args(args)
         .env("BATON_API_URL", "http://127.0.0.1:9")
+        .env("BATON_CACHE_DIR", cache_dir(command))
         .env_remove("BATON_TOKEN")
         .env_remove("BATON_PROJECT")
         .output()?;
@@ -145,7 +151,8 @@ fn check_reads_a_folder_offline_and_names_each_problem_where_it_is() -> anyhow::
         err.starts_with("d/a.sql: dependency cycle: d.a → d.c → d.b → d.a\n"),
         "{err}"
     );
-    // Mended, with a warning that does not fail it.
+    // Mended, with a warning that does not fail it. Only the SQL that changed since the last
+    // check is read again (a.sql, and f.sql, new): b.sql and c.sql are answered as before.
     write("a.sql", "SELECT 1 AS n\n")?;
     write("f.sql", "CALL d.refresh()\n")?;
     let (code, out, err) = check(&dir)?;
@@ -156,6 +163,35 @@ fn check_reads_a_folder_offline_and_names_each_problem_where_it_is() -> anyhow::
         ),
         "{out}"
     );
+    assert!(out.ends_with(" (2 tables' SQL as read before)\n"), "{out}");
+    let (_, again, _) = check(&dir)?;
+    assert!(
+        again.ends_with(" (4 tables' SQL as read before)\n"),
+        "{again}"
+    );
+    let dir_arg = dir.to_str().expect("a UTF-8 path");
+    let (_, fresh, _) = offline("check", &[dir_arg, "--no-cache"])?;
+    assert!(
+        fresh.ends_with(" (0 tables' SQL as read before)\n"),
+        "{fresh}"
+    );
+    // Another project reads the same SQL to other answers: kept apart.
+    let (_, other, _) = offline("check", &[dir_arg, "--project", "acme"])?;
+    assert!(
+        other.ends_with(" (0 tables' SQL as read before)\n"),
+        "{other}"
+    );
+    // What is kept cannot be read (damaged, or of another version): everything is read.
+    for kept in std::fs::read_dir(cache_dir("check"))? {
+        std::fs::write(kept?.path(), "{not json")?;
+    }
+    let (code, damaged, _) = check(&dir)?;
+    assert_eq!(code, Some(0));
+    assert!(
+        damaged.ends_with(" (0 tables' SQL as read before)\n"),
+        "{damaged}"
+    );
+    std::fs::remove_dir_all(cache_dir("check"))?;
     assert!(
         err.starts_with(
             "d/f.sql: warning: line 1: CALL baton-check.d.refresh: what a procedure reads"
@@ -226,5 +262,6 @@ fn graph_draws_a_folder_offline_whole_or_around_a_table() -> anyhow::Result<()> 
     assert_eq!((code, out.as_str()), (Some(1), ""));
     assert!(err.starts_with("d/a.sql:1:8: "), "{err}");
     std::fs::remove_dir_all(&dir)?;
+    let _ = std::fs::remove_dir_all(cache_dir("graph"));
     Ok(())
 }

@@ -414,6 +414,54 @@ impl Client {
 
 /// The credential `baton login` keeps for one API, in the user's config folder
 /// (`$BATON_CONFIG_DIR`, else `~/.config/baton` on Linux), readable by the user alone.
+/// The SQL reader's answers that `baton check` and `baton graph` keep between runs, one file
+/// per catalog folder (and project) in the cache folder (`BATON_CACHE_DIR`, else the user's
+/// cache folder's `baton`): a folder checked again reads only the SQL that changed.
+pub mod read_cache {
+    use std::path::{Path, PathBuf};
+
+    use baton_core::catalog::apply::ReadCache;
+
+    /// Where the answers for `folder` read in `project` are kept.
+    pub fn path(folder: &Path, project: &str) -> Option<PathBuf> {
+        let dir = match std::env::var_os("BATON_CACHE_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => dirs::cache_dir()?.join("baton"),
+        };
+        let folder = std::fs::canonicalize(folder).ok()?;
+        let name = baton_core::access::token_hash(&format!("{}\n{project}", folder.display()));
+        Some(dir.join(format!("read-{}.json", &name[..16])))
+    }
+
+    /// The answers kept at `path`; none when there are none or they cannot be read (a cache
+    /// written by another version, say): the SQL is then read again.
+    pub fn load(path: &Path) -> ReadCache {
+        std::fs::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// Keeps `cache` at `path`, whole or not at all (written aside, then renamed). A cache
+    /// that cannot be written is only a slower next check.
+    pub fn save(path: &Path, cache: &ReadCache) {
+        let written = (|| -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let aside = path.with_extension(format!("{}.tmp", std::process::id()));
+            std::fs::write(&aside, serde_json::to_vec(cache)?)?;
+            std::fs::rename(&aside, path)
+        })();
+        if let Err(e) = written {
+            eprintln!(
+                "baton: the SQL reader's answers could not be kept at {}: {e}",
+                path.display()
+            );
+        }
+    }
+}
+
 pub mod credentials {
     use std::io::Write;
     use std::path::PathBuf;

@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand};
 use futures::StreamExt;
 
 use baton_cli::Client;
+
+// `check` and `graph` read thousands of files at once on every core: mimalloc allocates and
+// frees them faster than the system's allocator and keeps fewer pages (README, Figures).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use baton_core::catalog::apply::Action;
 use baton_core::catalog::folder;
 use baton_core::sql::{Defaults, analyze};
@@ -73,6 +78,9 @@ enum Command {
         /// own, other projects' are external.
         #[arg(long, env = "BATON_PROJECT")]
         project: Option<String>,
+        /// Read every table's SQL, not only what changed since the last check.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Draws a catalog folder's graph (offline) or a run's (`--run`, from the API, coloured
     /// by state, with durations): DOT, Mermaid or SVG (laid out without Graphviz) on stdout.
@@ -509,7 +517,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Err(code) => Ok(code),
         },
-        Command::Check { dir, project } => Ok(check(&dir, project.as_deref())),
+        Command::Check {
+            dir,
+            project,
+            no_cache,
+        } => Ok(check(&dir, project.as_deref(), !no_cache)),
         Command::Deps {
             project,
             dataset,
@@ -526,7 +538,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let project = project.as_deref().unwrap_or("baton-check");
             let graph = match (&dir, &run) {
-                (Some(dir), _) => match plan_folder(dir, project) {
+                (Some(dir), _) => match plan_folder(dir, project, true).map(|(plan, _)| plan) {
                     Ok(plan) => baton_core::graph::Graph::of_catalog(&plan.dependencies),
                     Err(code) => return Ok(code),
                 },
@@ -1053,12 +1065,12 @@ struct DepsLine<'a> {
 }
 
 /// `baton check`: what `baton apply --prune` would refuse, without asking the API.
-fn check(dir: &std::path::Path, project: Option<&str>) -> ExitCode {
+fn check(dir: &std::path::Path, project: Option<&str>, cached: bool) -> ExitCode {
     let started = std::time::Instant::now();
     // Without a project, names that give none are the catalog's; only those that name
     // another project are external.
-    let plan = match plan_folder(dir, project.unwrap_or("baton-check")) {
-        Ok(plan) => plan,
+    let (plan, from_cache) = match plan_folder(dir, project.unwrap_or("baton-check"), cached) {
+        Ok(planned) => planned,
         Err(code) => return code,
     };
     {
@@ -1073,7 +1085,7 @@ fn check(dir: &std::path::Path, project: Option<&str>) -> ExitCode {
         plan.write_tables.iter().flat_map(|t| &t.external).collect();
     println!(
         "{}: {} tables, {} frequencies, {edges} dependencies, {} external tables read, {} \
-         warning(s), checked in {} ms",
+         warning(s), checked in {} ms ({from_cache} tables' SQL as read before)",
         dir.display(),
         plan.write_tables.len(),
         plan.write_frequencies.len(),
@@ -1084,22 +1096,37 @@ fn check(dir: &std::path::Path, project: Option<&str>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// What `baton apply --prune` would do with a folder against an empty catalog, offline. Its
-/// problems are printed as `load_folder` prints them, and stop it.
+/// What `baton apply --prune` would do with a folder against an empty catalog, offline, and
+/// how many tables' SQL answers came from the answers kept since the last time (`cached`:
+/// kept, and used). Its problems are printed as `load_folder` prints them, and stop it.
 fn plan_folder(
     dir: &std::path::Path,
     project: &str,
-) -> Result<baton_core::catalog::apply::ApplyPlan, ExitCode> {
+    cached: bool,
+) -> Result<(baton_core::catalog::apply::ApplyPlan, usize), ExitCode> {
+    use baton_cli::read_cache;
     let catalog = load_folder(dir)?;
-    baton_core::catalog::apply::plan_apply(
+    let kept = cached.then(|| read_cache::path(dir, project)).flatten();
+    let mut cache = kept.as_deref().map(read_cache::load).unwrap_or_default();
+    let before = cache.len();
+    let planned = baton_core::catalog::apply::plan_apply_cached(
         &[],
         &[],
         &catalog,
         true,
         project,
         jiff::Timestamp::now(),
-    )
-    .map_err(|problems| refuse(dir, &problems))
+        &mut cache,
+    );
+    // Kept again only when it changed: something was read, or something left.
+    if let Some(path) = &kept
+        && (cache.len() != cache.hits() || before != cache.hits())
+    {
+        read_cache::save(path, &cache);
+    }
+    planned
+        .map(|plan| (plan, cache.hits()))
+        .map_err(|problems| refuse(dir, &problems))
 }
 
 /// One line per file: `{"file", "reads", "writes", "lenient", "unknowable", "error"}`.

@@ -28,6 +28,7 @@ pub mod loads;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 pub mod messages;
+pub mod parallel;
 #[cfg(any(test, feature = "memory"))]
 pub mod port_suite;
 pub mod ports;

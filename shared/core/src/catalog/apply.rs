@@ -10,10 +10,11 @@
 //! table its prefix matches; what no catalog table produces is an external source. A table's
 //! reads of itself (an incremental append that looks at what it holds) are no dependency.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::{CatalogSpec, Frequency, Problem, Table, TableId};
 use crate::dag;
@@ -154,24 +155,79 @@ pub fn analyze_all(tables: &[&Table], project: &str) -> Vec<Result<Analysis, Sql
         super::TableKind::Import | super::TableKind::Load => Ok(Analysis::default()),
         super::TableKind::Query => sql::analyze(&t.sql, &Defaults::new(project, &t.dataset)),
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(tables.len() / 64)
-        .max(1);
-    if threads == 1 {
-        return tables.iter().map(analyze).collect();
+    crate::parallel::map(tables, 64, analyze)
+}
+
+/// The SQL reader's answers kept from one reading of a catalog to the next (`baton check`
+/// keeps them between runs), each under a digest of all it depends on: the reader's version,
+/// the project, the table's kind, dataset and SQL. A changed input is read again; a file with
+/// an error is read again each time (only answers are kept).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReadCache {
+    answers: HashMap<String, Analysis>,
+    /// How many answers the last reading took from it.
+    #[serde(skip)]
+    hits: usize,
+}
+
+impl ReadCache {
+    fn key(table: &Table, project: &str) -> String {
+        let mut digest = Sha256::new();
+        digest.update(ANALYZER_VERSION.to_le_bytes());
+        let kind = format!("{:?}", table.kind);
+        for part in [kind.as_str(), project, &table.dataset, &table.sql] {
+            digest.update((part.len() as u64).to_le_bytes());
+            digest.update(part.as_bytes());
+        }
+        hex::encode(digest.finalize())
     }
-    let chunk = tables.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = tables
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(analyze).collect::<Vec<_>>()))
+
+    /// How many answers it holds.
+    pub fn len(&self) -> usize {
+        self.answers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.answers.is_empty()
+    }
+
+    /// How many answers the last reading through it took from it rather than reading SQL.
+    pub fn hits(&self) -> usize {
+        self.hits
+    }
+
+    /// `analyze_all`, reading only the tables it has no answer for. Afterwards it holds the
+    /// answers of these tables alone, so that it never outgrows the catalog.
+    pub fn analyze_all(
+        &mut self,
+        tables: &[&Table],
+        project: &str,
+    ) -> Vec<Result<Analysis, SqlError>> {
+        let keys = crate::parallel::map(tables, 256, |t| Self::key(t, project));
+        let mut known: Vec<Option<Analysis>> =
+            keys.iter().map(|k| self.answers.remove(k)).collect();
+        self.hits = known.iter().filter(|a| a.is_some()).count();
+        let unknown: Vec<&Table> = tables
+            .iter()
+            .zip(&known)
+            .filter(|(_, a)| a.is_none())
+            .map(|(t, _)| *t)
             .collect();
-        handles
+        let mut read = analyze_all(&unknown, project).into_iter();
+        let answers: Vec<Result<Analysis, SqlError>> = known
+            .iter_mut()
+            .map(|a| match a.take() {
+                Some(analysis) => Ok(analysis),
+                None => read.next().expect("an answer for every table read"),
+            })
+            .collect();
+        self.answers = keys
             .into_iter()
-            .flat_map(|h| h.join().expect("reading SQL does not panic"))
-            .collect()
-    })
+            .zip(&answers)
+            .filter_map(|(k, a)| Some((k, a.as_ref().ok()?.clone())))
+            .collect();
+        answers
+    }
 }
 
 /// A table of the resulting catalog, with what its SQL reads and writes.
@@ -189,6 +245,28 @@ pub fn plan_apply(
     prune: bool,
     project: &str,
     now: Timestamp,
+) -> Result<ApplyPlan, Vec<Problem>> {
+    plan_apply_cached(
+        stored_frequencies,
+        stored_tables,
+        request,
+        prune,
+        project,
+        now,
+        &mut ReadCache::default(),
+    )
+}
+
+/// `plan_apply`, taking the SQL reader's answers from `cache` where it has them, and leaving
+/// in it the answers of this catalog.
+pub fn plan_apply_cached(
+    stored_frequencies: &[Frequency],
+    stored_tables: &[TableDoc],
+    request: &CatalogSpec,
+    prune: bool,
+    project: &str,
+    now: Timestamp,
+    cache: &mut ReadCache,
 ) -> Result<ApplyPlan, Vec<Problem>> {
     let requested_frequencies: BTreeSet<String> =
         request.frequencies.iter().map(|f| f.name.clone()).collect();
@@ -248,7 +326,7 @@ pub fn plan_apply(
         .map(|(_, e)| e.table.clone())
         .collect();
     to_read.extend(stale.iter());
-    for (table, answer) in to_read.iter().zip(analyze_all(&to_read, project)) {
+    for (table, answer) in to_read.iter().zip(cache.analyze_all(&to_read, project)) {
         match answer {
             Ok(analysis) => {
                 let id = table.id().expect("validated");
@@ -531,6 +609,49 @@ mod tests {
             "tables outside the catalog stay as reads, not parents"
         );
         assert!(plan.changes.iter().all(|c| c.action == Action::Created));
+    }
+
+    #[test]
+    fn kept_answers_are_used_only_for_the_same_sql_dataset_and_project() {
+        let mut cache = ReadCache::default();
+        let request = spec(vec![
+            table("d.a", "SELECT 1 AS x"),
+            table("d.b", "SELECT * FROM d.a"),
+        ]);
+        let fresh = plan_apply(&[], &[], &request, true, "p", now()).unwrap();
+        let plan = |request: &CatalogSpec, project: &str, cache: &mut ReadCache| {
+            plan_apply_cached(&[], &[], request, true, project, now(), cache)
+        };
+        let first = plan(&request, "p", &mut cache).unwrap();
+        assert_eq!((cache.hits(), cache.len()), (0, 2));
+        let again = plan(&request, "p", &mut cache).unwrap();
+        assert_eq!(cache.hits(), 2);
+        assert_eq!(again.dependencies, fresh.dependencies);
+        assert_eq!(first.dependencies, fresh.dependencies);
+        // Another project: read again.
+        plan(&request, "q", &mut cache).unwrap();
+        assert_eq!(cache.hits(), 0);
+        plan(&request, "p", &mut cache).unwrap();
+        // d.b's SQL changed: it alone is read, and its new parent is seen; a table gone is
+        // no longer kept.
+        let changed = spec(vec![
+            table("d.a", "SELECT 1 AS x"),
+            table("d.b", "SELECT 2 AS y"),
+        ]);
+        let plan_changed = plan(&changed, "p", &mut cache).unwrap();
+        assert_eq!(cache.hits(), 1);
+        assert!(plan_changed.dependencies[&id("d.b")].is_empty());
+        plan(&spec(vec![table("d.a", "SELECT 1 AS x")]), "p", &mut cache).unwrap();
+        assert_eq!((cache.hits(), cache.len()), (1, 1));
+        // Another dataset, same SQL: read again, its own names qualified by it.
+        let moved = spec(vec![table("e.a", "SELECT 1 AS x")]);
+        plan(&moved, "p", &mut cache).unwrap();
+        assert_eq!(cache.hits(), 0);
+        // An error is not kept: read again each time, and still refused.
+        let broken = spec(vec![table("d.a", "SELECT (1")]);
+        assert!(plan(&broken, "p", &mut cache).is_err());
+        assert!(plan(&broken, "p", &mut cache).is_err());
+        assert_eq!((cache.hits(), cache.len()), (0, 0));
     }
 
     #[test]

@@ -715,18 +715,11 @@ pub fn load(root: &Path) -> Result<CatalogSpec, Vec<Problem>> {
     collect_sql_files(root, &mut files).map_err(|e| vec![io_problem(root, e)])?;
     files.sort();
 
-    let mut problems = Vec::new();
-    let mut tables = Vec::new();
-    for path in files {
-        let relative = path.strip_prefix(root).unwrap_or(&path);
+    // Thousands of small files: read and parsed on all cores.
+    let parsed = crate::parallel::map(&files, 256, |path| {
+        let relative = path.strip_prefix(root).unwrap_or(path);
         let at = relative.display().to_string();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) => {
-                problems.push(io_problem(relative, e));
-                continue;
-            }
-        };
+        let text = std::fs::read_to_string(path).map_err(|e| vec![io_problem(relative, e)])?;
         let mut file_defaults = defaults.clone();
         if let Some(folder) = relative
             .parent()
@@ -739,7 +732,7 @@ pub fn load(root: &Path) -> Result<CatalogSpec, Vec<Problem>> {
             .file_name()
             .and_then(|s| s.to_str())
             .unwrap_or_default();
-        let parsed = match file_name.strip_suffix(LOAD_SUFFIX) {
+        match file_name.strip_suffix(LOAD_SUFFIX) {
             Some(stem) => parse_load_file(&at, stem, &text, &file_defaults),
             None => {
                 let stem = path
@@ -748,8 +741,12 @@ pub fn load(root: &Path) -> Result<CatalogSpec, Vec<Problem>> {
                     .unwrap_or_default();
                 parse_table_file(&at, stem, &text, &file_defaults)
             }
-        };
-        match parsed {
+        }
+    });
+    let mut problems = Vec::new();
+    let mut tables = Vec::new();
+    for file in parsed {
+        match file {
             Ok(table) => tables.push(table),
             Err(mut p) => problems.append(&mut p),
         }
