@@ -124,26 +124,37 @@ fn check_reads_a_folder_offline_and_names_each_problem_where_it_is() -> anyhow::
     write("b.sql", "SELECT * FROM d.c\n")?;
     write("c.sql", "SELECT *\nFROM d.a WHERE (x = 1\n")?;
     write("e.sql", "-- frequency: weekly\nSELECT 1 AS x\n")?;
-    // Settings first: an unknown frequency.
+    write("g.sql", "-- colour: blue\nSELECT 1 AS x\n")?;
+    write("h.sql", "-- depends_on: d.g\nSELECT 1 AS x\n")?;
+    write("x.sql", "SELECT * FROM d.y\n")?;
+    write("y.sql", "SELECT * FROM d.x\n")?;
+    // Every problem at once, in order: a file's header, a setting (an unknown frequency),
+    // SQL at its line and column, and a cycle among the tables that could be read. d.h's
+    // `depends_on: d.g` is no problem: d.g is there, its header is.
     let (code, out, err) = check(&dir)?;
     assert_eq!(code, Some(1));
     assert_eq!(out, "");
-    assert_eq!(
-        err.lines().collect::<Vec<_>>(),
-        [
-            "d/e.sql: frequency `weekly` is not defined",
-            &format!("baton: {} has 1 problem(s)", dir.display()),
-        ]
-    );
-    // Then SQL, at its line and column.
-    std::fs::remove_file(dir.join("d/e.sql"))?;
-    let (code, _, err) = check(&dir)?;
-    assert_eq!(code, Some(1));
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 5, "{err}");
     assert!(
-        err.starts_with("d/c.sql:2:16: this `(` is never closed\n"),
+        lines[0].starts_with("d/g.sql:1: unknown setting `colour`"),
         "{err}"
     );
-    // Then the graph: a cycle, by its path.
+    assert_eq!(lines[1], "d/e.sql: frequency `weekly` is not defined");
+    assert_eq!(lines[2], "d/c.sql:2:16: this `(` is never closed");
+    assert!(
+        lines[3].ends_with(": dependency cycle: d.x → d.y → d.x")
+            || lines[3].ends_with(": dependency cycle: d.y → d.x → d.y"),
+        "{err}"
+    );
+    assert_eq!(
+        lines[4],
+        format!("baton: {} has 4 problem(s)", dir.display())
+    );
+    // Once c.sql reads, its own cycle shows.
+    for gone in ["e.sql", "g.sql", "h.sql", "x.sql", "y.sql"] {
+        std::fs::remove_file(dir.join("d").join(gone))?;
+    }
     write("c.sql", "SELECT *\nFROM d.a WHERE (x = 1)\n")?;
     let (code, _, err) = check(&dir)?;
     assert_eq!(code, Some(1));

@@ -1098,24 +1098,26 @@ fn check(dir: &std::path::Path, project: Option<&str>, cached: bool) -> ExitCode
 
 /// What `baton apply --prune` would do with a folder against an empty catalog, offline, and
 /// how many tables' SQL answers came from the answers kept since the last time (`cached`:
-/// kept, and used). Its problems are printed as `load_folder` prints them, and stop it.
+/// kept, and used). Every problem of the folder is printed, as `refuse` prints them, and
+/// stops it: its files' own, and those of the SQL and the graph of the files that parse.
 fn plan_folder(
     dir: &std::path::Path,
     project: &str,
     cached: bool,
 ) -> Result<(baton_core::catalog::apply::ApplyPlan, usize), ExitCode> {
     use baton_cli::read_cache;
-    let catalog = load_folder(dir)?;
+    let loaded = folder::load_all(dir).map_err(|problems| refuse(dir, &problems))?;
     let kept = cached.then(|| read_cache::path(dir, project)).flatten();
     let mut cache = kept.as_deref().map(read_cache::load).unwrap_or_default();
     let before = cache.len();
     let planned = baton_core::catalog::apply::plan_apply_cached(
         &[],
         &[],
-        &catalog,
+        &loaded.catalog,
         true,
         project,
         jiff::Timestamp::now(),
+        &loaded.unread,
         &mut cache,
     );
     // Kept again only when it changed: something was read, or something left.
@@ -1124,9 +1126,15 @@ fn plan_folder(
     {
         read_cache::save(path, &cache);
     }
-    planned
-        .map(|plan| (plan, cache.hits()))
-        .map_err(|problems| refuse(dir, &problems))
+    let mut problems = loaded.problems;
+    match planned {
+        Ok(plan) if problems.is_empty() => Ok((plan, cache.hits())),
+        Ok(_) => Err(refuse(dir, &problems)),
+        Err(more) => {
+            problems.extend(more);
+            Err(refuse(dir, &problems))
+        }
+    }
 }
 
 /// One line per file: `{"file", "reads", "writes", "lenient", "unknowable", "error"}`.

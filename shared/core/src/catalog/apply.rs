@@ -253,12 +253,15 @@ pub fn plan_apply(
         prune,
         project,
         now,
+        &BTreeSet::new(),
         &mut ReadCache::default(),
     )
 }
 
 /// `plan_apply`, taking the SQL reader's answers from `cache` where it has them, and leaving
-/// in it the answers of this catalog.
+/// in it the answers of this catalog. `unread` are tables that exist but could not be given
+/// (their files have problems of their own): `depends_on` may name them.
+#[allow(clippy::too_many_arguments)]
 pub fn plan_apply_cached(
     stored_frequencies: &[Frequency],
     stored_tables: &[TableDoc],
@@ -266,6 +269,7 @@ pub fn plan_apply_cached(
     prune: bool,
     project: &str,
     now: Timestamp,
+    unread: &BTreeSet<TableId>,
     cache: &mut ReadCache,
 ) -> Result<ApplyPlan, Vec<Problem>> {
     let requested_frequencies: BTreeSet<String> =
@@ -275,10 +279,9 @@ pub fn plan_apply_cached(
     } else {
         stored_frequencies.iter().map(|f| f.name.clone()).collect()
     };
+    // Every problem at once: the tables whose names are valid are read on past the others'
+    // problems.
     let mut problems = request.validate(&kept_frequencies);
-    if !problems.is_empty() {
-        return Err(problems);
-    }
     let stored_by_id: BTreeMap<&TableId, &TableDoc> =
         stored_tables.iter().map(|d| (&d.id, d)).collect();
 
@@ -299,7 +302,10 @@ pub fn plan_apply_cached(
     }
     let mut to_read: Vec<&Table> = Vec::new();
     for table in &request.tables {
-        let id = table.id().expect("validated");
+        let Ok(id) = table.id() else { continue };
+        if table.oversized().is_some() {
+            continue;
+        }
         match stored_by_id.get(&id).and_then(|d| d.analysis_for(table)) {
             Some(analysis) => {
                 resulting.insert(
@@ -350,9 +356,11 @@ pub fn plan_apply_cached(
         .iter()
         .chain(&kept_frequencies)
         .collect();
+    // (A requested table's unknown frequency is one of `validate`'s problems already.)
     for (id, entry) in &resulting {
         if let Some(f) = &entry.table.frequency
             && !frequencies_after.contains(f)
+            && !requested.contains(id)
         {
             problems.push(Problem {
                 at: entry.table.origin(),
@@ -364,7 +372,7 @@ pub fn plan_apply_cached(
     let resolved = resolve(&resulting, project);
     for (id, entry) in &resulting {
         for explicit in &entry.table.depends_on {
-            if !resulting.contains_key(explicit) {
+            if !resulting.contains_key(explicit) && !unread.contains(explicit) {
                 problems.push(Problem {
                     at: entry.table.origin(),
                     message: format!(
@@ -620,7 +628,16 @@ mod tests {
         ]);
         let fresh = plan_apply(&[], &[], &request, true, "p", now()).unwrap();
         let plan = |request: &CatalogSpec, project: &str, cache: &mut ReadCache| {
-            plan_apply_cached(&[], &[], request, true, project, now(), cache)
+            plan_apply_cached(
+                &[],
+                &[],
+                request,
+                true,
+                project,
+                now(),
+                &BTreeSet::new(),
+                cache,
+            )
         };
         let first = plan(&request, "p", &mut cache).unwrap();
         assert_eq!((cache.hits(), cache.len()), (0, 2));
@@ -724,6 +741,28 @@ mod tests {
         let problems = plan_apply(&[], &[], &request, false, "p", now()).unwrap_err();
         assert_eq!(problems[0].at, "d/a.sql:3:7", "{problems:?}");
         assert!(problems[0].message.contains("never closed"), "{problems:?}");
+    }
+
+    #[test]
+    fn every_problem_comes_at_once_settings_sql_and_graph() {
+        let request = spec(vec![
+            Table {
+                frequency: Some("weekly".into()),
+                ..table("d.a", "SELECT 1 AS x")
+            },
+            table("d.b", "SELECT (1"),
+            table("d.c", "SELECT * FROM d.d"),
+            table("d.d", "SELECT * FROM d.c"),
+        ]);
+        let problems = plan_apply(&[], &[], &request, false, "p", now()).unwrap_err();
+        let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(messages.len(), 3, "{problems:?}");
+        assert_eq!(messages[0], "frequency `weekly` is not defined");
+        assert!(messages[1].contains("never closed"), "{problems:?}");
+        assert!(
+            messages[2].starts_with("dependency cycle: "),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! schema, CSV options and a batching policy are structured data that a header of `-- key:
 //! value` lines would have to invent a syntax for.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -697,10 +697,31 @@ fn header_setting(line: &str) -> Option<(&str, &str)> {
     valid_key.then(|| (key, value.trim()))
 }
 
+/// A folder as far as it could be read: the tables of the files that parse, the problems of
+/// those that do not, and the tables those files would define, as their paths say.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub catalog: CatalogSpec,
+    pub problems: Vec<Problem>,
+    pub unread: BTreeSet<TableId>,
+}
+
 /// Reads a catalog folder: `baton.toml` if present, and every `.sql` file below it (hidden
 /// entries skipped). A file's dataset defaults to the name of the folder holding it, or to
 /// `baton.toml`'s `dataset` at the top level. Paths in messages are relative to `root`.
 pub fn load(root: &Path) -> Result<CatalogSpec, Vec<Problem>> {
+    let loaded = load_all(root)?;
+    if loaded.problems.is_empty() {
+        Ok(loaded.catalog)
+    } else {
+        Err(loaded.problems)
+    }
+}
+
+/// `load`, going on past files with problems: every file's problems, and the catalog of the
+/// rest (`baton check` reads its SQL too). Fails as a whole only when `baton.toml` or the
+/// folder cannot be read.
+pub fn load_all(root: &Path) -> Result<Loaded, Vec<Problem>> {
     let io_problem = |path: &Path, e: std::io::Error| Problem {
         at: path.display().to_string(),
         message: e.to_string(),
@@ -719,7 +740,6 @@ pub fn load(root: &Path) -> Result<CatalogSpec, Vec<Problem>> {
     let parsed = crate::parallel::map(&files, 256, |path| {
         let relative = path.strip_prefix(root).unwrap_or(path);
         let at = relative.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| vec![io_problem(relative, e)])?;
         let mut file_defaults = defaults.clone();
         if let Some(folder) = relative
             .parent()
@@ -732,33 +752,43 @@ pub fn load(root: &Path) -> Result<CatalogSpec, Vec<Problem>> {
             .file_name()
             .and_then(|s| s.to_str())
             .unwrap_or_default();
-        match file_name.strip_suffix(LOAD_SUFFIX) {
-            Some(stem) => parse_load_file(&at, stem, &text, &file_defaults),
-            None => {
-                let stem = path
-                    .file_stem()
+        let (stem, load) = match file_name.strip_suffix(LOAD_SUFFIX) {
+            Some(stem) => (stem, true),
+            None => (
+                path.file_stem()
                     .and_then(|s| s.to_str())
-                    .unwrap_or_default();
-                parse_table_file(&at, stem, &text, &file_defaults)
-            }
-        }
+                    .unwrap_or_default(),
+                false,
+            ),
+        };
+        let would_be = || {
+            let dataset = file_defaults.dataset.as_deref()?;
+            format!("{dataset}.{stem}").parse::<TableId>().ok()
+        };
+        let parsed = match std::fs::read_to_string(path) {
+            Err(e) => Err(vec![io_problem(relative, e)]),
+            Ok(text) if load => parse_load_file(&at, stem, &text, &file_defaults),
+            Ok(text) => parse_table_file(&at, stem, &text, &file_defaults),
+        };
+        parsed.map_err(|problems| (problems, would_be()))
     });
-    let mut problems = Vec::new();
-    let mut tables = Vec::new();
+    let mut loaded = Loaded {
+        catalog: CatalogSpec {
+            frequencies,
+            tables: Vec::new(),
+        },
+        ..Loaded::default()
+    };
     for file in parsed {
         match file {
-            Ok(table) => tables.push(table),
-            Err(mut p) => problems.append(&mut p),
+            Ok(table) => loaded.catalog.tables.push(table),
+            Err((mut problems, id)) => {
+                loaded.problems.append(&mut problems);
+                loaded.unread.extend(id);
+            }
         }
     }
-    if problems.is_empty() {
-        Ok(CatalogSpec {
-            frequencies,
-            tables,
-        })
-    } else {
-        Err(problems)
-    }
+    Ok(loaded)
 }
 
 fn collect_sql_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
