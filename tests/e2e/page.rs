@@ -309,5 +309,42 @@ async fn the_page_shows_runs_graphs_tables_and_costs_to_a_signed_in_browser() ->
         .await?;
     let refused = text_of(&rita_browser.dom(&costs_url)?);
     assert!(refused.contains("403 Forbidden"), "{refused}");
+
+    // A link opened twice at once signs in one browser; the other is told it is spent.
+    let link = baton.client.page_link(None).await?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let url = format!("{api}{}", link.path);
+    let (a, b) = tokio::join!(http.get(&url).send(), http.get(&url).send());
+    let (a, b) = (a?, b?);
+    let (opened, spent) = if a.status() == 303 { (a, b) } else { (b, a) };
+    assert_eq!(
+        (opened.status().as_u16(), spent.status().as_u16()),
+        (303, 410)
+    );
+    // The cookie is the browser's alone, for the page alone; no page is framed, kept or
+    // scripted.
+    let header = |name: &str| {
+        opened
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let cookie = header("set-cookie");
+    for part in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Lax",
+        "Path=/ui",
+        "Max-Age=43200",
+    ] {
+        assert!(cookie.contains(part), "{part} not in {cookie}");
+    }
+    assert_eq!(header("location"), "/ui");
+    assert!(header("content-security-policy").contains("frame-ancestors 'none'"));
+    assert_eq!(header("cache-control"), "no-store");
     Ok(())
 }

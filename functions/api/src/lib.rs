@@ -565,7 +565,7 @@ pub fn router(app: Arc<App>) -> Router {
         .layer(axum::middleware::map_response(
             baton_service::http::json_errors,
         ))
-        .layer(axum::middleware::from_fn(page::html_errors))
+        .layer(axum::middleware::from_fn(page::page_responses))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(app)
 }

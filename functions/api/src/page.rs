@@ -493,12 +493,38 @@ pub async fn costs(
     Ok(page("Costs", &principal, body))
 }
 
-/// Any error of the page's routes as a page: a person is looking.
-pub async fn html_errors(request: Request, next: Next) -> Response {
-    let page_request = is_page(request.uri().path());
-    let response = next.run(request).await;
+/// What every answer of the page says to the browser: nothing of it is kept or shown in
+/// another site's frame, and it runs no script and loads nothing (its styles and its SVG are
+/// inline).
+const PAGE_HEADERS: [(header::HeaderName, &str); 4] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ),
+    (header::CACHE_CONTROL, "no-store"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+];
+
+/// The page's answers: its headers on each, and its errors as pages, since a person is
+/// looking.
+pub async fn page_responses(request: Request, next: Next) -> Response {
+    if !is_page(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let mut response = html_error(next.run(request).await).await;
+    for (name, value) in PAGE_HEADERS {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// An error answer as a page (other answers as they are).
+async fn html_error(response: Response) -> Response {
     let status = response.status();
-    if !page_request || !(status.is_client_error() || status.is_server_error()) {
+    if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
     let (parts, body) = response.into_parts();
