@@ -310,6 +310,20 @@ async fn the_page_shows_runs_graphs_tables_and_costs_to_a_signed_in_browser() ->
     let refused = text_of(&rita_browser.dom(&costs_url)?);
     assert!(refused.contains("403 Forbidden"), "{refused}");
 
+    // A link only ever sends a browser to the page.
+    for elsewhere in [
+        "https://elsewhere.example/ui",
+        "//elsewhere.example/ui",
+        "/ui/../v1/runs",
+        "/ui\r\nSet-Cookie: x=y",
+    ] {
+        let refused = baton.client.page_link(Some(elsewhere)).await;
+        assert!(
+            matches!(&refused, Err(baton_cli::ClientError::Api(f)) if f.status == 400),
+            "{elsewhere}: {refused:?}"
+        );
+    }
+
     // A link opened twice at once signs in one browser; the other is told it is spent.
     let link = baton.client.page_link(None).await?;
     let http = reqwest::Client::builder()

@@ -101,7 +101,10 @@ pub async fn create_link(
     Body(request): Body<PageLinkRequest>,
 ) -> Result<(StatusCode, Json<PageLinkResponse>), ApiError> {
     let to = request.to.unwrap_or_else(|| "/ui".to_string());
-    if !is_page(&to) || to.contains("//") || to.contains('\\') {
+    // A path of the page, as a browser is sent to it: nothing that leaves `/ui` or would
+    // not fit in a `Location` header.
+    let fits = to.chars().all(|c| c.is_ascii_graphic()) && !to.contains("..");
+    if !is_page(&to) || !fits || to.contains("//") || to.contains('\\') {
         return Err(ApiError::bad_request(format!(
             "`to` is a path of the page, under /ui, not `{to}`"
         )));

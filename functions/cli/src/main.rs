@@ -8,15 +8,15 @@ use clap::{Parser, Subcommand};
 use futures::StreamExt;
 
 use baton_cli::Client;
+use baton_core::catalog::apply::Action;
+use baton_core::catalog::folder;
+use baton_core::sql::{Defaults, analyze};
+use baton_service::api::{ApplyRequest, BackfillRequest, StartRunRequest};
 
 // `check` and `graph` read thousands of files at once on every core: mimalloc allocates and
 // frees them faster than the system's allocator and keeps fewer pages (README, Figures).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use baton_core::catalog::apply::Action;
-use baton_core::catalog::folder;
-use baton_core::sql::{Defaults, analyze};
-use baton_service::api::{ApplyRequest, BackfillRequest, StartRunRequest};
 
 #[derive(Parser)]
 #[command(
