@@ -999,17 +999,22 @@ struct CostsQuery {
     to: Option<String>,
 }
 
+/// The dimension costs are asked by (`by`, the table unless told).
+fn dimension(by: Option<&str>) -> Result<Dimension, ApiError> {
+    let name = by.unwrap_or("table");
+    Dimension::parse(name).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "`by` is one of table, user, group, frequency, not `{name}`"
+        ))
+    })
+}
+
 /// Costs per day by a dimension; the last 30 days (UTC) unless told.
 async fn get_costs(
     State(app): State<Arc<App>>,
     Query(query): Query<CostsQuery>,
 ) -> Result<Json<CostsResponse>, ApiError> {
-    let by_name = query.by.as_deref().unwrap_or("table");
-    let by = Dimension::parse(by_name).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "`by` is one of table, user, group, frequency, not `{by_name}`"
-        ))
-    })?;
+    let by = dimension(query.by.as_deref())?;
     let date = |name: &str, text: &Option<String>| -> Result<Option<jiff::civil::Date>, ApiError> {
         text.as_deref()
             .map(|t| {

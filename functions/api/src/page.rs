@@ -424,12 +424,7 @@ pub async fn costs(
     Extension(principal): Extension<Principal>,
     Query(query): Query<CostsQuery>,
 ) -> Result<Html<String>, ApiError> {
-    let by_name = query.by.as_deref().unwrap_or("table");
-    let by = Dimension::parse(by_name).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "`by` is one of table, user, group, frequency, not `{by_name}`"
-        ))
-    })?;
+    let by = crate::dimension(query.by.as_deref())?;
     let days = query.days.unwrap_or(30).clamp(1, MAX_DAYS);
     let to = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let from = to
