@@ -162,6 +162,7 @@ pub async fn enter(
         expire_at: now + SignedDuration::from_hours(PAGE_SESSION_HOURS),
     };
     let audit_of = |link: &PageLink| {
+        // An entry records who and how; the role here is not read (it is at each request).
         let who = Principal {
             email: link.owner.clone(),
             role: access::Role::Reader,
