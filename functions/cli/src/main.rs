@@ -1118,7 +1118,7 @@ fn plan_folder(
         project,
         jiff::Timestamp::now(),
         &loaded.unread,
-        &mut cache,
+        kept.is_some().then_some(&mut cache),
     );
     // Kept again only when it changed: something was read, or something left.
     if let Some(path) = &kept

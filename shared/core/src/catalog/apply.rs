@@ -254,12 +254,13 @@ pub fn plan_apply(
         project,
         now,
         &BTreeSet::new(),
-        &mut ReadCache::default(),
+        None,
     )
 }
 
 /// `plan_apply`, taking the SQL reader's answers from `cache` where it has them, and leaving
-/// in it the answers of this catalog. `unread` are tables that exist but could not be given
+/// in it the answers of this catalog (without one, every table's SQL is read and nothing is
+/// kept). `unread` are tables that exist but could not be given
 /// (their files have problems of their own): `depends_on` may name them.
 #[allow(clippy::too_many_arguments)]
 pub fn plan_apply_cached(
@@ -270,7 +271,7 @@ pub fn plan_apply_cached(
     project: &str,
     now: Timestamp,
     unread: &BTreeSet<TableId>,
-    cache: &mut ReadCache,
+    cache: Option<&mut ReadCache>,
 ) -> Result<ApplyPlan, Vec<Problem>> {
     let requested_frequencies: BTreeSet<String> =
         request.frequencies.iter().map(|f| f.name.clone()).collect();
@@ -332,7 +333,11 @@ pub fn plan_apply_cached(
         .map(|(_, e)| e.table.clone())
         .collect();
     to_read.extend(stale.iter());
-    for (table, answer) in to_read.iter().zip(cache.analyze_all(&to_read, project)) {
+    let answers = match cache {
+        Some(cache) => cache.analyze_all(&to_read, project),
+        None => analyze_all(&to_read, project),
+    };
+    for (table, answer) in to_read.iter().zip(answers) {
         match answer {
             Ok(analysis) => {
                 let id = table.id().expect("validated");
@@ -636,7 +641,7 @@ mod tests {
                 project,
                 now(),
                 &BTreeSet::new(),
-                cache,
+                Some(cache),
             )
         };
         let first = plan(&request, "p", &mut cache).unwrap();

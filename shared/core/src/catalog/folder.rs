@@ -161,13 +161,15 @@ pub fn parse_manifest(at: &str, text: &str) -> Result<(Vec<Frequency>, Defaults)
     Ok((frequencies, defaults))
 }
 
-/// Reads one table's `.sql` file: `at` names it in messages, `stem` is its default name.
+/// Reads one table's `.sql` file: `at` names it in messages, `stem` is its default name. The
+/// text becomes the table's SQL (given as a `String`, it is not copied).
 pub fn parse_table_file(
     at: &str,
     stem: &str,
-    text: &str,
+    file: impl AsRef<str> + Into<String>,
     defaults: &Defaults,
 ) -> Result<Table, Vec<Problem>> {
+    let text = file.as_ref();
     let mut problems = Vec::new();
     let mut settings: BTreeMap<&str, (usize, String)> = BTreeMap::new();
     let mut conditions = Vec::new();
@@ -286,7 +288,7 @@ pub fn parse_table_file(
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(Table {
+    let mut table = Table {
         dataset,
         name: value("name").unwrap_or_else(|| stem.to_string()),
         kind: if import.is_some() {
@@ -294,7 +296,7 @@ pub fn parse_table_file(
         } else {
             TableKind::Query
         },
-        sql: text.to_string(),
+        sql: String::new(),
         import,
         load: None,
         frequency: value("frequency").or_else(|| defaults.frequency.clone()),
@@ -306,7 +308,9 @@ pub fn parse_table_file(
         depends_on,
         conditions,
         source: Some(at.to_string()),
-    })
+    };
+    table.sql = file.into();
+    Ok(table)
 }
 
 /// The end of a load table's file name.
@@ -768,7 +772,7 @@ pub fn load_all(root: &Path) -> Result<Loaded, Vec<Problem>> {
         let parsed = match std::fs::read_to_string(path) {
             Err(e) => Err(vec![io_problem(relative, e)]),
             Ok(text) if load => parse_load_file(&at, stem, &text, &file_defaults),
-            Ok(text) => parse_table_file(&at, stem, &text, &file_defaults),
+            Ok(text) => parse_table_file(&at, stem, text, &file_defaults),
         };
         parsed.map_err(|problems| (problems, would_be()))
     });

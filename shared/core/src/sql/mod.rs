@@ -1,9 +1,10 @@
 //! Which tables a BigQuery SQL text reads and writes: the source of every dependency in Baton.
 //!
 //! Pure: a text and default names in; sorted, normalised names out, or an error with line and
-//! column. The text may be a query or a whole script. `lexer` turns it into tokens (with
-//! sqlparser's BigQuery tokenizer), `reader` reads its structure, `names` normalises the
-//! names it finds, `import` checks the restricted SELECT of an import table.
+//! column. The text may be a query or a whole script. `lexer` turns it into tokens (split as
+//! sqlparser's BigQuery tokenizer splits it, without copying), `reader` reads its structure,
+//! `names` normalises the names it finds, `import` checks the restricted SELECT of an import
+//! table.
 
 pub mod import;
 mod lexer;
@@ -91,12 +92,12 @@ pub fn analyze(sql: &str, defaults: &Defaults) -> Result<Analysis, SqlError> {
 /// without the semicolons (and the comments after them) that end it. A script of several
 /// statements is refused, at the start of its second statement.
 pub fn single_query(sql: &str) -> Result<&str, SqlError> {
-    use sqlparser::tokenizer::Token;
+    use lexer::Token;
     let tokens = lexer::Tokens::new(sql)?;
     let Some(last) = tokens
         .toks
         .iter()
-        .rposition(|t| !matches!(t.token, Token::SemiColon | Token::EOF))
+        .rposition(|t| !matches!(t.token, Token::SemiColon))
     else {
         return Err(SqlError {
             line: 1,
@@ -113,27 +114,12 @@ pub fn single_query(sql: &str) -> Result<&str, SqlError> {
             .find(|t| t.token != Token::SemiColon)
             .expect("the last token is no semicolon");
         return Err(lexer::error_at(
+            sql,
             second,
             "one query is needed, not a script: a second statement begins here",
         ));
     }
-    let end = tokens.toks[last].span.end;
-    Ok(&sql[..byte_offset(sql, end.line, end.column)])
-}
-
-/// The byte offset of a 1-based line and column (in characters), as the tokenizer counts.
-fn byte_offset(text: &str, line: u64, column: u64) -> usize {
-    let mut offset = 0;
-    for (n, l) in text.split_inclusive('\n').enumerate() {
-        if n as u64 + 1 == line {
-            return offset
-                + l.char_indices()
-                    .nth(usize::try_from(column).unwrap_or(usize::MAX) - 1)
-                    .map_or(l.len(), |(i, _)| i);
-        }
-        offset += l.len();
-    }
-    text.len()
+    Ok(&sql[..tokens.toks[last].end as usize])
 }
 
 #[cfg(test)]

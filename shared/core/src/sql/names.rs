@@ -8,9 +8,8 @@
 //! dataset and table names as written (they are case-sensitive), INFORMATION_SCHEMA and its
 //! view names uppercase (they are case-insensitive).
 
-use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
-
 use super::Defaults;
+use super::lexer::{Tok, Token, name, text};
 
 /// The parts of a path as written, and the index of the token after it.
 pub(crate) struct Path {
@@ -18,15 +17,11 @@ pub(crate) struct Path {
     pub next: usize,
 }
 
-fn adjacent(a: &TokenWithSpan, b: &TokenWithSpan) -> bool {
-    let end: Location = a.span.end;
-    end == b.span.start
-}
-
 /// Reads the path starting at `pos` (not past `end`), or `None` when no name starts there.
 /// `reserved` says which unquoted words cannot begin a name.
 pub(crate) fn read_path(
-    toks: &[TokenWithSpan],
+    sql: &str,
+    toks: &[Tok],
     pos: usize,
     end: usize,
     reserved: impl Fn(&str) -> bool,
@@ -35,38 +30,44 @@ pub(crate) fn read_path(
     let mut i = pos;
     loop {
         let tok = toks.get(i).filter(|_| i < end)?;
-        let Token::Word(word) = &tok.token else {
-            return None;
-        };
-        if word.value.starts_with('@')
-            || (parts.is_empty() && word.quote_style.is_none() && reserved(&word.value))
-        {
+        if !matches!(tok.token, Token::Word | Token::Quoted) {
             return None;
         }
-        if word.quote_style.is_some() {
-            parts.extend(word.value.split('.').map(str::to_string));
+        let word = name(sql, tok);
+        let quoted = tok.token == Token::Quoted;
+        if word.starts_with('@') || (parts.is_empty() && !quoted && reserved(word)) {
+            return None;
+        }
+        if quoted {
+            parts.extend(word.split('.').map(str::to_string));
             i += 1;
         } else {
-            let mut text = word.value.clone();
+            let mut joined = word.to_string();
             i += 1;
             // `my-project`, `region-us`, `project-123`: dashes join words they touch.
             let mut dot_eaten = false;
             while i + 1 < end
                 && toks[i].token == Token::Minus
-                && adjacent(&toks[i - 1], &toks[i])
-                && adjacent(&toks[i], &toks[i + 1])
+                && toks[i - 1].touches(&toks[i])
+                && toks[i].touches(&toks[i + 1])
             {
-                match &toks[i + 1].token {
-                    Token::Word(w) if w.quote_style.is_none() => {
-                        text.push_str(&format!("-{}", w.value))
+                let after = text(sql, &toks[i + 1]);
+                match toks[i + 1].token {
+                    Token::Word => {
+                        joined.push('-');
+                        joined.push_str(after);
                     }
-                    Token::Number(n, _) => match n.strip_suffix('.') {
-                        // The tokenizer reads `123.` of `project-123.ds.t` as one number.
+                    Token::Number => match after.strip_suffix('.') {
+                        // The lexer reads `123.` of `project-123.ds.t` as one number.
                         Some(digits) => {
-                            text.push_str(&format!("-{digits}"));
+                            joined.push('-');
+                            joined.push_str(digits);
                             dot_eaten = true;
                         }
-                        None => text.push_str(&format!("-{n}")),
+                        None => {
+                            joined.push('-');
+                            joined.push_str(after);
+                        }
                     },
                     _ => break,
                 }
@@ -75,35 +76,31 @@ pub(crate) fn read_path(
                     break;
                 }
             }
-            parts.push(text);
+            parts.push(joined);
             if dot_eaten {
                 continue;
             }
         }
         // `foo.bar.25ab`: BigQuery lets a path's later parts begin with a digit, and the
-        // tokenizer reads such a dot and digits as a number (`.25`), with the rest of the part
+        // lexer reads such a dot and digits as a number (`.25`), with the rest of the part
         // as a word touching it (`ab`).
         while i < end
-            && adjacent(&toks[i - 1], &toks[i])
-            && let Token::Number(n, _) = &toks[i].token
-            && let Some(digits) = n.strip_prefix('.')
+            && toks[i - 1].touches(&toks[i])
+            && toks[i].token == Token::Number
+            && let Some(digits) = text(sql, &toks[i]).strip_prefix('.')
             && !digits.is_empty()
             && digits.chars().all(|c| c.is_ascii_alphanumeric())
         {
             let mut part = digits.to_string();
             i += 1;
-            if i < end
-                && adjacent(&toks[i - 1], &toks[i])
-                && let Token::Word(w) = &toks[i].token
-                && w.quote_style.is_none()
-            {
-                part.push_str(&w.value);
+            if i < end && toks[i - 1].touches(&toks[i]) && toks[i].token == Token::Word {
+                part.push_str(text(sql, &toks[i]));
                 i += 1;
             }
             parts.push(part);
         }
         // `events_*`: a star touching the last part makes a wildcard table.
-        if i < end && toks[i].token == Token::Mul && adjacent(&toks[i - 1], &toks[i]) {
+        if i < end && toks[i].token == Token::Mul && toks[i - 1].touches(&toks[i]) {
             if let Some(last) = parts.last_mut() {
                 last.push('*');
             }
@@ -112,7 +109,7 @@ pub(crate) fn read_path(
         }
         if i + 1 < end
             && toks[i].token == Token::Period
-            && matches!(toks[i + 1].token, Token::Word(_))
+            && matches!(toks[i + 1].token, Token::Word | Token::Quoted)
         {
             i += 1;
             continue;
@@ -180,7 +177,7 @@ mod tests {
 
     fn read(text: &str) -> (Vec<String>, usize) {
         let t = Tokens::new(text).unwrap();
-        let p = read_path(&t.toks, 0, t.toks.len(), |_| false).unwrap();
+        let p = read_path(text, &t.toks, 0, t.toks.len(), |_| false).unwrap();
         (p.parts, p.next)
     }
 

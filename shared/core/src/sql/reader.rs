@@ -16,9 +16,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use sqlparser::tokenizer::{Token, TokenWithSpan};
-
-use super::lexer::{Tokens, error_at};
+use super::lexer::{self, Tok, Token, Tokens};
 use super::names::{normalize, read_path};
 use super::{Defaults, SqlError};
 
@@ -154,7 +152,8 @@ enum Use {
 type R<T = ()> = Result<T, SqlError>;
 
 pub(crate) struct Reader<'a> {
-    toks: &'a [TokenWithSpan],
+    sql: &'a str,
+    toks: &'a [Tok],
     partner: &'a [usize],
     defaults: &'a Defaults,
     frames: Vec<Frame>,
@@ -181,6 +180,7 @@ pub(crate) fn read(
         });
     }
     let mut reader = Reader {
+        sql,
         toks: &tokens.toks,
         partner: &tokens.partner,
         defaults,
@@ -192,8 +192,8 @@ pub(crate) fn read(
     };
     reader.statements(0, tokens.toks.len())?;
     for tok in &tokens.toks {
-        if let Token::Word(w) = &tok.token
-            && let Some(name) = w.value.strip_prefix('@')
+        if tok.token == Token::Word
+            && let Some(name) = lexer::text(sql, tok).strip_prefix('@')
             && !name.is_empty()
             && !name.starts_with('@')
         {
@@ -203,15 +203,16 @@ pub(crate) fn read(
     Ok(reader.out)
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     // -----------------------------------------------------------------------------------------
     // Looking at tokens
 
-    fn word(&self, i: usize) -> Option<&str> {
-        match self.toks.get(i).map(|t| &t.token) {
-            Some(Token::Word(w)) if w.quote_style.is_none() => Some(&w.value),
-            _ => None,
-        }
+    fn word(&self, i: usize) -> Option<&'a str> {
+        let sql = self.sql;
+        self.toks
+            .get(i)
+            .filter(|t| t.token == Token::Word)
+            .map(|t| lexer::text(sql, t))
     }
 
     fn is(&self, i: usize, keyword: &str) -> bool {
@@ -225,22 +226,24 @@ impl Reader<'_> {
     }
 
     fn punct(&self, i: usize, token: &Token) -> bool {
-        self.toks.get(i).is_some_and(|t| &t.token == token)
+        self.toks.get(i).is_some_and(|t| t.token == *token)
     }
 
     /// A name usable as an alias: quoted, or an unquoted word that is neither reserved nor
     /// one of the non-reserved words that continue a FROM item.
     fn alias_at(&self, i: usize) -> Option<String> {
-        match self.toks.get(i).map(|t| &t.token) {
-            Some(Token::Word(w)) if w.quote_style.is_some() => Some(w.value.to_lowercase()),
-            Some(Token::Word(w))
-                if !w.value.starts_with('@')
-                    && !is_reserved(&w.value)
+        let tok = self.toks.get(i)?;
+        let name = lexer::name(self.sql, tok);
+        match tok.token {
+            Token::Quoted => Some(name.to_lowercase()),
+            Token::Word
+                if !name.starts_with('@')
+                    && !is_reserved(name)
                     && !["PIVOT", "UNPIVOT", "MATCH_RECOGNIZE", "TABLESAMPLE"]
                         .iter()
-                        .any(|k| w.value.eq_ignore_ascii_case(k)) =>
+                        .any(|k| name.eq_ignore_ascii_case(k)) =>
             {
-                Some(w.value.to_lowercase())
+                Some(name.to_lowercase())
             }
             _ => None,
         }
@@ -279,13 +282,14 @@ impl Reader<'_> {
 
     fn place(&self, i: usize) -> String {
         let t = &self.toks[i.min(self.toks.len() - 1)];
-        format!("line {}", t.span.start.line)
+        format!("line {}", lexer::location(self.sql, t.start).0)
     }
 
     fn enter(&mut self, i: usize) -> R {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(error_at(
+            return Err(lexer::error_at(
+                self.sql,
                 &self.toks[i.min(self.toks.len() - 1)],
                 format!("the SQL nests queries deeper than {MAX_DEPTH} levels"),
             ));
@@ -349,7 +353,7 @@ impl Reader<'_> {
     }
 
     fn path_at(&self, i: usize, end: usize) -> Option<super::names::Path> {
-        read_path(self.toks, i, end, is_reserved)
+        read_path(self.sql, self.toks, i, end, is_reserved)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -755,17 +759,15 @@ impl Reader<'_> {
         if self.is(i, "IMMEDIATE") {
             i += 1;
         }
-        let literal = match self.toks.get(i).map(|t| &t.token) {
+        let literal = match self.toks.get(i) {
             Some(
-                Token::SingleQuotedString(s)
-                | Token::DoubleQuotedString(s)
-                | Token::TripleSingleQuotedString(s)
-                | Token::TripleDoubleQuotedString(s)
-                | Token::SingleQuotedRawStringLiteral(s)
-                | Token::DoubleQuotedRawStringLiteral(s)
-                | Token::TripleSingleQuotedRawStringLiteral(s)
-                | Token::TripleDoubleQuotedRawStringLiteral(s),
-            ) if i + 1 >= end || self.is_any(i + 1, &["INTO", "USING"]) => Some(s.clone()),
+                t @ Tok {
+                    token: Token::Str { .. },
+                    ..
+                },
+            ) if i + 1 >= end || self.is_any(i + 1, &["INTO", "USING"]) => {
+                Some(lexer::string_value(self.sql, t))
+            }
             _ => None,
         };
         match literal {
@@ -916,8 +918,7 @@ impl Reader<'_> {
             } else if self.is(i, "FROM") {
                 // A pipe query: its range variables stay in scope for the pipes.
                 let stop = self.find(i + 1, end, |s, k| {
-                    s.punct(k, &Token::VerticalBarRightAngleBracket)
-                        || s.set_operation(k, end).is_some()
+                    s.punct(k, &Token::Pipe) || s.set_operation(k, end).is_some()
                 });
                 self.read_from_items(i + 1, stop)?;
                 i = stop;
@@ -931,9 +932,7 @@ impl Reader<'_> {
                 None => break,
             }
         }
-        let pipe = self.find(i, end, |s, k| {
-            s.punct(k, &Token::VerticalBarRightAngleBracket)
-        });
+        let pipe = self.find(i, end, |s, k| s.punct(k, &Token::Pipe));
         self.expr(i, pipe)?;
         self.pipes(pipe, end)
     }
@@ -968,9 +967,7 @@ impl Reader<'_> {
         let mut i = start;
         while i < end {
             // At `|>`.
-            let next = self.find(i + 1, end, |s, k| {
-                s.punct(k, &Token::VerticalBarRightAngleBracket)
-            });
+            let next = self.find(i + 1, end, |s, k| s.punct(k, &Token::Pipe));
             let op = i + 1;
             if let Some(after_join) = self.join_keyword(op, next) {
                 let j = self.table_factor(after_join, next)?;
@@ -1000,7 +997,7 @@ impl Reader<'_> {
     fn select_end(&self, start: usize, end: usize) -> usize {
         self.find(start, end, |s, k| {
             s.punct(k, &Token::SemiColon)
-                || s.punct(k, &Token::VerticalBarRightAngleBracket)
+                || s.punct(k, &Token::Pipe)
                 || (s.is(k, "ORDER") && s.is(k + 1, "BY"))
                 || s.is(k, "LIMIT")
                 || s.set_operation(k, end).is_some()
@@ -1055,7 +1052,8 @@ impl Reader<'_> {
     /// alias frame.
     fn read_from_items(&mut self, start: usize, end: usize) -> R {
         if start >= end {
-            return Err(error_at(
+            return Err(lexer::error_at(
+                self.sql,
                 &self.toks[start.saturating_sub(1).min(self.toks.len() - 1)],
                 "FROM names no table",
             ));
@@ -1086,7 +1084,8 @@ impl Reader<'_> {
     /// One FROM item, with what may follow it; returns the index after it.
     fn table_factor(&mut self, i: usize, end: usize) -> R<usize> {
         if i >= end {
-            return Err(error_at(
+            return Err(lexer::error_at(
+                self.sql,
                 &self.toks[i.saturating_sub(1).min(self.toks.len() - 1)],
                 "a table is missing after this",
             ));
@@ -1276,7 +1275,7 @@ impl Reader<'_> {
                     i += 1;
                 }
                 // An argument: inside a call's brackets, first or after `,` or `=>`.
-                Token::Word(_)
+                Token::Word
                     if groups > 0
                         && self.is_any(i, &["TABLE", "MODEL"])
                         && (self.punct(i - 1, &Token::LParen)

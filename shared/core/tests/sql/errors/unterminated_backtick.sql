@@ -1,2 +1,2 @@
--- error: 2:15 Expected close delimiter
+-- error: 2:15 quoted name is never closed
 SELECT * FROM `d.t

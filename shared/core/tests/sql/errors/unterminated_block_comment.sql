@@ -1,2 +1,2 @@
--- error: 3:1 Unexpected EOF while in a multi-line comment
+-- error: 2:10 comment is never closed
 SELECT 1 /* no end

@@ -1,3 +1,3 @@
--- error: 3:21 Unterminated
+-- error: 3:20 string is never closed
 SELECT *
 FROM d.t WHERE a = 'oops
