@@ -412,8 +412,6 @@ impl Client {
     }
 }
 
-/// The credential `baton login` keeps for one API, in the user's config folder
-/// (`$BATON_CONFIG_DIR`, else `~/.config/baton` on Linux), readable by the user alone.
 /// The SQL reader's answers that `baton check` and `baton graph` keep between runs, one file
 /// per catalog folder (and project) in the cache folder (`BATON_CACHE_DIR`, else the user's
 /// cache folder's `baton`): a folder checked again reads only the SQL that changed.
@@ -462,6 +460,8 @@ pub mod read_cache {
     }
 }
 
+/// The credential `baton login` keeps for one API, in the user's config folder
+/// (`$BATON_CONFIG_DIR`, else `~/.config/baton` on Linux), readable by the user alone.
 pub mod credentials {
     use std::io::Write;
     use std::path::PathBuf;

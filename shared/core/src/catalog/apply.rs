@@ -260,8 +260,8 @@ pub fn plan_apply(
 
 /// `plan_apply`, taking the SQL reader's answers from `cache` where it has them, and leaving
 /// in it the answers of this catalog (without one, every table's SQL is read and nothing is
-/// kept). `unread` are tables that exist but could not be given
-/// (their files have problems of their own): `depends_on` may name them.
+/// kept). `unread` are tables that exist but could not be given (their files have problems
+/// of their own): `depends_on` may name them.
 #[allow(clippy::too_many_arguments)]
 pub fn plan_apply_cached(
     stored_frequencies: &[Frequency],

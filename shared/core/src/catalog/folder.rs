@@ -161,15 +161,13 @@ pub fn parse_manifest(at: &str, text: &str) -> Result<(Vec<Frequency>, Defaults)
     Ok((frequencies, defaults))
 }
 
-/// Reads one table's `.sql` file: `at` names it in messages, `stem` is its default name. The
-/// text becomes the table's SQL (given as a `String`, it is not copied).
+/// Reads one table's `.sql` file: `at` names it in messages, `stem` is its default name.
 pub fn parse_table_file(
     at: &str,
     stem: &str,
-    file: impl AsRef<str> + Into<String>,
+    text: &str,
     defaults: &Defaults,
 ) -> Result<Table, Vec<Problem>> {
-    let text = file.as_ref();
     let mut problems = Vec::new();
     let mut settings: BTreeMap<&str, (usize, String)> = BTreeMap::new();
     let mut conditions = Vec::new();
@@ -288,7 +286,7 @@ pub fn parse_table_file(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let mut table = Table {
+    Ok(Table {
         dataset,
         name: value("name").unwrap_or_else(|| stem.to_string()),
         kind: if import.is_some() {
@@ -296,7 +294,7 @@ pub fn parse_table_file(
         } else {
             TableKind::Query
         },
-        sql: String::new(),
+        sql: text.to_string(),
         import,
         load: None,
         frequency: value("frequency").or_else(|| defaults.frequency.clone()),
@@ -308,9 +306,7 @@ pub fn parse_table_file(
         depends_on,
         conditions,
         source: Some(at.to_string()),
-    };
-    table.sql = file.into();
-    Ok(table)
+    })
 }
 
 /// The end of a load table's file name.
@@ -772,7 +768,7 @@ pub fn load_all(root: &Path) -> Result<Loaded, Vec<Problem>> {
         let parsed = match std::fs::read_to_string(path) {
             Err(e) => Err(vec![io_problem(relative, e)]),
             Ok(text) if load => parse_load_file(&at, stem, &text, &file_defaults),
-            Ok(text) => parse_table_file(&at, stem, text, &file_defaults),
+            Ok(text) => parse_table_file(&at, stem, &text, &file_defaults),
         };
         parsed.map_err(|problems| (problems, would_be()))
     });

@@ -220,8 +220,11 @@ fn lex(sql: &str) -> Result<Vec<Tok>, SqlError> {
     let b = sql.as_bytes();
     let at = |i: usize| b.get(i).copied().unwrap_or(0);
     let never_closed = |start: usize, what: &str| error_at_offset(sql, start as u32, what);
-    let string = |start: usize, quote: usize, backslash: bool, triple: bool| match quoted(
-        b, quote, backslash, triple,
+    let string = |start: usize, quote: usize, backslash: bool, allow_triple: bool| match quoted(
+        b,
+        quote,
+        backslash,
+        allow_triple,
     ) {
         (Some(end), triple) => Ok((end, triple)),
         (None, _) => Err(never_closed(start, "this string is never closed")),
