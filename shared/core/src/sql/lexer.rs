@@ -1,9 +1,10 @@
 //! Tokens for the reader: Baton's own BigQuery lexer. It splits a text as sqlparser's BigQuery
 //! tokenizer does (strings raw, triple-quoted and byte, backticks, `--`, `#` and `/* */`
-//! comments, `|>`; a test holds the two side by side), but a token is only its kind and
-//! where it lies in the text: nothing is copied, no keyword is looked up, and whitespace and
-//! comments leave nothing behind. Every bracket is matched to its partner so that the reader
-//! can step over a group in one move. Errors name line and column.
+//! comments, `|>`; a test holds the two side by side), but a token is only its kind, where
+//! it lies in the text, and for a word the keyword it is (of those the reader looks for, found
+//! once in a small table, so that the reader compares numbers, not texts): nothing is copied,
+//! and whitespace and comments leave nothing behind. Every bracket is matched to its partner
+//! so that the reader can step over a group in one move. Errors name line and column.
 
 use super::SqlError;
 
@@ -40,10 +41,100 @@ pub(crate) enum Token {
     Other,
 }
 
+/// Declares `Kw`, one variant per keyword the reader looks for, named as the keyword is
+/// written, and `WORDS`, their texts in the same order.
+macro_rules! keywords {
+    ($($word:ident)*) => {
+        /// A keyword the reader looks for. The lexer says which one each word is (a word is
+        /// compared once, not at each look), and the reader compares these.
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u8)]
+        pub(crate) enum Kw {
+            $($word),*
+        }
+
+        const WORDS: &[(&str, Kw)] = &[$((stringify!($word), Kw::$word)),*];
+    };
+}
+
+keywords! {
+    AGGREGATE ALL ALTER AND ANY ARRAY AS ASC ASSERT ASSERT_ROWS_MODIFIED
+    AT BEGIN BETWEEN BREAK BY CALL CASE CAST CLONE COLLATE
+    COMMIT CONTAINS CONTINUE COPY CORRESPONDING CREATE CROSS CUBE CURRENT DATA
+    DATE DATETIME DAY DECLARE DEFAULT DEFINE DELETE DESC DISTINCT DO
+    DROP ELSE ELSEIF END ENUM ESCAPE EXCEPT EXCEPTION EXCLUDE EXECUTE
+    EXISTS EXPORT EXTERNAL EXTRACT FALSE FETCH FOLLOWING FOR FROM FULL
+    FUNCTION GRANT GROUP GROUPING GROUPS HASH HAVING HOUR IF IGNORE
+    IMMEDIATE IN INCLUDE INNER INSERT INTERSECT INTERVAL INTO IS ITERATE
+    JOIN LATERAL LEAVE LEFT LIKE LIMIT LOAD LOOKUP LOOP MATCH_RECOGNIZE
+    MATERIALIZED MERGE MINUTE MODEL MONTH NAME NATURAL NEW NO NOT
+    NULL NULLS OF OFFSET ON OR ORDER OUTER OVER OVERWRITE
+    PARTITION PIVOT PRECEDING PROCEDURE PROTO QUALIFY RAISE RANGE RECURSIVE REPEAT
+    REPLACE RESPECT RETURN REVOKE RIGHT ROLLBACK ROLLUP ROWS SECOND SELECT
+    SET SNAPSHOT SOME STRICT STRUCT SYSTEM_TIME TABLE TABLESAMPLE TEMP TEMPORARY
+    THEN TIMESTAMP TO TRANSACTION TREAT TRUE TRUNCATE UNBOUNDED UNDROP UNION
+    UNNEST UNPIVOT UNTIL UPDATE USING VIEW WEEK WHEN WHERE WHILE
+    WINDOW WITH WITHIN YEAR
+}
+
+/// The shortest and the longest keyword's length.
+const KEYWORD_LENGTHS: std::ops::RangeInclusive<usize> = 2..=20;
+
+/// Slots of the keyword table: a power of two, about three times as many as keywords, so that
+/// a look-up mostly ends at its first slot.
+const SLOTS: usize = 512;
+
+/// Every keyword in the slot `slot` gives it, or the next free one after it.
+static TABLE: std::sync::LazyLock<[Option<Kw>; SLOTS]> = std::sync::LazyLock::new(|| {
+    let mut table = [None; SLOTS];
+    for &(word, kw) in WORDS {
+        let mut slot = slot(word.as_bytes());
+        while table[slot].is_some() {
+            slot = (slot + 1) % SLOTS;
+        }
+        table[slot] = Some(kw);
+    }
+    table
+});
+
+/// Where a word of two bytes or more looks for its keyword: from its length, first, second
+/// and last bytes, each with its 0x20 bit cleared (which upper-cases a letter), so that a
+/// word looks where its upper-case form does. Any weights would be right; these give most
+/// of today's keywords a slot of their own (20 steps past a taken slot in all, 2 at most).
+fn slot(word: &[u8]) -> usize {
+    let at = |i: usize| usize::from(word[i] & !0x20);
+    (at(0) * 24 + at(1) * 5 + at(word.len() - 1) * 3 + word.len() * 61) % SLOTS
+}
+
+impl Kw {
+    /// The keyword a word is, in any case.
+    pub fn of(word: &[u8]) -> Option<Self> {
+        if !KEYWORD_LENGTHS.contains(&word.len()) {
+            return None;
+        }
+        let table = &*TABLE;
+        let mut slot = slot(word);
+        while let Some(kw) = table[slot] {
+            let text = WORDS[kw as usize].0.as_bytes();
+            // A keyword's bytes are upper-case letters and `_`: clearing a word's 0x20 bits
+            // makes it equal exactly when it is the keyword in any case (DEL would pass for
+            // `_`, but the lexer's words hold none).
+            if text.len() == word.len() && text.iter().zip(word).all(|(k, w)| *k == w & !0x20) {
+                return Some(kw);
+            }
+            slot = (slot + 1) % SLOTS;
+        }
+        None
+    }
+}
+
 /// A token and where it lies: byte offsets into the text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Tok {
     pub token: Token,
+    /// For a word, the keyword it is.
+    pub kw: Option<Kw>,
     pub start: u32,
     pub end: u32,
 }
@@ -235,6 +326,7 @@ fn lex(sql: &str) -> Result<Vec<Tok>, SqlError> {
         let c = b[i];
         let start = i;
         let next = at(i + 1);
+        let mut kw = None;
         let (token, end) = match c {
             b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => {
                 i += 1;
@@ -350,7 +442,11 @@ fn lex(sql: &str) -> Result<Vec<Tok>, SqlError> {
                     _ => one_more(i + 1),
                 }
             }
-            c if is_word_start(c) => (Token::Word, run(b, i + 1, is_word_part)),
+            c if is_word_start(c) => {
+                let j = run(b, i + 1, is_word_part);
+                kw = Kw::of(&b[i..j]);
+                (Token::Word, j)
+            }
             b'(' => (Token::LParen, i + 1),
             b')' => (Token::RParen, i + 1),
             b'[' => (Token::LBracket, i + 1),
@@ -410,6 +506,7 @@ fn lex(sql: &str) -> Result<Vec<Tok>, SqlError> {
         };
         toks.push(Tok {
             token,
+            kw,
             start: start as u32,
             end: end as u32,
         });
@@ -488,16 +585,11 @@ fn check_legacy(sql: &str, toks: &[Tok]) -> Result<(), SqlError> {
         });
     }
     for w in toks.windows(4) {
-        let after_from = match w[0].token {
-            Token::Word => {
-                let word = text(sql, &w[0]);
-                word.eq_ignore_ascii_case("FROM") || word.eq_ignore_ascii_case("JOIN")
-            }
-            Token::Comma => true,
-            _ => false,
-        };
+        if w[1].token != Token::LBracket {
+            continue;
+        }
+        let after_from = matches!(w[0].kw, Some(Kw::FROM | Kw::JOIN)) || w[0].token == Token::Comma;
         if after_from
-            && w[1].token == Token::LBracket
             && matches!(w[2].token, Token::Word | Token::Quoted)
             && w[3].token == Token::Colon
         {
@@ -728,5 +820,61 @@ mod tests {
         let e = Tokens::new("\n#legacySQL\nSELECT x FROM t").err().unwrap();
         assert_eq!(e.line, 2);
         assert!(Tokens::new("#standardSQL\nSELECT [1, 2] AS a FROM t").is_ok());
+    }
+
+    #[test]
+    fn keywords_are_known_in_any_case_and_nothing_else_is() {
+        for &(word, kw) in WORDS {
+            let lower = word.to_lowercase();
+            let mixed: String = word
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i % 2 == 0 {
+                        c
+                    } else {
+                        c.to_ascii_lowercase()
+                    }
+                })
+                .collect();
+            for text in [word, &lower, &mixed] {
+                assert_eq!(Kw::of(text.as_bytes()), Some(kw), "{text}");
+            }
+            for near in [format!("{word}_x"), format!("x{word}"), format!("{word}1")] {
+                assert_eq!(Kw::of(near.as_bytes()), None, "{near}");
+            }
+        }
+        for text in [
+            "",
+            "t",
+            "c0",
+            "selec",
+            "sel_ct",
+            "s\u{7f}lect",
+            "assert_rows_modified_",
+        ] {
+            assert_eq!(Kw::of(text.as_bytes()), None, "{text}");
+        }
+        // Only words are keywords: not strings, quoted names or parameters.
+        let sql = "SELECT 'from', `where`, @limit FROM t";
+        let kws: Vec<Option<Kw>> = Tokens::new(sql)
+            .unwrap()
+            .toks
+            .iter()
+            .map(|t| t.kw)
+            .collect();
+        assert_eq!(
+            kws,
+            [
+                Some(Kw::SELECT),
+                None,
+                None,
+                None,
+                None,
+                None,
+                Some(Kw::FROM),
+                None
+            ]
+        );
     }
 }

@@ -24,7 +24,7 @@ pub(crate) fn read_path(
     toks: &[Tok],
     pos: usize,
     end: usize,
-    reserved: impl Fn(&str) -> bool,
+    reserved: impl Fn(&Tok) -> bool,
 ) -> Option<Path> {
     let mut parts: Vec<String> = Vec::new();
     let mut i = pos;
@@ -35,7 +35,7 @@ pub(crate) fn read_path(
         }
         let word = name(sql, tok);
         let quoted = tok.token == Token::Quoted;
-        if word.starts_with('@') || (parts.is_empty() && !quoted && reserved(word)) {
+        if word.starts_with('@') || (parts.is_empty() && !quoted && reserved(tok)) {
             return None;
         }
         if quoted {

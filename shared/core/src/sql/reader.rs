@@ -16,114 +16,114 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use super::lexer::{self, Tok, Token, Tokens};
+use super::lexer::{self, Kw, Tok, Token, Tokens};
 use super::names::{normalize, read_path};
 use super::{Defaults, SqlError};
 
 pub const MAX_DEPTH: usize = 256;
 
 /// BigQuery's reserved keywords: they cannot start a table name or be an alias unquoted.
-const RESERVED: &[&str] = &[
-    "ALL",
-    "AND",
-    "ANY",
-    "ARRAY",
-    "AS",
-    "ASC",
-    "ASSERT_ROWS_MODIFIED",
-    "AT",
-    "BETWEEN",
-    "BY",
-    "CASE",
-    "CAST",
-    "COLLATE",
-    "CONTAINS",
-    "CREATE",
-    "CROSS",
-    "CUBE",
-    "CURRENT",
-    "DEFAULT",
-    "DEFINE",
-    "DESC",
-    "DISTINCT",
-    "ELSE",
-    "END",
-    "ENUM",
-    "ESCAPE",
-    "EXCEPT",
-    "EXCLUDE",
-    "EXISTS",
-    "EXTRACT",
-    "FALSE",
-    "FETCH",
-    "FOLLOWING",
-    "FOR",
-    "FROM",
-    "FULL",
-    "GROUP",
-    "GROUPING",
-    "GROUPS",
-    "HASH",
-    "HAVING",
-    "IF",
-    "IGNORE",
-    "IN",
-    "INNER",
-    "INTERSECT",
-    "INTERVAL",
-    "INTO",
-    "IS",
-    "JOIN",
-    "LATERAL",
-    "LEFT",
-    "LIKE",
-    "LIMIT",
-    "LOOKUP",
-    "MERGE",
-    "NATURAL",
-    "NEW",
-    "NO",
-    "NOT",
-    "NULL",
-    "NULLS",
-    "OF",
-    "ON",
-    "OR",
-    "ORDER",
-    "OUTER",
-    "OVER",
-    "PARTITION",
-    "PRECEDING",
-    "PROTO",
-    "QUALIFY",
-    "RANGE",
-    "RECURSIVE",
-    "RESPECT",
-    "RIGHT",
-    "ROLLUP",
-    "ROWS",
-    "SELECT",
-    "SET",
-    "SOME",
-    "STRUCT",
-    "TABLESAMPLE",
-    "THEN",
-    "TO",
-    "TREAT",
-    "TRUE",
-    "UNBOUNDED",
-    "UNION",
-    "UNNEST",
-    "USING",
-    "WHEN",
-    "WHERE",
-    "WINDOW",
-    "WITH",
-    "WITHIN",
+const RESERVED: &[Kw] = &[
+    Kw::ALL,
+    Kw::AND,
+    Kw::ANY,
+    Kw::ARRAY,
+    Kw::AS,
+    Kw::ASC,
+    Kw::ASSERT_ROWS_MODIFIED,
+    Kw::AT,
+    Kw::BETWEEN,
+    Kw::BY,
+    Kw::CASE,
+    Kw::CAST,
+    Kw::COLLATE,
+    Kw::CONTAINS,
+    Kw::CREATE,
+    Kw::CROSS,
+    Kw::CUBE,
+    Kw::CURRENT,
+    Kw::DEFAULT,
+    Kw::DEFINE,
+    Kw::DESC,
+    Kw::DISTINCT,
+    Kw::ELSE,
+    Kw::END,
+    Kw::ENUM,
+    Kw::ESCAPE,
+    Kw::EXCEPT,
+    Kw::EXCLUDE,
+    Kw::EXISTS,
+    Kw::EXTRACT,
+    Kw::FALSE,
+    Kw::FETCH,
+    Kw::FOLLOWING,
+    Kw::FOR,
+    Kw::FROM,
+    Kw::FULL,
+    Kw::GROUP,
+    Kw::GROUPING,
+    Kw::GROUPS,
+    Kw::HASH,
+    Kw::HAVING,
+    Kw::IF,
+    Kw::IGNORE,
+    Kw::IN,
+    Kw::INNER,
+    Kw::INTERSECT,
+    Kw::INTERVAL,
+    Kw::INTO,
+    Kw::IS,
+    Kw::JOIN,
+    Kw::LATERAL,
+    Kw::LEFT,
+    Kw::LIKE,
+    Kw::LIMIT,
+    Kw::LOOKUP,
+    Kw::MERGE,
+    Kw::NATURAL,
+    Kw::NEW,
+    Kw::NO,
+    Kw::NOT,
+    Kw::NULL,
+    Kw::NULLS,
+    Kw::OF,
+    Kw::ON,
+    Kw::OR,
+    Kw::ORDER,
+    Kw::OUTER,
+    Kw::OVER,
+    Kw::PARTITION,
+    Kw::PRECEDING,
+    Kw::PROTO,
+    Kw::QUALIFY,
+    Kw::RANGE,
+    Kw::RECURSIVE,
+    Kw::RESPECT,
+    Kw::RIGHT,
+    Kw::ROLLUP,
+    Kw::ROWS,
+    Kw::SELECT,
+    Kw::SET,
+    Kw::SOME,
+    Kw::STRUCT,
+    Kw::TABLESAMPLE,
+    Kw::THEN,
+    Kw::TO,
+    Kw::TREAT,
+    Kw::TRUE,
+    Kw::UNBOUNDED,
+    Kw::UNION,
+    Kw::UNNEST,
+    Kw::USING,
+    Kw::WHEN,
+    Kw::WHERE,
+    Kw::WINDOW,
+    Kw::WITH,
+    Kw::WITHIN,
 ];
 
-pub(crate) fn is_reserved(word: &str) -> bool {
-    word.len() <= 20 && RESERVED.iter().any(|r| r.eq_ignore_ascii_case(word))
+fn is_reserved(tok: &Tok) -> bool {
+    tok.kw.is_some_and(|k| RESERVED.contains(&k))
 }
 
 /// What the reader found.
@@ -215,14 +215,17 @@ impl<'a> Reader<'a> {
             .map(|t| lexer::text(sql, t))
     }
 
-    fn is(&self, i: usize, keyword: &str) -> bool {
-        self.word(i)
-            .is_some_and(|w| w.eq_ignore_ascii_case(keyword))
+    /// The keyword at `i`, if a word there is one.
+    fn kw(&self, i: usize) -> Option<Kw> {
+        self.toks.get(i).and_then(|t| t.kw)
     }
 
-    fn is_any(&self, i: usize, keywords: &[&str]) -> bool {
-        self.word(i)
-            .is_some_and(|w| keywords.iter().any(|k| w.eq_ignore_ascii_case(k)))
+    fn is(&self, i: usize, keyword: Kw) -> bool {
+        self.kw(i) == Some(keyword)
+    }
+
+    fn is_any(&self, i: usize, keywords: &[Kw]) -> bool {
+        self.kw(i).is_some_and(|k| keywords.contains(&k))
     }
 
     fn punct(&self, i: usize, token: &Token) -> bool {
@@ -238,10 +241,11 @@ impl<'a> Reader<'a> {
             Token::Quoted => Some(name.to_lowercase()),
             Token::Word
                 if !name.starts_with('@')
-                    && !is_reserved(name)
-                    && !["PIVOT", "UNPIVOT", "MATCH_RECOGNIZE", "TABLESAMPLE"]
-                        .iter()
-                        .any(|k| name.eq_ignore_ascii_case(k)) =>
+                    && !is_reserved(tok)
+                    && !matches!(
+                        tok.kw,
+                        Some(Kw::PIVOT | Kw::UNPIVOT | Kw::MATCH_RECOGNIZE | Kw::TABLESAMPLE)
+                    ) =>
             {
                 Some(name.to_lowercase())
             }
@@ -277,7 +281,7 @@ impl<'a> Reader<'a> {
         while i < end && i < limit && self.punct(i, &Token::LParen) {
             i += 1;
         }
-        i < end && self.is_any(i, &["SELECT", "WITH", "FROM"])
+        i < end && self.is_any(i, &[Kw::SELECT, Kw::WITH, Kw::FROM])
     }
 
     fn place(&self, i: usize) -> String {
@@ -366,46 +370,49 @@ impl<'a> Reader<'a> {
                 i += 1;
             } else if self.word(i).is_some()
                 && self.punct(i + 1, &Token::Colon)
-                && self.is_any(i + 2, &["BEGIN", "LOOP", "WHILE", "REPEAT", "FOR"])
+                && self.is_any(
+                    i + 2,
+                    &[Kw::BEGIN, Kw::LOOP, Kw::WHILE, Kw::REPEAT, Kw::FOR],
+                )
             {
                 i += 2; // a label
-            } else if self.is_any(i, &["IF", "ELSEIF"]) {
+            } else if self.is_any(i, &[Kw::IF, Kw::ELSEIF]) {
                 // At the start of a statement IF is the IF statement, whatever follows.
                 let then = self.find_then(i + 1, end);
                 self.expr(i + 1, then)?;
                 i = then + 1;
-            } else if self.is_any(i, &["ELSE", "LOOP", "REPEAT"]) {
+            } else if self.is_any(i, &[Kw::ELSE, Kw::LOOP, Kw::REPEAT]) {
                 i += 1;
-            } else if self.is(i, "END") {
+            } else if self.is(i, Kw::END) {
                 i += 1;
-                if self.is_any(i, &["IF", "LOOP", "WHILE", "FOR", "REPEAT"]) {
+                if self.is_any(i, &[Kw::IF, Kw::LOOP, Kw::WHILE, Kw::FOR, Kw::REPEAT]) {
                     i += 1;
                 }
                 if self.word(i).is_some()
-                    && !self.is_any(i, &["ELSE", "ELSEIF", "END", "EXCEPTION", "WHEN"])
+                    && !self.is_any(i, &[Kw::ELSE, Kw::ELSEIF, Kw::END, Kw::EXCEPTION, Kw::WHEN])
                     && self.punct(i + 1, &Token::SemiColon)
                 {
                     i += 1; // the label of `END LOOP label;`
                 }
-            } else if self.is(i, "WHILE") {
-                let body = self.find(i + 1, end, |s, k| s.is(k, "DO"));
+            } else if self.is(i, Kw::WHILE) {
+                let body = self.find(i + 1, end, |s, k| s.is(k, Kw::DO));
                 self.expr(i + 1, body)?;
                 i = body + 1;
-            } else if self.is(i, "UNTIL") {
-                let stop = self.find(i + 1, end, |s, k| s.is(k, "END"));
+            } else if self.is(i, Kw::UNTIL) {
+                let stop = self.find(i + 1, end, |s, k| s.is(k, Kw::END));
                 self.expr(i + 1, stop)?;
                 i = stop;
-            } else if self.is(i, "FOR") && self.is(i + 2, "IN") {
-                let body = self.find(i + 3, end, |s, k| s.is(k, "DO"));
+            } else if self.is(i, Kw::FOR) && self.is(i + 2, Kw::IN) {
+                let body = self.find(i + 3, end, |s, k| s.is(k, Kw::DO));
                 self.expr(i + 3, body)?;
                 i = body + 1;
-            } else if self.is(i, "BEGIN") {
+            } else if self.is(i, Kw::BEGIN) {
                 i += 1;
-                if self.is(i, "TRANSACTION") {
+                if self.is(i, Kw::TRANSACTION) {
                     i += 1;
                 }
-            } else if self.is(i, "EXCEPTION") && self.is(i + 1, "WHEN") {
-                i = self.find(i + 2, end, |s, k| s.is(k, "THEN")) + 1;
+            } else if self.is(i, Kw::EXCEPTION) && self.is(i + 1, Kw::WHEN) {
+                i = self.find(i + 2, end, |s, k| s.is(k, Kw::THEN)) + 1;
             } else {
                 i = self.statement(i, end)?;
             }
@@ -418,11 +425,11 @@ impl<'a> Reader<'a> {
         let mut cases = 0usize;
         let mut i = start;
         while i < end {
-            if self.is(i, "CASE") {
+            if self.is(i, Kw::CASE) {
                 cases += 1;
-            } else if self.is(i, "END") && cases > 0 {
+            } else if self.is(i, Kw::END) && cases > 0 {
                 cases -= 1;
-            } else if self.is(i, "THEN") && cases == 0 {
+            } else if self.is(i, Kw::THEN) && cases == 0 {
                 return i;
             }
             i = self.step(i);
@@ -433,36 +440,34 @@ impl<'a> Reader<'a> {
     /// Reads one statement from `start`; returns where the next one may begin.
     fn statement(&mut self, start: usize, end: usize) -> R<usize> {
         let stop = self.find(start, end, |s, k| s.punct(k, &Token::SemiColon));
-        let first = match self.word(start) {
-            Some(w) => w.to_ascii_uppercase(),
-            None if self.punct(start, &Token::LParen) => "(".to_string(),
-            None => {
-                self.lenient(start, stop);
-                return Ok(stop);
-            }
-        };
-        match first.as_str() {
-            "SELECT" | "WITH" | "FROM" | "(" => self.query(start, stop)?,
-            "INSERT" => self.insert(start + 1, stop)?,
-            "UPDATE" => self.update(start + 1, stop)?,
-            "DELETE" => self.delete(start + 1, stop)?,
-            "MERGE" => self.merge(start + 1, stop)?,
-            "TRUNCATE" => {
-                let i = if self.is(start + 1, "TABLE") {
+        if self.punct(start, &Token::LParen) {
+            self.query(start, stop)?;
+            return Ok(stop);
+        }
+        match self.kw(start) {
+            Some(Kw::SELECT | Kw::WITH | Kw::FROM) => self.query(start, stop)?,
+            Some(Kw::INSERT) => self.insert(start + 1, stop)?,
+            Some(Kw::UPDATE) => self.update(start + 1, stop)?,
+            Some(Kw::DELETE) => self.delete(start + 1, stop)?,
+            Some(Kw::MERGE) => self.merge(start + 1, stop)?,
+            Some(Kw::TRUNCATE) => {
+                let i = if self.is(start + 1, Kw::TABLE) {
                     start + 2
                 } else {
                     start + 1
                 };
                 self.target(i, stop, Use::Write);
             }
-            "CREATE" => return self.create(start + 1, stop, end),
-            "DROP" => self.drop(start + 1, stop),
-            "ALTER" => self.alter(start + 1, stop),
-            "EXPORT" => self.export(start + 1, stop)?,
-            "LOAD" => self.load(start + 1, stop),
-            "DECLARE" | "SET" | "ASSERT" | "RAISE" | "RETURN" => self.expr(start + 1, stop)?,
-            "EXECUTE" => self.execute_immediate(start + 1, stop)?,
-            "CALL" => {
+            Some(Kw::CREATE) => return self.create(start + 1, stop, end),
+            Some(Kw::DROP) => self.drop(start + 1, stop),
+            Some(Kw::ALTER) => self.alter(start + 1, stop),
+            Some(Kw::EXPORT) => self.export(start + 1, stop)?,
+            Some(Kw::LOAD) => self.load(start + 1, stop),
+            Some(Kw::DECLARE | Kw::SET | Kw::ASSERT | Kw::RAISE | Kw::RETURN) => {
+                self.expr(start + 1, stop)?
+            }
+            Some(Kw::EXECUTE) => self.execute_immediate(start + 1, stop)?,
+            Some(Kw::CALL) => {
                 let name = self
                     .path_at(start + 1, stop)
                     .map(|p| normalize(&p.parts, self.defaults))
@@ -473,8 +478,17 @@ impl<'a> Reader<'a> {
                 ));
                 self.expr(start + 1, stop)?;
             }
-            "BREAK" | "LEAVE" | "CONTINUE" | "ITERATE" | "COMMIT" | "ROLLBACK" | "GRANT"
-            | "REVOKE" | "UNDROP" => {}
+            Some(
+                Kw::BREAK
+                | Kw::LEAVE
+                | Kw::CONTINUE
+                | Kw::ITERATE
+                | Kw::COMMIT
+                | Kw::ROLLBACK
+                | Kw::GRANT
+                | Kw::REVOKE
+                | Kw::UNDROP,
+            ) => {}
             _ => self.lenient(start, stop),
         }
         Ok(stop)
@@ -488,7 +502,7 @@ impl<'a> Reader<'a> {
     }
 
     fn insert(&mut self, mut i: usize, end: usize) -> R {
-        if self.is(i, "INTO") {
+        if self.is(i, Kw::INTO) {
             i += 1;
         }
         let Some(mut j) = self.target(i, end, Use::Write) else {
@@ -507,7 +521,7 @@ impl<'a> Reader<'a> {
 
     /// `alias` after a DML target: `AS x` or a bare `x`; the table's own name otherwise.
     fn target_alias(&mut self, i: usize, parts: &[String]) -> usize {
-        if self.is(i, "AS") {
+        if self.is(i, Kw::AS) {
             if let Some(alias) = self.alias_at(i + 1) {
                 self.add_alias(alias);
             }
@@ -530,7 +544,7 @@ impl<'a> Reader<'a> {
         &mut self,
         mut i: usize,
         end: usize,
-        keyword: Option<&str>,
+        keyword: Option<Kw>,
         rest: fn(&mut Self, super::names::Path, usize) -> R,
     ) -> R {
         if keyword.is_some_and(|k| self.is(i, k)) {
@@ -553,8 +567,8 @@ impl<'a> Reader<'a> {
 
     fn update_rest(&mut self, path: super::names::Path, end: usize) -> R {
         let j = self.target_alias(path.next, &path.parts);
-        let from = self.find(j, end, |s, k| s.is(k, "FROM"));
-        let filter = self.find(j, end, |s, k| s.is(k, "WHERE"));
+        let from = self.find(j, end, |s, k| s.is(k, Kw::FROM));
+        let filter = self.find(j, end, |s, k| s.is(k, Kw::WHERE));
         if from < filter {
             self.read_from_items(from + 1, filter)?;
         }
@@ -563,19 +577,19 @@ impl<'a> Reader<'a> {
     }
 
     fn delete(&mut self, i: usize, end: usize) -> R {
-        self.dml(i, end, Some("FROM"), |s, path, end| {
+        self.dml(i, end, Some(Kw::FROM), |s, path, end| {
             let j = s.target_alias(path.next, &path.parts);
             s.expr(j, end)
         })
     }
 
     fn merge(&mut self, i: usize, end: usize) -> R {
-        self.dml(i, end, Some("INTO"), Self::merge_rest)
+        self.dml(i, end, Some(Kw::INTO), Self::merge_rest)
     }
 
     fn merge_rest(&mut self, path: super::names::Path, end: usize) -> R {
         let j = self.target_alias(path.next, &path.parts);
-        let using = self.find(j, end, |s, k| s.is(k, "USING"));
+        let using = self.find(j, end, |s, k| s.is(k, Kw::USING));
         if using >= end {
             self.lenient(j, end);
             return Ok(());
@@ -585,35 +599,35 @@ impl<'a> Reader<'a> {
     }
 
     fn create(&mut self, mut i: usize, stop: usize, end: usize) -> R<usize> {
-        if self.is(i, "OR") && self.is(i + 1, "REPLACE") {
+        if self.is(i, Kw::OR) && self.is(i + 1, Kw::REPLACE) {
             i += 2;
         }
-        let temporary = self.is_any(i, &["TEMP", "TEMPORARY"]);
+        let temporary = self.is_any(i, &[Kw::TEMP, Kw::TEMPORARY]);
         if temporary {
             i += 1;
         }
-        while self.is_any(i, &["EXTERNAL", "SNAPSHOT", "MATERIALIZED", "AGGREGATE"]) {
+        while self.is_any(
+            i,
+            &[Kw::EXTERNAL, Kw::SNAPSHOT, Kw::MATERIALIZED, Kw::AGGREGATE],
+        ) {
             i += 1;
         }
-        let kind = self
-            .word(i)
-            .map(str::to_ascii_uppercase)
-            .unwrap_or_default();
+        let kind = self.kw(i);
         i += 1;
-        if kind == "TABLE" && self.is(i, "FUNCTION") {
+        if kind == Some(Kw::TABLE) && self.is(i, Kw::FUNCTION) {
             i += 1;
             self.skip_if_not_exists(&mut i);
             self.rest_of_definition(i, stop)?;
             return Ok(stop);
         }
-        if kind == "PROCEDURE" {
+        if kind == Some(Kw::PROCEDURE) {
             // The body runs when the procedure is called, not when it is created.
-            let begin = self.find(i, end, |s, k| s.is(k, "BEGIN"));
+            let begin = self.find(i, end, |s, k| s.is(k, Kw::BEGIN));
             return Ok(self.block_end(begin, end));
         }
         self.skip_if_not_exists(&mut i);
-        match kind.as_str() {
-            "TABLE" | "VIEW" | "MODEL" => {
+        match kind {
+            Some(Kw::TABLE | Kw::VIEW | Kw::MODEL) => {
                 let Some(path) = self.path_at(i, stop) else {
                     self.lenient(i, stop);
                     return Ok(stop);
@@ -626,7 +640,7 @@ impl<'a> Reader<'a> {
                 }
                 self.rest_of_definition(path.next, stop)?;
             }
-            "FUNCTION" => {
+            Some(Kw::FUNCTION) => {
                 // A SQL function's body runs where it is called: what it reads is read.
                 if let Some(path) = self.path_at(i, stop) {
                     self.expr(path.next, stop)?;
@@ -638,7 +652,7 @@ impl<'a> Reader<'a> {
     }
 
     fn skip_if_not_exists(&self, i: &mut usize) {
-        if self.is(*i, "IF") && self.is(*i + 1, "NOT") && self.is(*i + 2, "EXISTS") {
+        if self.is(*i, Kw::IF) && self.is(*i + 1, Kw::NOT) && self.is(*i + 2, Kw::EXISTS) {
             *i += 3;
         }
     }
@@ -648,14 +662,14 @@ impl<'a> Reader<'a> {
     fn rest_of_definition(&mut self, start: usize, end: usize) -> R {
         let mut i = start;
         while i < end {
-            if self.is_any(i, &["CLONE", "COPY", "LIKE"])
+            if self.is_any(i, &[Kw::CLONE, Kw::COPY, Kw::LIKE])
                 && let Some(path) = self.path_at(i + 1, end)
             {
                 self.table(&path.parts, Use::Read);
                 i = path.next;
                 continue;
             }
-            if self.is(i, "AS") && self.starts_query(i + 1, end) {
+            if self.is(i, Kw::AS) && self.starts_query(i + 1, end) {
                 return self.query(i + 1, end);
             }
             if self.punct(i, &Token::LParen) {
@@ -674,20 +688,20 @@ impl<'a> Reader<'a> {
         let mut open = 0usize;
         let mut i = begin;
         while i < end {
-            if self.is(i, "END") {
+            if self.is(i, Kw::END) {
                 open = open.saturating_sub(1);
-                if self.is_any(i + 1, &["IF", "LOOP", "WHILE", "FOR", "REPEAT"]) {
+                if self.is_any(i + 1, &[Kw::IF, Kw::LOOP, Kw::WHILE, Kw::FOR, Kw::REPEAT]) {
                     i += 1;
                 }
                 if open == 0 {
                     return i + 1;
                 }
-            } else if (self.is(i, "BEGIN") && !self.is(i + 1, "TRANSACTION"))
-                || self.is_any(i, &["CASE", "LOOP", "WHILE", "REPEAT"])
-                || (self.is(i, "IF")
+            } else if (self.is(i, Kw::BEGIN) && !self.is(i + 1, Kw::TRANSACTION))
+                || self.is_any(i, &[Kw::CASE, Kw::LOOP, Kw::WHILE, Kw::REPEAT])
+                || (self.is(i, Kw::IF)
                     && !self.punct(i + 1, &Token::LParen)
-                    && !self.is_any(i + 1, &["NOT", "EXISTS"]))
-                || (self.is(i, "FOR") && !self.is(i + 1, "SYSTEM_TIME"))
+                    && !self.is_any(i + 1, &[Kw::NOT, Kw::EXISTS]))
+                || (self.is(i, Kw::FOR) && !self.is(i + 1, Kw::SYSTEM_TIME))
             {
                 open += 1;
             }
@@ -697,39 +711,39 @@ impl<'a> Reader<'a> {
     }
 
     fn drop(&mut self, mut i: usize, end: usize) {
-        while self.is_any(i, &["SNAPSHOT", "EXTERNAL", "MATERIALIZED"]) {
+        while self.is_any(i, &[Kw::SNAPSHOT, Kw::EXTERNAL, Kw::MATERIALIZED]) {
             i += 1;
         }
-        if !self.is_any(i, &["TABLE", "VIEW", "MODEL"]) {
+        if !self.is_any(i, &[Kw::TABLE, Kw::VIEW, Kw::MODEL]) {
             return;
         }
         i += 1;
-        if self.is(i, "IF") && self.is(i + 1, "EXISTS") {
+        if self.is(i, Kw::IF) && self.is(i + 1, Kw::EXISTS) {
             i += 2;
         }
         self.target(i, end, Use::Write);
     }
 
     fn alter(&mut self, mut i: usize, end: usize) {
-        if self.is(i, "MATERIALIZED") {
+        if self.is(i, Kw::MATERIALIZED) {
             i += 1;
         }
-        if !self.is_any(i, &["TABLE", "VIEW", "MODEL"]) {
+        if !self.is_any(i, &[Kw::TABLE, Kw::VIEW, Kw::MODEL]) {
             return;
         }
         i += 1;
-        if self.is(i, "IF") && self.is(i + 1, "EXISTS") {
+        if self.is(i, Kw::IF) && self.is(i + 1, Kw::EXISTS) {
             i += 2;
         }
         self.target(i, end, Use::Write);
     }
 
     fn export(&mut self, i: usize, end: usize) -> R {
-        if self.is(i, "MODEL") {
+        if self.is(i, Kw::MODEL) {
             self.target(i + 1, end, Use::Read);
             return Ok(());
         }
-        let body = self.find(i, end, |s, k| s.is(k, "AS") && s.starts_query(k + 1, end));
+        let body = self.find(i, end, |s, k| s.is(k, Kw::AS) && s.starts_query(k + 1, end));
         if body < end {
             self.query(body + 1, end)?;
         }
@@ -737,14 +751,14 @@ impl<'a> Reader<'a> {
     }
 
     fn load(&mut self, mut i: usize, end: usize) {
-        if !self.is(i, "DATA") {
+        if !self.is(i, Kw::DATA) {
             return;
         }
         i += 1;
-        if self.is_any(i, &["INTO", "OVERWRITE"]) {
+        if self.is_any(i, &[Kw::INTO, Kw::OVERWRITE]) {
             i += 1;
         }
-        if self.is_any(i, &["TEMP", "TEMPORARY"]) && self.is(i + 1, "TABLE") {
+        if self.is_any(i, &[Kw::TEMP, Kw::TEMPORARY]) && self.is(i + 1, Kw::TABLE) {
             if let Some(path) = self.path_at(i + 2, end) {
                 self.temp
                     .insert(path.parts[path.parts.len() - 1].to_lowercase());
@@ -756,7 +770,7 @@ impl<'a> Reader<'a> {
 
     /// `EXECUTE IMMEDIATE 'literal'` is read as the SQL it is; anything computed cannot be.
     fn execute_immediate(&mut self, mut i: usize, end: usize) -> R {
-        if self.is(i, "IMMEDIATE") {
+        if self.is(i, Kw::IMMEDIATE) {
             i += 1;
         }
         let literal = match self.toks.get(i) {
@@ -765,7 +779,7 @@ impl<'a> Reader<'a> {
                     token: Token::Str { .. },
                     ..
                 },
-            ) if i + 1 >= end || self.is_any(i + 1, &["INTO", "USING"]) => {
+            ) if i + 1 >= end || self.is_any(i + 1, &[Kw::INTO, Kw::USING]) => {
                 Some(lexer::string_value(self.sql, t))
             }
             _ => None,
@@ -807,7 +821,7 @@ impl<'a> Reader<'a> {
         // Names defined as `name AS (` are taken for CTEs.
         let mut ctes = Vec::new();
         for i in start..end.saturating_sub(2) {
-            if self.is(i + 1, "AS")
+            if self.is(i + 1, Kw::AS)
                 && self.punct(i + 2, &Token::LParen)
                 && let Some(name) = self.alias_at(i)
             {
@@ -817,9 +831,9 @@ impl<'a> Reader<'a> {
         self.frames.push(Frame::Ctes(ctes));
         let mut i = start;
         while i < end {
-            let how = if self.is_any(i, &["FROM", "JOIN", "USING", "TABLE", "MODEL"]) {
+            let how = if self.is_any(i, &[Kw::FROM, Kw::JOIN, Kw::USING, Kw::TABLE, Kw::MODEL]) {
                 Some(Use::Read)
-            } else if self.is_any(i, &["INTO", "UPDATE"]) {
+            } else if self.is_any(i, &[Kw::INTO, Kw::UPDATE]) {
                 Some(Use::Write)
             } else {
                 None
@@ -851,9 +865,9 @@ impl<'a> Reader<'a> {
 
     fn query_inner(&mut self, start: usize, end: usize) -> R {
         let mut i = start;
-        if self.is(i, "WITH") {
+        if self.is(i, Kw::WITH) {
             i += 1;
-            let recursive = self.is(i, "RECURSIVE");
+            let recursive = self.is(i, Kw::RECURSIVE);
             if recursive {
                 i += 1;
             }
@@ -866,10 +880,10 @@ impl<'a> Reader<'a> {
                     return Ok(());
                 };
                 i += 1;
-                if self.punct(i, &Token::LParen) && self.is(self.partner[i] + 1, "AS") {
+                if self.punct(i, &Token::LParen) && self.is(self.partner[i] + 1, Kw::AS) {
                     i = self.partner[i] + 1; // a column list
                 }
-                if !self.is(i, "AS") || !self.punct(i + 1, &Token::LParen) {
+                if !self.is(i, Kw::AS) || !self.punct(i + 1, &Token::LParen) {
                     self.lenient(i, end);
                     return Ok(());
                 }
@@ -911,11 +925,11 @@ impl<'a> Reader<'a> {
                     self.expr(i, close + 1)?;
                 }
                 i = close + 1;
-            } else if self.is(i, "SELECT") {
+            } else if self.is(i, Kw::SELECT) {
                 let stop = self.select_end(i + 1, end);
                 self.select(i + 1, stop)?;
                 i = stop;
-            } else if self.is(i, "FROM") {
+            } else if self.is(i, Kw::FROM) {
                 // A pipe query: its range variables stay in scope for the pipes.
                 let stop = self.find(i + 1, end, |s, k| {
                     s.punct(k, &Token::Pipe) || s.set_operation(k, end).is_some()
@@ -941,20 +955,20 @@ impl<'a> Reader<'a> {
     /// index of the next term.
     fn set_operation(&self, i: usize, end: usize) -> Option<usize> {
         let mut j = i;
-        while self.is_any(j, &["LEFT", "FULL", "INNER", "OUTER"]) {
+        while self.is_any(j, &[Kw::LEFT, Kw::FULL, Kw::INNER, Kw::OUTER]) {
             j += 1;
         }
-        if !self.is_any(j, &["UNION", "INTERSECT", "EXCEPT"]) {
+        if !self.is_any(j, &[Kw::UNION, Kw::INTERSECT, Kw::EXCEPT]) {
             return None;
         }
-        if !self.is_any(j + 1, &["ALL", "DISTINCT"]) {
+        if !self.is_any(j + 1, &[Kw::ALL, Kw::DISTINCT]) {
             return None; // `* EXCEPT (a)` in a select list
         }
         j += 2;
         while j < end {
-            if self.is_any(j, &["CORRESPONDING", "STRICT", "BY", "NAME"]) {
+            if self.is_any(j, &[Kw::CORRESPONDING, Kw::STRICT, Kw::BY, Kw::NAME]) {
                 j += 1;
-            } else if self.is(j, "ON") && self.punct(j + 1, &Token::LParen) {
+            } else if self.is(j, Kw::ON) && self.punct(j + 1, &Token::LParen) {
                 j = self.partner[j + 1] + 1;
             } else {
                 break;
@@ -972,13 +986,13 @@ impl<'a> Reader<'a> {
             if let Some(after_join) = self.join_keyword(op, next) {
                 let j = self.table_factor(after_join, next)?;
                 self.expr(j, next)?;
-            } else if self.is_any(op, &["UNION", "INTERSECT", "EXCEPT"]) {
+            } else if self.is_any(op, &[Kw::UNION, Kw::INTERSECT, Kw::EXCEPT]) {
                 self.expr(op + 1, next)?; // each `(query)` is found as a subquery
-            } else if self.is(op, "AS") {
+            } else if self.is(op, Kw::AS) {
                 if let Some(alias) = self.alias_at(op + 1) {
                     self.add_alias(alias);
                 }
-            } else if self.is(op, "CALL") {
+            } else if self.is(op, Kw::CALL) {
                 if let Some(path) = self.path_at(op + 1, next)
                     && self.punct(path.next, &Token::LParen)
                 {
@@ -998,8 +1012,8 @@ impl<'a> Reader<'a> {
         self.find(start, end, |s, k| {
             s.punct(k, &Token::SemiColon)
                 || s.punct(k, &Token::Pipe)
-                || (s.is(k, "ORDER") && s.is(k + 1, "BY"))
-                || s.is(k, "LIMIT")
+                || (s.is(k, Kw::ORDER) && s.is(k + 1, Kw::BY))
+                || s.is(k, Kw::LIMIT)
                 || s.set_operation(k, end).is_some()
         })
     }
@@ -1014,12 +1028,15 @@ impl<'a> Reader<'a> {
     }
 
     fn select_inner(&mut self, start: usize, end: usize) -> R {
-        let from = self.find(start, end, |s, k| s.is(k, "FROM"));
+        let from = self.find(start, end, |s, k| s.is(k, Kw::FROM));
         if from >= end {
             return self.expr(start, end);
         }
         let from_end = self.find(from + 1, end, |s, k| {
-            s.is_any(k, &["WHERE", "GROUP", "HAVING", "QUALIFY", "WINDOW"])
+            s.is_any(
+                k,
+                &[Kw::WHERE, Kw::GROUP, Kw::HAVING, Kw::QUALIFY, Kw::WINDOW],
+            )
         });
         self.read_from_items(from + 1, from_end)?;
         self.expr(start, from)?;
@@ -1030,15 +1047,21 @@ impl<'a> Reader<'a> {
     fn join_keyword(&self, i: usize, end: usize) -> Option<usize> {
         let mut j = i;
         while j < end {
-            if self.is(j, "JOIN") {
+            if self.is(j, Kw::JOIN) {
                 return Some(j + 1);
             }
             let modifier = self.is_any(
                 j,
                 &[
-                    "INNER", "CROSS", "FULL", "OUTER", "NATURAL", "HASH", "LOOKUP",
+                    Kw::INNER,
+                    Kw::CROSS,
+                    Kw::FULL,
+                    Kw::OUTER,
+                    Kw::NATURAL,
+                    Kw::HASH,
+                    Kw::LOOKUP,
                 ],
-            ) || (self.is_any(j, &["LEFT", "RIGHT"])
+            ) || (self.is_any(j, &[Kw::LEFT, Kw::RIGHT])
                 && !self.punct(j + 1, &Token::LParen));
             if !modifier {
                 return None;
@@ -1064,13 +1087,13 @@ impl<'a> Reader<'a> {
                 i = self.table_factor(i + 1, end)?;
             } else if let Some(j) = self.join_keyword(i, end) {
                 i = self.table_factor(j, end)?;
-                if self.is(i, "ON") {
+                if self.is(i, Kw::ON) {
                     let stop = self.find(i + 1, end, |s, k| {
                         s.punct(k, &Token::Comma) || s.join_keyword(k, end).is_some()
                     });
                     self.expr(i + 1, stop)?;
                     i = stop;
-                } else if self.is(i, "USING") && self.punct(i + 1, &Token::LParen) {
+                } else if self.is(i, Kw::USING) && self.punct(i + 1, &Token::LParen) {
                     i = self.partner[i + 1] + 1;
                 }
             } else {
@@ -1103,7 +1126,7 @@ impl<'a> Reader<'a> {
                 self.depth -= 1;
             }
             j = close + 1;
-        } else if self.is(i, "UNNEST") && self.punct(i + 1, &Token::LParen) {
+        } else if self.is(i, Kw::UNNEST) && self.punct(i + 1, &Token::LParen) {
             let close = self.partner[i + 1];
             self.expr(i + 2, close)?;
             j = close + 1;
@@ -1127,15 +1150,15 @@ impl<'a> Reader<'a> {
         }
         let mut aliased = false;
         loop {
-            if self.is(j, "FOR")
-                && self.is(j + 1, "SYSTEM_TIME")
-                && self.is(j + 2, "AS")
-                && self.is(j + 3, "OF")
+            if self.is(j, Kw::FOR)
+                && self.is(j + 1, Kw::SYSTEM_TIME)
+                && self.is(j + 2, Kw::AS)
+                && self.is(j + 3, Kw::OF)
             {
                 let stop = self.operand_end(j + 4, end);
                 self.expr(j + 4, stop)?;
                 j = stop;
-            } else if self.is(j, "TABLESAMPLE") {
+            } else if self.is(j, Kw::TABLESAMPLE) {
                 j += 1;
                 if self.word(j).is_some() && self.punct(j + 1, &Token::LParen) {
                     j += 1;
@@ -1143,9 +1166,9 @@ impl<'a> Reader<'a> {
                 if self.punct(j, &Token::LParen) {
                     j = self.partner[j] + 1;
                 }
-            } else if self.is_any(j, &["PIVOT", "UNPIVOT", "MATCH_RECOGNIZE"]) {
+            } else if self.is_any(j, &[Kw::PIVOT, Kw::UNPIVOT, Kw::MATCH_RECOGNIZE]) {
                 let mut k = j + 1;
-                if self.is_any(k, &["INCLUDE", "EXCLUDE"]) && self.is(k + 1, "NULLS") {
+                if self.is_any(k, &[Kw::INCLUDE, Kw::EXCLUDE]) && self.is(k + 1, Kw::NULLS) {
                     k += 2;
                 }
                 if !self.punct(k, &Token::LParen) {
@@ -1155,16 +1178,16 @@ impl<'a> Reader<'a> {
                 j = self.partner[k] + 1;
                 aliased = false;
                 implicit_alias = None;
-            } else if self.is(j, "WITH") && self.is(j + 1, "OFFSET") {
+            } else if self.is(j, Kw::WITH) && self.is(j + 1, Kw::OFFSET) {
                 j += 2;
-                if self.is(j, "AS") {
+                if self.is(j, Kw::AS) {
                     j += 1;
                 }
                 if let Some(alias) = self.alias_at(j) {
                     self.add_alias(alias);
                     j += 1;
                 }
-            } else if !aliased && self.is(j, "AS") && self.alias_at(j + 1).is_some() {
+            } else if !aliased && self.is(j, Kw::AS) && self.alias_at(j + 1).is_some() {
                 let alias = self.alias_at(j + 1).expect("checked");
                 self.add_alias(alias);
                 j += 2;
@@ -1207,12 +1230,12 @@ impl<'a> Reader<'a> {
                 }
                 return i;
             }
-            if self.is_any(i, &["INTERVAL", "TIMESTAMP", "DATETIME", "DATE"]) {
+            if self.is_any(i, &[Kw::INTERVAL, Kw::TIMESTAMP, Kw::DATETIME, Kw::DATE]) {
                 i += 1;
                 continue;
             }
             if matches!(t, Token::Comma)
-                || self.is_any(i, &["AS", "ON", "USING"])
+                || self.is_any(i, &[Kw::AS, Kw::ON, Kw::USING])
                 || self.join_keyword(i, end).is_some()
             {
                 return i;
@@ -1221,7 +1244,15 @@ impl<'a> Reader<'a> {
             // After an INTERVAL's number comes its unit.
             if self.is_any(
                 i,
-                &["SECOND", "MINUTE", "HOUR", "DAY", "WEEK", "MONTH", "YEAR"],
+                &[
+                    Kw::SECOND,
+                    Kw::MINUTE,
+                    Kw::HOUR,
+                    Kw::DAY,
+                    Kw::WEEK,
+                    Kw::MONTH,
+                    Kw::YEAR,
+                ],
             ) {
                 i += 1;
             }
@@ -1236,7 +1267,7 @@ impl<'a> Reader<'a> {
         let mut i = start;
         while i < end {
             let stop = self.find(i, end, |s, k| s.punct(k, &Token::Comma));
-            if self.is_any(i, &["TABLE", "MODEL"])
+            if self.is_any(i, &[Kw::TABLE, Kw::MODEL])
                 && let Some(path) = self.path_at(i + 1, stop)
             {
                 self.table(&path.parts, Use::Read);
@@ -1277,7 +1308,7 @@ impl<'a> Reader<'a> {
                 // An argument: inside a call's brackets, first or after `,` or `=>`.
                 Token::Word
                     if groups > 0
-                        && self.is_any(i, &["TABLE", "MODEL"])
+                        && self.is_any(i, &[Kw::TABLE, Kw::MODEL])
                         && (self.punct(i - 1, &Token::LParen)
                             || self.punct(i - 1, &Token::Comma)
                             || self.punct(i - 1, &Token::RArrow)) =>
