@@ -23,7 +23,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 use baton_core::access::{self, Access, Principal};
-use baton_core::catalog::apply::{Action, plan_apply};
+use baton_core::catalog::apply::{Action, plan_apply_cached};
 use baton_core::catalog::{Frequency, Problem, TableDoc, TableId, WriteMode};
 use baton_core::config::{ConfigError, Env};
 use baton_core::connections::{self, Connection, ConnectionView};
@@ -641,15 +641,17 @@ async fn apply_catalog(
     let catalog = request.catalog;
     let prune = request.prune;
     let (plan, frequencies, tables) = tokio::task::spawn_blocking(move || {
-        let plan = plan_apply(
+        let imports = baton_core::catalog::import_problems(&catalog.tables, &sources);
+        let plan = plan_apply_cached(
             &frequencies,
             &tables,
-            &catalog,
+            catalog,
             prune,
             &project,
             Timestamp::now(),
+            &Default::default(),
+            None,
         );
-        let imports = baton_core::catalog::import_problems(&catalog.tables, &sources);
         let plan = match (plan, imports.is_empty()) {
             (plan, true) => plan,
             (Ok(_), false) => Err(imports),

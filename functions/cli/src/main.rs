@@ -1113,7 +1113,7 @@ fn plan_folder(
     let planned = baton_core::catalog::apply::plan_apply_cached(
         &[],
         &[],
-        &loaded.catalog,
+        loaded.catalog,
         true,
         project,
         jiff::Timestamp::now(),

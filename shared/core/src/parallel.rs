@@ -19,10 +19,17 @@ pub fn map<T: Sync, R: Send>(items: &[T], least: usize, f: impl Fn(&T) -> R + Sy
             .chunks(chunk)
             .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+        // Gathered into one allocation of the right size: answers can be large (a table
+        // read from its file), and a growing vector would copy them as it grows.
+        let mut answers = Vec::with_capacity(items.len());
+        for handle in handles {
+            answers.extend(
+                handle
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            );
+        }
+        answers
     })
 }
 

@@ -249,7 +249,7 @@ pub fn plan_apply(
     plan_apply_cached(
         stored_frequencies,
         stored_tables,
-        request,
+        request.clone(),
         prune,
         project,
         now,
@@ -261,12 +261,13 @@ pub fn plan_apply(
 /// `plan_apply`, taking the SQL reader's answers from `cache` where it has them, and leaving
 /// in it the answers of this catalog (without one, every table's SQL is read and nothing is
 /// kept). `unread` are tables that exist but could not be given (their files have problems
-/// of their own): `depends_on` may name them.
+/// of their own): `depends_on` may name them. The request's tables become the plan's
+/// documents without a copy.
 #[allow(clippy::too_many_arguments)]
 pub fn plan_apply_cached(
     stored_frequencies: &[Frequency],
     stored_tables: &[TableDoc],
-    request: &CatalogSpec,
+    request: CatalogSpec,
     prune: bool,
     project: &str,
     now: Timestamp,
@@ -301,24 +302,32 @@ pub fn plan_apply_cached(
             );
         }
     }
+    // Each requested table's answer: stored with the same definition, or to be read now.
+    enum Answer {
+        Invalid,
+        Stored(Analysis),
+        Read,
+    }
     let mut to_read: Vec<&Table> = Vec::new();
+    let mut sources: Vec<Answer> = Vec::with_capacity(request.tables.len());
     for table in &request.tables {
-        let Ok(id) = table.id() else { continue };
+        let Ok(id) = table.id() else {
+            sources.push(Answer::Invalid);
+            continue;
+        };
         if table.oversized().is_some() {
+            sources.push(Answer::Invalid);
             continue;
         }
-        match stored_by_id.get(&id).and_then(|d| d.analysis_for(table)) {
-            Some(analysis) => {
-                resulting.insert(
-                    id,
-                    Entry {
-                        table: table.clone(),
-                        analysis,
-                    },
-                );
-            }
-            None => to_read.push(table),
-        }
+        sources.push(
+            match stored_by_id.get(&id).and_then(|d| d.analysis_for(table)) {
+                Some(analysis) => Answer::Stored(analysis),
+                None => {
+                    to_read.push(table);
+                    Answer::Read
+                }
+            },
+        );
     }
     // Stored tables read by an older reader are read again, so that their answers stay true.
     let requested: BTreeSet<TableId> = request.tables.iter().filter_map(|t| t.id().ok()).collect();
@@ -337,23 +346,26 @@ pub fn plan_apply_cached(
         Some(cache) => cache.analyze_all(&to_read, project),
         None => analyze_all(&to_read, project),
     };
-    for (table, answer) in to_read.iter().zip(answers) {
-        match answer {
-            Ok(analysis) => {
-                let id = table.id().expect("validated");
-                resulting.insert(
-                    id,
-                    Entry {
-                        table: (*table).clone(),
-                        analysis,
-                    },
-                );
-            }
-            Err(e) => problems.push(Problem {
-                at: format!("{}:{}:{}", table.origin(), e.line, e.column),
-                message: e.message,
-            }),
+    let mut settle = |table: Table, answer: Result<Analysis, SqlError>| match answer {
+        Ok(analysis) => {
+            let id = table.id().expect("validated");
+            resulting.insert(id, Entry { table, analysis });
         }
+        Err(e) => problems.push(Problem {
+            at: format!("{}:{}:{}", table.origin(), e.line, e.column),
+            message: e.message,
+        }),
+    };
+    let mut answers = answers.into_iter();
+    for (table, source) in request.tables.into_iter().zip(sources) {
+        match source {
+            Answer::Invalid => {}
+            Answer::Stored(analysis) => settle(table, Ok(analysis)),
+            Answer::Read => settle(table, answers.next().expect("an answer per table read")),
+        }
+    }
+    for (table, answer) in stale.into_iter().zip(answers) {
+        settle(table, answer);
     }
 
     // Tables kept from the store may use a frequency only if it stays.
@@ -387,8 +399,9 @@ pub fn plan_apply_cached(
             }
         }
     }
-    let dependencies: BTreeMap<TableId, Vec<TableId>> = resolved
-        .iter()
+    let dependencies: BTreeMap<TableId, Vec<TableId>> = resulting
+        .keys()
+        .zip(&resolved)
         .map(|(id, r)| (id.clone(), r.parents.clone()))
         .collect();
     if let Err(cycle) = dag::check_acyclic(&dependencies) {
@@ -404,10 +417,11 @@ pub fn plan_apply_cached(
 
     let mut plan = ApplyPlan {
         dependencies,
+        write_tables: Vec::with_capacity(resulting.len()),
+        changes: Vec::with_capacity(resulting.len() + request.frequencies.len()),
         ..ApplyPlan::default()
     };
-    for (id, entry) in resulting {
-        let Resolved { parents, external } = resolved[&id].clone();
+    for ((id, entry), Resolved { parents, external }) in resulting.into_iter().zip(resolved) {
         let analysis = entry.analysis;
         if analysis.lenient {
             plan.warnings.push(Problem {
@@ -503,54 +517,59 @@ struct Resolved {
     external: Vec<String>,
 }
 
-/// Each table's parents and external sources, from what the catalog's tables read and write.
-fn resolve(catalog: &BTreeMap<TableId, Entry>, project: &str) -> BTreeMap<TableId, Resolved> {
-    // Who produces each name: the table of that name, and every table whose SQL writes it.
-    let mut producers: BTreeMap<String, BTreeSet<&TableId>> = BTreeMap::new();
-    for (id, entry) in catalog {
-        producers
-            .entry(format!("{project}.{id}"))
-            .or_default()
-            .insert(id);
-        for written in &entry.analysis.writes {
-            producers.entry(written.clone()).or_default().insert(id);
-        }
+/// Each table's parents and external sources, from what the catalog's tables read and write,
+/// in the catalog's order.
+fn resolve(catalog: &BTreeMap<TableId, Entry>, project: &str) -> Vec<Resolved> {
+    // Who produces each name: the table of that name, and every table whose SQL writes it;
+    // sorted by name, so that a name's producers, and a prefix's, lie side by side.
+    let own: Vec<String> = catalog.keys().map(|id| format!("{project}.{id}")).collect();
+    let mut producers: Vec<(&str, &TableId)> = Vec::with_capacity(own.len());
+    for ((id, entry), own) in catalog.iter().zip(&own) {
+        producers.push((own, id));
+        producers.extend(entry.analysis.writes.iter().map(|w| (w.as_str(), id)));
     }
+    producers.sort_unstable();
+    producers.dedup();
+    let mut by_name: HashMap<&str, std::ops::Range<usize>> = HashMap::with_capacity(own.len());
+    for (at, (name, _)) in producers.iter().enumerate() {
+        by_name.entry(name).or_insert(at..at).end = at + 1;
+    }
+    let named = |name: &str| by_name.get(name).map_or(&[][..], |r| &producers[r.clone()]);
+    let prefixed = |prefix: &str| {
+        let from = producers.partition_point(|(n, _)| *n < prefix);
+        let to = producers.partition_point(|(n, _)| *n < prefix || n.starts_with(prefix));
+        &producers[from..to]
+    };
     catalog
         .iter()
         .map(|(id, entry)| {
-            let mut parents: BTreeSet<TableId> = entry.table.depends_on.iter().cloned().collect();
+            let mut parents: Vec<&TableId> = entry
+                .table
+                .depends_on
+                .iter()
+                .filter(|p| catalog.contains_key(*p))
+                .collect();
             let mut external = Vec::new();
             for read in &entry.analysis.reads {
-                let found: Vec<&TableId> = match read.strip_suffix('*') {
-                    Some(prefix) => producers
-                        .range(prefix.to_string()..)
-                        .take_while(|(name, _)| name.starts_with(prefix))
-                        .flat_map(|(_, ids)| ids.iter().copied())
-                        .collect(),
-                    None => producers
-                        .get(read)
-                        .map(|ids| ids.iter().copied().collect())
-                        .unwrap_or_default(),
+                let exact = named(read);
+                let found = match read.strip_suffix('*') {
+                    Some(prefix) => prefixed(prefix),
+                    None => exact,
                 };
-                let others: Vec<&TableId> = found.into_iter().filter(|p| *p != id).collect();
-                if others.is_empty() {
-                    if producers.get(read).is_none_or(|ids| !ids.contains(id)) {
-                        external.push(read.clone());
-                    }
-                } else {
-                    parents.extend(others.into_iter().cloned());
+                let before = parents.len();
+                parents.extend(found.iter().map(|(_, p)| *p).filter(|p| *p != id));
+                // A table's reads of itself are neither parents nor external.
+                if parents.len() == before && !exact.iter().any(|(_, p)| *p == id) {
+                    external.push(read.clone());
                 }
             }
-            parents.remove(id);
-            let resolved = Resolved {
-                parents: parents
-                    .into_iter()
-                    .filter(|p| catalog.contains_key(p))
-                    .collect(),
+            parents.sort_unstable();
+            parents.dedup();
+            parents.retain(|p| *p != id);
+            Resolved {
+                parents: parents.into_iter().cloned().collect(),
                 external,
-            };
-            (id.clone(), resolved)
+            }
         })
         .collect()
 }
@@ -636,7 +655,7 @@ mod tests {
             plan_apply_cached(
                 &[],
                 &[],
-                request,
+                request.clone(),
                 true,
                 project,
                 now(),

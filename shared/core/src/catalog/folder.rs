@@ -734,7 +734,6 @@ pub fn load_all(root: &Path) -> Result<Loaded, Vec<Problem>> {
     };
     let mut files = Vec::new();
     collect_sql_files(root, &mut files).map_err(|e| vec![io_problem(root, e)])?;
-    files.sort();
 
     // Thousands of small files: read and parsed on all cores.
     let parsed = crate::parallel::map(&files, 256, |path| {
@@ -775,7 +774,7 @@ pub fn load_all(root: &Path) -> Result<Loaded, Vec<Problem>> {
     let mut loaded = Loaded {
         catalog: CatalogSpec {
             frequencies,
-            tables: Vec::new(),
+            tables: Vec::with_capacity(parsed.len()),
         },
         ..Loaded::default()
     };
@@ -791,9 +790,12 @@ pub fn load_all(root: &Path) -> Result<Loaded, Vec<Problem>> {
     Ok(loaded)
 }
 
+/// The table files under `dir`, in the order of their paths: each folder's entries in the
+/// order of their names, a folder's files where its name falls among them.
 fn collect_sql_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
+    let mut entries = std::fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
+    entries.sort_by_cached_key(std::fs::DirEntry::file_name);
+    for entry in entries {
         let path = entry.path();
         if entry.file_name().to_string_lossy().starts_with('.') {
             continue;
