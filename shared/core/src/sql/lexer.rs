@@ -244,8 +244,19 @@ fn is_word_start(b: u8) -> bool {
 }
 
 fn is_word_part(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
+    WORD_PART[usize::from(b)]
 }
+
+/// Which bytes continue a word: ASCII letters, digits and `_`.
+static WORD_PART: [bool; 256] = {
+    let mut part = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        part[b] = (b as u8).is_ascii_alphanumeric() || b == b'_' as usize;
+        b += 1;
+    }
+    part
+};
 
 /// The index after the run of bytes from `i` for which `f` holds.
 fn run(b: &[u8], mut i: usize, f: impl Fn(u8) -> bool) -> usize {
@@ -323,15 +334,16 @@ fn lex(sql: &str) -> Result<Vec<Tok>, SqlError> {
     let mut toks: Vec<Tok> = Vec::with_capacity(b.len() / 6);
     let mut i = 0;
     while i < b.len() {
+        // Runs of whitespace, the commonest bytes after words, in a loop of their own.
+        if matches!(b[i], b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+            i += 1;
+            continue;
+        }
         let c = b[i];
         let start = i;
         let next = at(i + 1);
         let mut kw = None;
         let (token, end) = match c {
-            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c => {
-                i += 1;
-                continue;
-            }
             b'-' if next == b'-' => {
                 i = run(b, i, |c| c != b'\n');
                 continue;
