@@ -305,33 +305,34 @@ pub fn plan_apply_cached(
     // Each requested table's answer: stored with the same definition, or to be read now.
     enum Answer {
         Invalid,
-        Stored(Analysis),
-        Read,
+        Stored(TableId, Analysis),
+        Read(TableId),
     }
     let mut to_read: Vec<&Table> = Vec::new();
     let mut sources: Vec<Answer> = Vec::with_capacity(request.tables.len());
+    let mut requested: BTreeSet<TableId> = BTreeSet::new();
     for table in &request.tables {
         let Ok(id) = table.id() else {
             sources.push(Answer::Invalid);
             continue;
         };
+        requested.insert(id.clone());
         if table.oversized().is_some() {
             sources.push(Answer::Invalid);
             continue;
         }
         sources.push(
             match stored_by_id.get(&id).and_then(|d| d.analysis_for(table)) {
-                Some(analysis) => Answer::Stored(analysis),
+                Some(analysis) => Answer::Stored(id, analysis),
                 None => {
                     to_read.push(table);
-                    Answer::Read
+                    Answer::Read(id)
                 }
             },
         );
     }
     // Stored tables read by an older reader are read again, so that their answers stay true.
-    let requested: BTreeSet<TableId> = request.tables.iter().filter_map(|t| t.id().ok()).collect();
-    let stale: Vec<Table> = resulting
+    let stale: Vec<(TableId, Table)> = resulting
         .iter()
         .filter(|(id, _)| {
             stored_by_id
@@ -339,16 +340,15 @@ pub fn plan_apply_cached(
                 .is_some_and(|d| d.analyzer != ANALYZER_VERSION)
         })
         .filter(|(id, _)| !requested.contains(*id))
-        .map(|(_, e)| e.table.clone())
+        .map(|(id, e)| (id.clone(), e.table.clone()))
         .collect();
-    to_read.extend(stale.iter());
+    to_read.extend(stale.iter().map(|(_, table)| table));
     let answers = match cache {
         Some(cache) => cache.analyze_all(&to_read, project),
         None => analyze_all(&to_read, project),
     };
-    let mut settle = |table: Table, answer: Result<Analysis, SqlError>| match answer {
+    let mut settle = |id: TableId, table: Table, answer: Result<Analysis, SqlError>| match answer {
         Ok(analysis) => {
-            let id = table.id().expect("validated");
             resulting.insert(id, Entry { table, analysis });
         }
         Err(e) => problems.push(Problem {
@@ -360,12 +360,14 @@ pub fn plan_apply_cached(
     for (table, source) in request.tables.into_iter().zip(sources) {
         match source {
             Answer::Invalid => {}
-            Answer::Stored(analysis) => settle(table, Ok(analysis)),
-            Answer::Read => settle(table, answers.next().expect("an answer per table read")),
+            Answer::Stored(id, analysis) => settle(id, table, Ok(analysis)),
+            Answer::Read(id) => {
+                settle(id, table, answers.next().expect("an answer per table read"));
+            }
         }
     }
-    for (table, answer) in stale.into_iter().zip(answers) {
-        settle(table, answer);
+    for ((id, table), answer) in stale.into_iter().zip(answers) {
+        settle(id, table, answer);
     }
 
     // Tables kept from the store may use a frequency only if it stays.

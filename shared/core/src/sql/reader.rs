@@ -193,6 +193,7 @@ pub(crate) fn read(
     reader.statements(0, tokens.toks.len())?;
     for tok in &tokens.toks {
         if tok.token == Token::Word
+            && sql.as_bytes()[tok.start as usize] == b'@'
             && let Some(name) = lexer::text(sql, tok).strip_prefix('@')
             && !name.is_empty()
             && !name.starts_with('@')
