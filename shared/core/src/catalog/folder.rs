@@ -793,18 +793,19 @@ pub fn load_all(root: &Path) -> Result<Loaded, Vec<Problem>> {
 /// The table files under `dir`, in the order of their paths: each folder's entries in the
 /// order of their names, a folder's files where its name falls among them.
 fn collect_sql_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
-    let mut entries = std::fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
-    entries.sort_by_cached_key(std::fs::DirEntry::file_name);
-    for entry in entries {
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
+    let mut entries = std::fs::read_dir(dir)?
+        .map(|entry| entry.map(|e| (e.file_name(), e)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    entries.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+    for (name, entry) in entries {
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
             continue;
         }
+        let path = entry.path();
         if entry.file_type()?.is_dir() {
             collect_sql_files(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "sql")
-            || entry.file_name().to_string_lossy().ends_with(LOAD_SUFFIX)
-        {
+        } else if name.ends_with(".sql") || name.ends_with(LOAD_SUFFIX) {
             out.push(path);
         }
     }

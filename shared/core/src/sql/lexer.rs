@@ -79,43 +79,64 @@ keywords! {
 }
 
 /// The shortest and the longest keyword's length.
-const KEYWORD_LENGTHS: std::ops::RangeInclusive<usize> = 2..=20;
+const KEYWORD_LENGTHS: (usize, usize) = {
+    let (mut shortest, mut longest) = (usize::MAX, 0);
+    let mut i = 0;
+    while i < WORDS.len() {
+        let n = WORDS[i].0.len();
+        if n < shortest {
+            shortest = n;
+        }
+        if n > longest {
+            longest = n;
+        }
+        i += 1;
+    }
+    (shortest, longest)
+};
 
 /// Slots of the keyword table: a power of two, about three times as many as keywords, so that
 /// a look-up mostly ends at its first slot.
 const SLOTS: usize = 512;
 
-/// Every keyword in the slot `slot` gives it, or the next free one after it.
-static TABLE: std::sync::LazyLock<[Option<Kw>; SLOTS]> = std::sync::LazyLock::new(|| {
+/// Every keyword in the slot `slot` gives it, or the next free one after it; built when
+/// Baton is compiled.
+const TABLE: [Option<Kw>; SLOTS] = {
     let mut table = [None; SLOTS];
-    for &(word, kw) in WORDS {
+    let mut i = 0;
+    while i < WORDS.len() {
+        let (word, kw) = WORDS[i];
         let mut slot = slot(word.as_bytes());
         while table[slot].is_some() {
             slot = (slot + 1) % SLOTS;
         }
         table[slot] = Some(kw);
+        i += 1;
     }
     table
-});
+};
 
 /// Where a word of two bytes or more looks for its keyword: from its length, first, second
 /// and last bytes, each with its 0x20 bit cleared (which upper-cases a letter), so that a
 /// word looks where its upper-case form does. Any weights would be right; these give most
 /// of today's keywords a slot of their own (20 steps past a taken slot in all, 2 at most).
-fn slot(word: &[u8]) -> usize {
-    let at = |i: usize| usize::from(word[i] & !0x20);
-    (at(0) * 24 + at(1) * 5 + at(word.len() - 1) * 3 + word.len() * 61) % SLOTS
+const fn slot(word: &[u8]) -> usize {
+    let (first, second, last) = (
+        word[0] & !0x20,
+        word[1] & !0x20,
+        word[word.len() - 1] & !0x20,
+    );
+    (first as usize * 24 + second as usize * 5 + last as usize * 3 + word.len() * 61) % SLOTS
 }
 
 impl Kw {
     /// The keyword a word is, in any case.
     pub fn of(word: &[u8]) -> Option<Self> {
-        if !KEYWORD_LENGTHS.contains(&word.len()) {
+        if word.len() < KEYWORD_LENGTHS.0 || word.len() > KEYWORD_LENGTHS.1 {
             return None;
         }
-        let table = &*TABLE;
         let mut slot = slot(word);
-        while let Some(kw) = table[slot] {
+        while let Some(kw) = TABLE[slot] {
             let text = WORDS[kw as usize].0.as_bytes();
             // A keyword's bytes are upper-case letters and `_`: clearing a word's 0x20 bits
             // makes it equal exactly when it is the keyword in any case (DEL would pass for
