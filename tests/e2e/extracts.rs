@@ -44,7 +44,7 @@ fn extracted(name: &str, format: FileFormat, compression: Option<&str>) -> Table
     let id = name.parse().expect("a valid table id");
     Table {
         frequency: Some("daily".into()),
-        options: TableOptions {
+        options: Box::new(TableOptions {
             extract: Some(Extract {
                 format,
                 compression: compression.map(str::to_string),
@@ -52,7 +52,7 @@ fn extracted(name: &str, format: FileFormat, compression: Option<&str>) -> Table
                 url_expiry_seconds: Some(3_600),
             }),
             ..TableOptions::default()
-        },
+        }),
         ..Table::query(&id, ROWS)
     }
 }

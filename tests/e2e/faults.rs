@@ -25,7 +25,7 @@ fn table(name: &str, sql: &str, options: TableOptions) -> Table {
     let id: TableId = name.parse().expect("a valid table id");
     Table {
         frequency: Some("hourly".to_string()),
-        options,
+        options: Box::new(options),
         ..Table::query(&id, sql)
     }
 }

@@ -24,10 +24,10 @@ fn id(s: &str) -> TableId {
 fn import(name: &str, connection: &str, sql: &str) -> Table {
     Table {
         kind: TableKind::Import,
-        import: Some(ImportSpec {
+        import: Some(Box::new(ImportSpec {
             connection: connection.into(),
             ..ImportSpec::default()
-        }),
+        })),
         frequency: Some("nightly".into()),
         ..Table::query(&id(name), &format!("-- import: {connection}\n{sql}\n"))
     }
@@ -233,10 +233,10 @@ async fn every_postgres_type_round_trips_and_the_query_table_reading_it_runs_aft
         .apply(catalog(vec![
             Table {
                 // Renewed by each import, as a query's by its job.
-                options: baton_core::catalog::TableOptions {
+                options: Box::new(baton_core::catalog::TableOptions {
                     expiration_seconds: Some(30 * 86_400),
                     ..Default::default()
-                },
+                }),
                 ..import(
                     "imp.everything",
                     "shop_pg",
@@ -812,10 +812,10 @@ async fn incremental_imports_read_past_the_watermark_and_reload_when_they_must()
     connect(&baton, "shop_pg", ConnectionKind::Postgres, &url).await?;
     let orders = Table {
         write_mode: WriteMode::Merge,
-        options: baton_core::catalog::TableOptions {
+        options: Box::new(baton_core::catalog::TableOptions {
             key: vec!["id".into()],
             ..Default::default()
-        },
+        }),
         ..incremental(
             import(
                 "inc.orders",
@@ -1037,10 +1037,10 @@ async fn a_mariadb_import_reads_past_its_timestamp_watermark() -> anyhow::Result
     .await?;
     let orders = Table {
         write_mode: WriteMode::Merge,
-        options: baton_core::catalog::TableOptions {
+        options: Box::new(baton_core::catalog::TableOptions {
             key: vec!["id".into()],
             ..Default::default()
-        },
+        }),
         ..incremental(
             import("crm.orders", "crm", "SELECT * FROM orders"),
             "changed",

@@ -209,7 +209,7 @@ async fn every_route_answers_every_caller_as_their_role_says() -> anyhow::Result
             // A load table of finance's, for the load routes.
             Table {
                 kind: baton_core::catalog::TableKind::Load,
-                load: Some(baton_core::loads::LoadSpec {
+                load: Some(Box::new(baton_core::loads::LoadSpec {
                     prefix: "fin/landed/".into(),
                     format: baton_core::loads::FileFormat::Ndjson,
                     csv: None,
@@ -217,7 +217,7 @@ async fn every_route_answers_every_caller_as_their_role_says() -> anyhow::Result
                     max_bad_records: 0,
                     new_columns: baton_core::loads::NewColumns::Refuse,
                     batch: baton_core::loads::BatchPolicy::default(),
-                }),
+                })),
                 write_mode: baton_core::catalog::WriteMode::Append,
                 group: Some("finance".into()),
                 ..Table::query(&id("fin.landed"), "")

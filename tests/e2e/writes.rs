@@ -28,7 +28,7 @@ fn table(name: &str, sql: &str, write_mode: WriteMode, options: TableOptions) ->
     Table {
         frequency: Some("daily".to_string()),
         write_mode,
-        options,
+        options: Box::new(options),
         ..Table::query(&id(name), sql)
     }
 }

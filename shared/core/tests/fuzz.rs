@@ -241,7 +241,7 @@ proptest! {
             ..FolderDefaults::default()
         };
         if let Err(problems) =
-            timed("a table file", &text, |t| folder::parse_table_file("d/t.sql", "t", t, &defaults))
+            timed("a table file", &text, |t| folder::parse_table_file("d/t.sql", "t", t.to_string(), &defaults))
         {
             prop_assert!(!problems.is_empty());
             for p in problems {

@@ -10,7 +10,7 @@
 //! table its prefix matches; what no catalog table produces is an external source. A table's
 //! reads of itself (an incremental append that looks at what it holds) are no dependency.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -283,7 +283,7 @@ pub fn plan_apply_cached(
     };
     // Every problem at once: the tables whose names are valid are read on past the others'
     // problems.
-    let mut problems = request.validate(&kept_frequencies);
+    let (mut problems, ids) = request.validate_with_ids(&kept_frequencies);
     let stored_by_id: BTreeMap<&TableId, &TableDoc> =
         stored_tables.iter().map(|d| (&d.id, d)).collect();
 
@@ -310,23 +310,23 @@ pub fn plan_apply_cached(
     }
     let mut to_read: Vec<&Table> = Vec::new();
     let mut sources: Vec<Answer> = Vec::with_capacity(request.tables.len());
-    let mut requested: BTreeSet<TableId> = BTreeSet::new();
-    for table in &request.tables {
-        let Ok(id) = table.id() else {
+    let mut requested: HashSet<&TableId> = HashSet::with_capacity(ids.len());
+    for (table, id) in request.tables.iter().zip(&ids) {
+        let Some(id) = id else {
             sources.push(Answer::Invalid);
             continue;
         };
-        requested.insert(id.clone());
+        requested.insert(id);
         if table.oversized().is_some() {
             sources.push(Answer::Invalid);
             continue;
         }
         sources.push(
-            match stored_by_id.get(&id).and_then(|d| d.analysis_for(table)) {
-                Some(analysis) => Answer::Stored(id, analysis),
+            match stored_by_id.get(id).and_then(|d| d.analysis_for(table)) {
+                Some(analysis) => Answer::Stored(id.clone(), analysis),
                 None => {
                     to_read.push(table);
-                    Answer::Read(id)
+                    Answer::Read(id.clone())
                 }
             },
         );
@@ -1006,6 +1006,6 @@ mod tests {
             "owner": null, "group": null, "depends_on": [], "conditions": [], "source": null
         });
         let table: Table = serde_json::from_value(stored).unwrap();
-        assert_eq!(table.options, crate::catalog::TableOptions::default());
+        assert_eq!(*table.options, crate::catalog::TableOptions::default());
     }
 }

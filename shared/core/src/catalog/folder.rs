@@ -161,8 +161,20 @@ pub fn parse_manifest(at: &str, text: &str) -> Result<(Vec<Frequency>, Defaults)
     Ok((frequencies, defaults))
 }
 
-/// Reads one table's `.sql` file: `at` names it in messages, `stem` is its default name.
+/// Reads one table's `.sql` file: `at` names it in messages, `stem` is its default name. The
+/// file's text becomes the table's SQL, header and all, without a copy.
 pub fn parse_table_file(
+    at: &str,
+    stem: &str,
+    text: String,
+    defaults: &Defaults,
+) -> Result<Table, Vec<Problem>> {
+    let table = read_table_header(at, stem, &text, defaults)?;
+    Ok(Table { sql: text, ..table })
+}
+
+/// The table a `.sql` file's header defines, its SQL left empty.
+fn read_table_header(
     at: &str,
     stem: &str,
     text: &str,
@@ -294,12 +306,12 @@ pub fn parse_table_file(
         } else {
             TableKind::Query
         },
-        sql: text.to_string(),
-        import,
+        sql: String::new(),
+        import: import.map(Box::new),
         load: None,
         frequency: value("frequency").or_else(|| defaults.frequency.clone()),
         write_mode,
-        options,
+        options: Box::new(options),
         description: value("description"),
         owner: value("owner").or_else(|| defaults.owner.clone()),
         group: value("group").or_else(|| defaults.group.clone()),
@@ -487,7 +499,7 @@ pub fn parse_load_file(
         kind: TableKind::Load,
         sql: String::new(),
         import: None,
-        load: Some(LoadSpec {
+        load: Some(Box::new(LoadSpec {
             prefix,
             format,
             csv,
@@ -495,17 +507,17 @@ pub fn parse_load_file(
             max_bad_records: file.max_bad_records,
             new_columns: file.new_columns,
             batch,
-        }),
+        })),
         // Loaded as files arrive, never in a frequency's runs: the folder's default frequency
         // is not its.
         frequency: None,
         write_mode,
-        options: TableOptions {
+        options: Box::new(TableOptions {
             partitioning,
             clustering: file.cluster_by,
             expiration_seconds,
             ..TableOptions::default()
-        },
+        }),
         description: file.description,
         owner: file.owner.or_else(|| defaults.owner.clone()),
         group: file.group.or_else(|| defaults.group.clone()),
@@ -767,7 +779,7 @@ pub fn load_all(root: &Path) -> Result<Loaded, Vec<Problem>> {
         let parsed = match std::fs::read_to_string(path) {
             Err(e) => Err(vec![io_problem(relative, e)]),
             Ok(text) if load => parse_load_file(&at, stem, &text, &file_defaults),
-            Ok(text) => parse_table_file(&at, stem, &text, &file_defaults),
+            Ok(text) => parse_table_file(&at, stem, text, &file_defaults),
         };
         parsed.map_err(|problems| (problems, would_be()))
     });
@@ -911,9 +923,52 @@ age = "2m"
     }
 
     #[test]
+    fn load_prefixes_overlap_only_where_one_begins_with_another() {
+        let load = |name: &str, prefix: &str| {
+            let text = format!("prefix = \"{prefix}\"\nformat = \"ndjson\"");
+            parse_load_file(&format!("d/{name}.load.toml"), name, &text, &defaults("d")).unwrap()
+        };
+        // `out/` and `outer/` share letters, not files; `c` is defined twice with one prefix,
+        // which is one problem, not an overlap of the table with itself.
+        let catalog = CatalogSpec {
+            frequencies: Vec::new(),
+            tables: vec![
+                load("a", "in/b/"),
+                load("b", "out/"),
+                load("c", "in/"),
+                load("d", "outer/"),
+                load("e", "in/b/c/"),
+                load("c", "in/"),
+            ],
+        };
+        let said: Vec<String> = catalog
+            .validate(&Default::default())
+            .iter()
+            .map(|p| p.to_string().replace(": a file would be whose?", ""))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                "d/a.load.toml: prefix `in/b/` overlaps d/c.load.toml's `in/`",
+                "d/a.load.toml: prefix `in/b/` overlaps d/e.load.toml's `in/b/c/`",
+                "d/a.load.toml: prefix `in/b/` overlaps d/c.load.toml's `in/`",
+                "d/c.load.toml: prefix `in/` overlaps d/a.load.toml's `in/b/`",
+                "d/c.load.toml: prefix `in/` overlaps d/e.load.toml's `in/b/c/`",
+                "d/e.load.toml: prefix `in/b/c/` overlaps d/a.load.toml's `in/b/`",
+                "d/e.load.toml: prefix `in/b/c/` overlaps d/c.load.toml's `in/`",
+                "d/e.load.toml: prefix `in/b/c/` overlaps d/c.load.toml's `in/`",
+                "d/c.load.toml: table d.c is also defined by d/c.load.toml",
+                "d/c.load.toml: prefix `in/` overlaps d/a.load.toml's `in/b/`",
+                "d/c.load.toml: prefix `in/` overlaps d/e.load.toml's `in/b/c/`",
+            ]
+        );
+    }
+
+    #[test]
     fn the_header_sets_the_table_and_the_rest_is_sql() {
         let text = "-- frequency: daily\n-- description: Revenue: per customer\n-- write: append\n--\n-- note: not a setting\nSELECT 1\n";
-        let table = parse_table_file("shop/totals.sql", "totals", text, &defaults("shop")).unwrap();
+        let table =
+            parse_table_file("shop/totals.sql", "totals", text.into(), &defaults("shop")).unwrap();
         assert_eq!(table.dataset, "shop");
         assert_eq!(table.name, "totals");
         assert_eq!(table.frequency.as_deref(), Some("daily"));
@@ -929,11 +984,12 @@ age = "2m"
     #[test]
     fn an_import_header_makes_an_import_table_checked_in_its_dialect() {
         let text = "-- import: shop_db\n-- write: insert_unique\n-- key: id\nSELECT id, total\nFROM public.orders o JOIN x ON true\n";
-        let table = parse_table_file("shop/orders.sql", "orders", text, &defaults("shop")).unwrap();
+        let table =
+            parse_table_file("shop/orders.sql", "orders", text.into(), &defaults("shop")).unwrap();
         assert_eq!(table.kind, TableKind::Import);
         assert_eq!(
-            table.import,
-            Some(ImportSpec {
+            table.import.as_deref(),
+            Some(&ImportSpec {
                 connection: "shop_db".into(),
                 ..ImportSpec::default()
             })
@@ -967,7 +1023,8 @@ age = "2m"
     #[test]
     fn incremental_settings_are_read_and_checked() {
         let text = "-- import: shop_db\n-- incremental: updated_at\n-- overlap: 10m\n-- write: merge\n-- key: id\n-- reimport: weekdays=sun\nSELECT * FROM orders\n";
-        let table = parse_table_file("shop/orders.sql", "orders", text, &defaults("shop")).unwrap();
+        let table =
+            parse_table_file("shop/orders.sql", "orders", text.into(), &defaults("shop")).unwrap();
         let spec = table.import.clone().unwrap();
         assert_eq!(spec.incremental.as_deref(), Some("updated_at"));
         assert_eq!(spec.overlap_seconds, Some(600));
@@ -978,7 +1035,7 @@ age = "2m"
             table.import_problems()
         );
         let problems = |text: &str| {
-            parse_table_file("a.sql", "a", text, &defaults("ds"))
+            parse_table_file("a.sql", "a", text.into(), &defaults("ds"))
                 .map(|t| t.import_problems())
                 .unwrap_or_else(|p| p.iter().map(ToString::to_string).collect())
         };
@@ -1000,7 +1057,7 @@ age = "2m"
     #[test]
     fn an_unknown_key_in_the_header_is_an_error_with_its_line() {
         let text = "-- frequency: daily\n-- frequncy: hourly\nSELECT 1";
-        let problems = parse_table_file("a.sql", "a", text, &defaults("ds")).unwrap_err();
+        let problems = parse_table_file("a.sql", "a", text.into(), &defaults("ds")).unwrap_err();
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].at, "a.sql:2");
         assert!(problems[0].message.contains("unknown setting `frequncy`"));
@@ -1009,7 +1066,7 @@ age = "2m"
     #[test]
     fn header_values_are_checked() {
         let text = "-- write: upsert\n-- depends_on: ds.a, nodataset\nSELECT 1";
-        let problems = parse_table_file("a.sql", "a", text, &defaults("ds")).unwrap_err();
+        let problems = parse_table_file("a.sql", "a", text.into(), &defaults("ds")).unwrap_err();
         let messages: Vec<_> = problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(messages.len(), 2, "{messages:?}");
         assert!(messages[0].starts_with("a.sql:1: write mode `upsert`"));
@@ -1019,7 +1076,7 @@ age = "2m"
     #[test]
     fn extract_settings_need_an_extract_of_a_known_format() {
         let text = "-- notify: https://hooks.example.com/x\n-- extract_compression: gzip\nSELECT 1";
-        let problems = parse_table_file("a.sql", "a", text, &defaults("ds")).unwrap_err();
+        let problems = parse_table_file("a.sql", "a", text.into(), &defaults("ds")).unwrap_err();
         let messages: Vec<_> = problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(
             messages,
@@ -1029,7 +1086,7 @@ age = "2m"
             ]
         );
         let text = "-- extract: xlsx\nSELECT 1";
-        let problems = parse_table_file("a.sql", "a", text, &defaults("ds")).unwrap_err();
+        let problems = parse_table_file("a.sql", "a", text.into(), &defaults("ds")).unwrap_err();
         assert!(
             problems[0].to_string().starts_with(
                 "a.sql:1: `xlsx` is not an extract format (csv, ndjson, avro, parquet)"
@@ -1047,10 +1104,10 @@ age = "2m"
                     -- extract: CSV\n-- extract_compression: gzip\n\
                     -- extract_url_expiry: 2 days\n-- notify: https://hooks.example.com/x\n\
                     SELECT 1";
-        let table = parse_table_file("a.sql", "a", text, &defaults("ds")).unwrap();
+        let table = parse_table_file("a.sql", "a", text.into(), &defaults("ds")).unwrap();
         assert_eq!(table.write_mode, WriteMode::Merge);
         assert_eq!(
-            table.options,
+            *table.options,
             TableOptions {
                 key: vec!["order_id".into(), "line".into()],
                 delete_flag: Some("is_deleted".into()),
@@ -1075,7 +1132,7 @@ age = "2m"
         let ingestion = parse_table_file(
             "a.sql",
             "a",
-            "-- partition_by: hour(_PARTITIONTIME)\nSELECT 1",
+            "-- partition_by: hour(_PARTITIONTIME)\nSELECT 1".into(),
             &defaults("ds"),
         )
         .unwrap();
@@ -1088,7 +1145,7 @@ age = "2m"
     fn options_that_cannot_be_read_are_named_at_their_line() {
         let text = "-- partition_by: fortnight(d)\n-- timeout: soon\n-- max_bytes_billed: lots\n\
                     -- retries: -1\nSELECT 1";
-        let problems = parse_table_file("a.sql", "a", text, &defaults("ds")).unwrap_err();
+        let problems = parse_table_file("a.sql", "a", text.into(), &defaults("ds")).unwrap_err();
         let messages: Vec<_> = problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(messages.len(), 4, "{messages:?}");
         assert!(
@@ -1112,7 +1169,7 @@ age = "2m"
                 .any(|m| m.starts_with("a.sql:4: `-1` is not a number of retries"))
         );
         let alone = "-- cluster_by: a\n-- partition_expiration: 1d\nSELECT 1";
-        let problems = parse_table_file("a.sql", "a", alone, &defaults("ds")).unwrap_err();
+        let problems = parse_table_file("a.sql", "a", alone.into(), &defaults("ds")).unwrap_err();
         assert_eq!(
             problems[0].to_string(),
             "a.sql:2: `partition_expiration` needs `partition_by`"
@@ -1122,7 +1179,7 @@ age = "2m"
     #[test]
     fn a_file_without_a_dataset_says_how_to_give_it_one() {
         let problems =
-            parse_table_file("a.sql", "a", "SELECT 1", &Defaults::default()).unwrap_err();
+            parse_table_file("a.sql", "a", "SELECT 1".into(), &Defaults::default()).unwrap_err();
         assert!(problems[0].message.contains("no dataset"));
     }
 
@@ -1144,7 +1201,7 @@ age = "2m"
     #[test]
     fn conditions_are_read_from_the_header_and_may_repeat() {
         let text = "-- condition: months=jan,apr,jul,oct days=1\n-- condition: weekdays=mon-fri hours=6,18\nSELECT 1";
-        let table = parse_table_file("a.sql", "a", text, &defaults("ds")).unwrap();
+        let table = parse_table_file("a.sql", "a", text.into(), &defaults("ds")).unwrap();
         assert_eq!(table.conditions.len(), 2);
         assert_eq!(table.conditions[0].months, vec![1, 4, 7, 10]);
         assert_eq!(table.conditions[0].days, vec![1]);
@@ -1153,7 +1210,7 @@ age = "2m"
         let problems = parse_table_file(
             "a.sql",
             "a",
-            "-- condition: hours=25\nSELECT 1",
+            "-- condition: hours=25\nSELECT 1".into(),
             &defaults("ds"),
         )
         .unwrap_err();

@@ -7,7 +7,7 @@ pub mod folder;
 
 pub use apply::TableDoc;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -555,10 +555,10 @@ pub struct Table {
     pub sql: String,
     /// An import table's source; `None` for a query table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub import: Option<ImportSpec>,
+    pub import: Option<Box<ImportSpec>>,
     /// A load table's files: where they land, how they are read, when they are loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load: Option<crate::loads::LoadSpec>,
+    pub load: Option<Box<crate::loads::LoadSpec>>,
     /// The frequency that runs it; none means it only runs when asked.
     #[serde(default)]
     pub frequency: Option<String>,
@@ -566,7 +566,7 @@ pub struct Table {
     pub write_mode: WriteMode,
     /// Keys, partitioning, clustering, expiration, guards.
     #[serde(default)]
-    pub options: TableOptions,
+    pub options: Box<TableOptions>,
     #[serde(default)]
     pub description: Option<String>,
     /// The user its jobs' cost is attributed to.
@@ -600,7 +600,7 @@ impl Table {
             load: None,
             frequency: None,
             write_mode: WriteMode::default(),
-            options: TableOptions::default(),
+            options: Box::default(),
             description: None,
             owner: None,
             group: None,
@@ -723,6 +723,77 @@ impl Table {
         self.source
             .clone()
             .unwrap_or_else(|| format!("{}.{}", self.dataset, self.name))
+    }
+
+    /// What `CatalogSpec::validate` finds wrong with this table alone; `defined` says which
+    /// frequencies exist.
+    fn own_problems(&self, defined: &(dyn Fn(&String) -> bool + Sync)) -> OwnProblems {
+        let at = self.origin();
+        let problem = |message: String| Problem {
+            at: at.clone(),
+            message,
+        };
+        let id = match self.id() {
+            Ok(id) => id,
+            Err(e) => {
+                return OwnProblems {
+                    id: None,
+                    settings: vec![problem(e.0)],
+                    at,
+                    content: None,
+                };
+            }
+        };
+        let mut settings: Vec<Problem> = self
+            .conditions
+            .iter()
+            .filter_map(|c| c.validate().err())
+            .map(|e| problem(e.0))
+            .collect();
+        settings.extend(
+            self.options
+                .problems(self.write_mode)
+                .into_iter()
+                .chain(self.import_problems())
+                .chain(self.load_problems())
+                .map(problem),
+        );
+        if let Some(message) = self.oversized() {
+            settings.push(problem(message));
+            return OwnProblems {
+                id: Some(id),
+                at,
+                settings,
+                content: None,
+            };
+        }
+        let mut content = Vec::new();
+        if self.kind == TableKind::Load {
+            // No SQL; its prefix is compared with the others'.
+        } else if self.sql.trim().is_empty() {
+            content.push(problem("the SQL is empty".into()));
+        } else if self.kind == TableKind::Query
+            && self.write_mode.writes_by_statement()
+            && let Err(e) = crate::sql::single_query(&self.sql)
+        {
+            // Refused now, not when the job runs: these modes wrap the SQL in a statement
+            // of Baton's own.
+            content.push(Problem {
+                at: format!("{at}:{}:{}", e.line, e.column),
+                message: format!("write mode `{}`: {}", self.write_mode.name(), e.message),
+            });
+        }
+        if let Some(name) = &self.frequency
+            && !defined(name)
+        {
+            content.push(problem(format!("frequency `{name}` is not defined")));
+        }
+        OwnProblems {
+            id: Some(id),
+            at,
+            settings,
+            content: Some(content),
+        }
     }
 }
 
@@ -855,6 +926,17 @@ impl CatalogSpec {
     /// The problems that need no other knowledge than the spec itself: names, duplicates,
     /// schedules. `known_frequencies` are those already stored, which tables may also use.
     pub fn validate(&self, known_frequencies: &BTreeSet<String>) -> Vec<Problem> {
+        self.validate_with_ids(known_frequencies).0
+    }
+
+    /// `validate`, and each table's id (`None` where its name is not one). Each table's own
+    /// settings are checked on all cores for large catalogs; names defined twice and load
+    /// prefixes that overlap, across tables. Problems come table by table, in the catalog's
+    /// order.
+    pub fn validate_with_ids(
+        &self,
+        known_frequencies: &BTreeSet<String>,
+    ) -> (Vec<Problem>, Vec<Option<TableId>>) {
         let mut problems = Vec::new();
         let mut frequencies = BTreeSet::new();
         for frequency in &self.frequencies {
@@ -871,101 +953,90 @@ impl CatalogSpec {
                 });
             }
         }
-        let mut seen: BTreeMap<TableId, String> = BTreeMap::new();
-        for table in &self.tables {
-            let at = table.origin();
-            let id = match table.id() {
-                Ok(id) => id,
-                Err(e) => {
-                    problems.push(Problem { at, message: e.0 });
-                    continue;
-                }
-            };
-            if let Some(first) = seen.insert(id.clone(), at.clone()) {
+        let defined =
+            |name: &String| frequencies.contains(name) || known_frequencies.contains(name);
+        let mut checked = crate::parallel::map(&self.tables, 256, |t| t.own_problems(&defined));
+        let ids: Vec<Option<TableId>> = checked.iter_mut().map(|c| c.id.take()).collect();
+        let mut overlaps = self.overlapping_loads(&ids);
+        let mut seen: HashMap<&TableId, usize> = HashMap::with_capacity(ids.len());
+        for (index, (own, id)) in checked.into_iter().zip(&ids).enumerate() {
+            if let Some(id) = id
+                && let Some(first) = seen.insert(id, index)
+            {
                 problems.push(Problem {
-                    at: at.clone(),
-                    message: format!("table {id} is also defined by {first}"),
+                    at: own.at.clone(),
+                    message: format!(
+                        "table {id} is also defined by {}",
+                        self.tables[first].origin()
+                    ),
                 });
             }
-            for condition in &table.conditions {
-                if let Err(e) = condition.validate() {
+            problems.extend(own.settings);
+            let Some(content) = own.content else {
+                continue;
+            };
+            let table = &self.tables[index];
+            if let (TableKind::Load, Some(spec)) = (table.kind, &table.load) {
+                for other in overlaps.remove(&index).unwrap_or_default() {
+                    let b = &self.tables[other];
                     problems.push(Problem {
-                        at: at.clone(),
-                        message: e.0,
+                        at: own.at.clone(),
+                        message: format!(
+                            "prefix `{}` overlaps {}'s `{}`: a file would be whose?",
+                            spec.prefix,
+                            b.origin(),
+                            b.load.as_ref().map_or("", |l| l.prefix.as_str()),
+                        ),
                     });
                 }
             }
-            for message in table.options.problems(table.write_mode) {
-                problems.push(Problem {
-                    at: at.clone(),
-                    message,
-                });
-            }
-            for message in table
-                .import_problems()
-                .into_iter()
-                .chain(table.load_problems())
+            problems.extend(content);
+        }
+        (problems, ids)
+    }
+
+    /// For each table with a load prefix, the tables (in the catalog's order) whose prefixes
+    /// begin with its own or its own with theirs: a file under both would be whose? Sorted,
+    /// the prefixes that begin with a prefix follow it, so each is compared only with those.
+    fn overlapping_loads(&self, ids: &[Option<TableId>]) -> HashMap<usize, Vec<usize>> {
+        let mut prefixes: Vec<(&str, usize)> = self
+            .tables
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some((t.load.as_ref()?.prefix.as_str(), i)))
+            .collect();
+        prefixes.sort_unstable();
+        let mut overlaps: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (n, (a, i)) in prefixes.iter().enumerate() {
+            for (_, j) in prefixes[n + 1..]
+                .iter()
+                .take_while(|(b, _)| b.starts_with(a))
             {
-                problems.push(Problem {
-                    at: at.clone(),
-                    message,
-                });
-            }
-            if let Some(message) = table.oversized() {
-                problems.push(Problem {
-                    at: at.clone(),
-                    message,
-                });
-                continue;
-            }
-            if table.kind == TableKind::Load {
-                // No SQL: its prefix must be its own.
-                if let Some(spec) = &table.load {
-                    let others = self
-                        .tables
-                        .iter()
-                        .filter(|t| t.id().ok() != Some(id.clone()));
-                    for other in others.filter_map(|t| Some((t, t.load.as_ref()?))) {
-                        let (a, b) = (&spec.prefix, &other.1.prefix);
-                        if a.starts_with(b.as_str()) || b.starts_with(a.as_str()) {
-                            problems.push(Problem {
-                                at: at.clone(),
-                                message: format!(
-                                    "prefix `{a}` overlaps {}'s `{b}`: a file would be whose?",
-                                    other.0.origin()
-                                ),
-                            });
-                        }
-                    }
+                // A table defined twice does not overlap itself.
+                if ids[*i].is_none() || ids[*i] != ids[*j] {
+                    overlaps.entry(*i).or_default().push(*j);
+                    overlaps.entry(*j).or_default().push(*i);
                 }
-            } else if table.sql.trim().is_empty() {
-                problems.push(Problem {
-                    at: at.clone(),
-                    message: "the SQL is empty".into(),
-                });
-            } else if table.kind == TableKind::Query
-                && table.write_mode.writes_by_statement()
-                && let Err(e) = crate::sql::single_query(&table.sql)
-            {
-                // Refused now, not when the job runs: these modes wrap the SQL in a statement
-                // of Baton's own.
-                problems.push(Problem {
-                    at: format!("{at}:{}:{}", e.line, e.column),
-                    message: format!("write mode `{}`: {}", table.write_mode.name(), e.message),
-                });
-            }
-            if let Some(name) = &table.frequency
-                && !frequencies.contains(name)
-                && !known_frequencies.contains(name)
-            {
-                problems.push(Problem {
-                    at: at.clone(),
-                    message: format!("frequency `{name}` is not defined"),
-                });
             }
         }
-        problems
+        for others in overlaps.values_mut() {
+            others.sort_unstable();
+        }
+        overlaps
     }
+}
+
+/// A table's problems that need no other table, found on any thread.
+struct OwnProblems {
+    /// Its id; `None` when its name is not one.
+    id: Option<TableId>,
+    /// Where it is defined, for messages.
+    at: String,
+    /// Its name's or its settings' problems.
+    settings: Vec<Problem>,
+    /// Its content's problems (SQL, frequency); `None` when its name is invalid or it is too
+    /// large to read.
+    content: Option<Vec<Problem>>,
 }
 
 impl ImportSpec {
@@ -1131,7 +1202,7 @@ mod tests {
         let problems = |mode: WriteMode, options: TableOptions| {
             let mut t = table("d", "t");
             t.write_mode = mode;
-            t.options = options;
+            t.options = Box::new(options);
             CatalogSpec {
                 frequencies: vec![],
                 tables: vec![t],
