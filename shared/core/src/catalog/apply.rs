@@ -542,38 +542,37 @@ fn resolve(catalog: &BTreeMap<TableId, Entry>, project: &str) -> Vec<Resolved> {
         let to = producers.partition_point(|(n, _)| *n < prefix || n.starts_with(prefix));
         &producers[from..to]
     };
-    catalog
-        .iter()
-        .map(|(id, entry)| {
-            let mut parents: Vec<&TableId> = entry
-                .table
-                .depends_on
-                .iter()
-                .filter(|p| catalog.contains_key(*p))
-                .collect();
-            let mut external = Vec::new();
-            for read in &entry.analysis.reads {
-                let exact = named(read);
-                let found = match read.strip_suffix('*') {
-                    Some(prefix) => prefixed(prefix),
-                    None => exact,
-                };
-                let before = parents.len();
-                parents.extend(found.iter().map(|(_, p)| *p).filter(|p| *p != id));
-                // A table's reads of itself are neither parents nor external.
-                if parents.len() == before && !exact.iter().any(|(_, p)| *p == id) {
-                    external.push(read.clone());
-                }
+    // Each table's parents on all cores for large catalogs.
+    let entries: Vec<(&TableId, &Entry)> = catalog.iter().collect();
+    crate::parallel::map(&entries, 256, |&(id, entry)| {
+        let mut parents: Vec<&TableId> = entry
+            .table
+            .depends_on
+            .iter()
+            .filter(|p| catalog.contains_key(*p))
+            .collect();
+        let mut external = Vec::new();
+        for read in &entry.analysis.reads {
+            let exact = named(read);
+            let found = match read.strip_suffix('*') {
+                Some(prefix) => prefixed(prefix),
+                None => exact,
+            };
+            let before = parents.len();
+            parents.extend(found.iter().map(|(_, p)| *p).filter(|p| *p != id));
+            // A table's reads of itself are neither parents nor external.
+            if parents.len() == before && !exact.iter().any(|(_, p)| *p == id) {
+                external.push(read.clone());
             }
-            parents.sort_unstable();
-            parents.dedup();
-            parents.retain(|p| *p != id);
-            Resolved {
-                parents: parents.into_iter().cloned().collect(),
-                external,
-            }
-        })
-        .collect()
+        }
+        parents.sort_unstable();
+        parents.dedup();
+        parents.retain(|p| *p != id);
+        Resolved {
+            parents: parents.into_iter().cloned().collect(),
+            external,
+        }
+    })
 }
 
 #[cfg(test)]
