@@ -1,9 +1,10 @@
 //! Work over many items on all cores, answers in the items' order: a catalog's files read,
-//! their SQL read, their digests taken. Scoped threads of the standard library, nothing async.
+//! its tables checked, their SQL read, their dependencies resolved, their digests taken.
+//! Scoped threads of the standard library, nothing async.
 
-/// `f` of each item, on up to as many threads as there are cores, each given at least `least`
-/// items (fewer items: all on this thread); the answers in the items' order. A panic in `f`
-/// is a panic here.
+/// `f` of each item, on up to as many threads as there are cores (this one and the others
+/// started for the call), each given at least `least` items (fewer items: all on this
+/// thread); the answers in the items' order. A panic in `f` is a panic here.
 pub fn map<T: Sync, R: Send>(items: &[T], least: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
@@ -14,14 +15,17 @@ pub fn map<T: Sync, R: Send>(items: &[T], least: usize, f: impl Fn(&T) -> R + Sy
     }
     let chunk = items.len().div_ceil(threads);
     let f = &f;
+    let (first, rest) = items.split_at(chunk);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = items
+        // The first part on this thread, the others on threads of their own.
+        let handles: Vec<_> = rest
             .chunks(chunk)
             .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
             .collect();
         // Gathered into one allocation of the right size: answers can be large (a table
         // read from its file), and a growing vector would copy them as it grows.
         let mut answers = Vec::with_capacity(items.len());
+        answers.extend(first.iter().map(f));
         for handle in handles {
             answers.extend(
                 handle
