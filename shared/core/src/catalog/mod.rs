@@ -933,7 +933,7 @@ impl CatalogSpec {
     /// settings are checked on all cores for large catalogs; names defined twice and load
     /// prefixes that overlap, across tables. Problems come table by table, in the catalog's
     /// order.
-    pub fn validate_with_ids(
+    pub(crate) fn validate_with_ids(
         &self,
         known_frequencies: &BTreeSet<String>,
     ) -> (Vec<Problem>, Vec<Option<TableId>>) {
@@ -1013,7 +1013,7 @@ impl CatalogSpec {
                 .take_while(|(b, _)| b.starts_with(a))
             {
                 // A table defined twice does not overlap itself.
-                if ids[*i].is_none() || ids[*i] != ids[*j] {
+                if ids[*i] != ids[*j] {
                     overlaps.entry(*i).or_default().push(*j);
                     overlaps.entry(*j).or_default().push(*i);
                 }
