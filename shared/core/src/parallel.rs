@@ -6,10 +6,7 @@
 /// started for the call), each given at least `least` items (fewer items: all on this
 /// thread); the answers in the items' order. A panic in `f` is a panic here.
 pub fn map<T: Sync, R: Send>(items: &[T], least: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(items.len() / least.max(1))
-        .max(1);
+    let threads = cores().min(items.len() / least.max(1)).max(1);
     if threads == 1 {
         return items.iter().map(f).collect();
     }
@@ -35,6 +32,13 @@ pub fn map<T: Sync, R: Send>(items: &[T], least: usize, f: impl Fn(&T) -> R + Sy
         }
         answers
     })
+}
+
+/// How many threads can run at once, asked once: the standard library reads the cgroup's
+/// CPU quota files each time it is asked, and a check asks for every step it parallelises.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
 #[cfg(test)]

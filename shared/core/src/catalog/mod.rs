@@ -725,9 +725,12 @@ impl Table {
             .unwrap_or_else(|| format!("{}.{}", self.dataset, self.name))
     }
 
-    /// What `CatalogSpec::validate` finds wrong with this table alone; `defined` says which
-    /// frequencies exist.
-    fn own_problems(&self, defined: &(dyn Fn(&String) -> bool + Sync)) -> OwnProblems {
+    /// Its id (`None` when its name is not one) and what `CatalogSpec::validate` finds wrong
+    /// with this table alone; `defined` says which frequencies exist.
+    fn own_problems(
+        &self,
+        defined: &(dyn Fn(&String) -> bool + Sync),
+    ) -> (Option<TableId>, OwnProblems) {
         let at = self.origin();
         let problem = |message: String| Problem {
             at: at.clone(),
@@ -736,12 +739,15 @@ impl Table {
         let id = match self.id() {
             Ok(id) => id,
             Err(e) => {
-                return OwnProblems {
-                    id: None,
-                    settings: vec![problem(e.0)],
-                    at,
-                    content: None,
-                };
+                let settings = vec![problem(e.0)];
+                return (
+                    None,
+                    OwnProblems {
+                        at,
+                        settings,
+                        content: None,
+                    },
+                );
             }
         };
         let mut settings: Vec<Problem> = self
@@ -760,12 +766,14 @@ impl Table {
         );
         if let Some(message) = self.oversized() {
             settings.push(problem(message));
-            return OwnProblems {
-                id: Some(id),
-                at,
-                settings,
-                content: None,
-            };
+            return (
+                Some(id),
+                OwnProblems {
+                    at,
+                    settings,
+                    content: None,
+                },
+            );
         }
         let mut content = Vec::new();
         if self.kind == TableKind::Load {
@@ -788,12 +796,14 @@ impl Table {
         {
             content.push(problem(format!("frequency `{name}` is not defined")));
         }
-        OwnProblems {
-            id: Some(id),
-            at,
-            settings,
-            content: Some(content),
-        }
+        (
+            Some(id),
+            OwnProblems {
+                at,
+                settings,
+                content: Some(content),
+            },
+        )
     }
 }
 
@@ -955,8 +965,10 @@ impl CatalogSpec {
         }
         let defined =
             |name: &String| frequencies.contains(name) || known_frequencies.contains(name);
-        let mut checked = crate::parallel::map(&self.tables, 256, |t| t.own_problems(&defined));
-        let ids: Vec<Option<TableId>> = checked.iter_mut().map(|c| c.id.take()).collect();
+        let (ids, checked): (Vec<Option<TableId>>, Vec<OwnProblems>) =
+            crate::parallel::map(&self.tables, 256, |t| t.own_problems(&defined))
+                .into_iter()
+                .unzip();
         let mut overlaps = self.overlapping_loads(&ids);
         let mut seen: HashMap<&TableId, usize> = HashMap::with_capacity(ids.len());
         for (index, (own, id)) in checked.into_iter().zip(&ids).enumerate() {
@@ -1028,8 +1040,6 @@ impl CatalogSpec {
 
 /// A table's problems that need no other table, found on any thread.
 struct OwnProblems {
-    /// Its id; `None` when its name is not one.
-    id: Option<TableId>,
     /// Where it is defined, for messages.
     at: String,
     /// Its name's or its settings' problems.
