@@ -9,10 +9,11 @@ use serde_json::{Value, json};
 
 use baton_core::catalog::folder::{Defaults, parse_load_file};
 use baton_core::catalog::{CatalogSpec, Frequency, Table, TableId};
-use baton_core::loads::{Batch, BatchState, FileState, LoadStatus, Trigger};
+use baton_core::loads::{Batch, BatchState, FileState, LandedFile, LoadStatus, Trigger};
 use baton_core::ports::WarehousePort;
 use baton_google::storage::Storage;
-use baton_tests::{Baton, Options, Stack, eventually};
+use baton_google::store::Store;
+use baton_tests::{Baton, Options, Stack, eventually, unique_project};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -513,6 +514,68 @@ async fn rejected_rows_are_kept_under_the_limit_and_over_it_the_file_is_held_unt
         vec![vec![json!("3")]]
     );
     baton.stop();
+    Ok(())
+}
+
+/// The status of a load table is read in one snapshot: a batch that ends between two of its
+/// reads is seen either still loading with its file batched, or ended with its file held,
+/// never ended with its file in neither state (which the CLI would show as a lost file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_read_while_a_batch_ends_agrees_with_itself() -> anyhow::Result<()> {
+    let stack = Stack::load()?;
+    let store = Store::connect(&stack.gcp(&unique_project("load-snapshot"))?).await?;
+    let table = id("in.snap");
+    let now = jiff::Timestamp::now();
+    let file = LandedFile {
+        table: table.clone(),
+        bucket: "landing".into(),
+        name: "in/snap/one.csv".into(),
+        generation: "1".into(),
+        size: 10,
+        arrived: now,
+        state: FileState::Waiting,
+        batch: None,
+    };
+    assert!(store.claim_file(&file).await?);
+    let batch = store
+        .form_batch(&table, "landing", &[file], Trigger::Files, now)
+        .await?
+        .expect("a batch of the waiting file");
+
+    let (table, writer) = (&table, &store);
+    let (before, after) = store
+        .snapshot(|view| async move {
+            let before = (
+                view.files_tally(table, FileState::Batched).await?.files,
+                view.open_batches(table).await?.len(),
+            );
+            // The load fails and the batch ends, outside the snapshot, between two reads.
+            let failed = Batch {
+                state: BatchState::Failed,
+                errors: vec!["invalid: too many errors".into()],
+                ended: Some(now),
+                ..batch.clone()
+            };
+            writer.end_batch(&failed).await?;
+            let after = (
+                view.files_tally(table, FileState::Batched).await?.files,
+                view.files_tally(table, FileState::Held).await?.files,
+                view.open_batches(table).await?.len(),
+                view.load_summary(table).await?.last.len(),
+            );
+            Ok((before, after))
+        })
+        .await?;
+    assert_eq!(before, (1, 1), "batched files and open batches");
+    assert_eq!(
+        after,
+        (1, 0, 1, 0),
+        "batched, held, open batches and loads ended, as the snapshot began"
+    );
+    // Read again, the batch has ended and its file is held.
+    assert_eq!(store.files_tally(table, FileState::Held).await?.files, 1);
+    assert!(store.open_batches(table).await?.is_empty());
+    assert_eq!(store.load_summary(table).await?.last.len(), 1);
     Ok(())
 }
 

@@ -164,22 +164,26 @@ pub(crate) async fn status(
 ) -> Result<Json<LoadStatus>, ApiError> {
     let doc = load_table(&app, &table).await?;
     let spec = doc.definition.load.as_ref().expect("a load table's spec");
-    let waiting = app.store.waiting(&doc.id).await.map_err(store_error)?;
-    let held = app
+    // One snapshot: a batch ending between two of these reads would otherwise show its load
+    // ended while its files were still counted in none of the states it left them in.
+    let id = &doc.id;
+    let (waiting, held, batches, summary) = app
         .store
-        .files_tally(&doc.id, FileState::Held)
+        .snapshot(|view| async move {
+            Ok((
+                view.waiting(id).await?,
+                view.files_tally(id, FileState::Held).await?,
+                view.open_batches(id).await?,
+                view.load_summary(id).await?,
+            ))
+        })
         .await
         .map_err(store_error)?;
-    let mut loading: Vec<_> = app
-        .store
-        .open_batches(&doc.id)
-        .await
-        .map_err(store_error)?
+    let mut loading: Vec<_> = batches
         .iter()
         .map(baton_core::loads::Batch::record)
         .collect();
     loading.sort_by_key(|r| r.formed);
-    let summary = app.store.load_summary(&doc.id).await.map_err(store_error)?;
     Ok(Json(LoadStatus {
         table: doc.id.clone(),
         landing: format!(

@@ -43,7 +43,7 @@ use std::time::Duration;
 use firestore::errors::FirestoreError;
 use firestore::{
     FirestoreConsistencySelector, FirestoreDb, FirestoreDbOptions, FirestoreTransaction,
-    FirestoreWritePrecondition,
+    FirestoreTransactionMode, FirestoreTransactionOptions, FirestoreWritePrecondition,
 };
 use futures::StreamExt;
 use serde::Serialize;
@@ -204,6 +204,35 @@ impl Store {
             writes: 0,
             changes: Vec::new(),
         })
+    }
+
+    /// Runs `read` on a view of the database as it was at one instant (a read-only
+    /// transaction): what several reads answer together, such as a status put together from
+    /// documents and counts, then agrees with itself even while a transaction changes them
+    /// between two of the reads. A read-only transaction takes no locks and delays no writer.
+    pub async fn snapshot<T, F, Fut>(&self, read: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Store) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let options =
+            FirestoreTransactionOptions::new().with_mode(FirestoreTransactionMode::ReadOnly);
+        let tx = self
+            .db
+            .begin_transaction_with_options(options)
+            .await
+            .map_err(stored)?;
+        let view =
+            Store {
+                db: self.db.clone_with_consistency_selector(
+                    FirestoreConsistencySelector::Transaction(tx.transaction_id().clone()),
+                ),
+            };
+        let answer = read(view).await;
+        if let Err(e) = tx.rollback().await {
+            tracing::debug!(error = %e, "ending a read-only transaction failed; it expires by itself");
+        }
+        answer
     }
 
     /// Reads one document outside any transaction.
