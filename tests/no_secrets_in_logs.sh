@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when a service's log line written since MARKER holds something secret in any of its
-# known shapes: an API token (`baton_` and 43 base64url characters), a JWT (a Google ID or OIDC
+# known shapes: an API token (`baton-token_` and 43 base64url characters), a JWT (a Google ID or OIDC
 # token), a PEM private key, a service account key's `private_key`, or a signed URL's
 # signature. The people test looks for the exact secrets it used; this looks at every log line
 # of the whole suite.
@@ -12,7 +12,7 @@ marker=${2:-}
 newer=()
 [ -n "$marker" ] && newer=(-newer "$marker")
 patterns=(
-  '(^|[^A-Za-z0-9_-])baton_[A-Za-z0-9_-]{43}([^A-Za-z0-9_-]|$)'
+  '(^|[^A-Za-z0-9_-])baton-token_[A-Za-z0-9_-]{43}([^A-Za-z0-9_-]|$)'
   'eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{20,}'
   '-----BEGIN [A-Z ]*PRIVATE KEY'
   '"private_key"'

@@ -326,7 +326,7 @@ async fn every_route_answers_every_caller_as_their_role_says() -> anyhow::Result
         ("revoked token", Some(format!("Bearer {}", revoked.token))),
         (
             "unknown token",
-            Some(format!("Bearer baton_{}", "A".repeat(43))),
+            Some(format!("Bearer baton-token_{}", "A".repeat(43))),
         ),
         ("valid token", Some(format!("Bearer {}", valid.token))),
     ];
@@ -699,7 +699,7 @@ async fn tokens_are_shown_once_stored_hashed_and_stop_working_when_revoked() -> 
         .output()?;
     assert!(output.status.success(), "{output:?}");
     let token = String::from_utf8(output.stdout)?.trim().to_string();
-    assert!(token.starts_with("baton_"), "{token}");
+    assert!(token.starts_with("baton-token_"), "{token}");
     let stored: Vec<ApiToken> = baton.store.list(None, "api_tokens").await?;
     let mine = stored
         .iter()

@@ -8,7 +8,7 @@
 //! first person to sign in becomes the admin; later people start disabled until an admin
 //! enables them.
 //!
-//! An API token is `baton_` and 256 random bits in base64url; only its SHA-256 is stored (as
+//! An API token is `baton-token_` and 256 random bits in base64url; only its SHA-256 is stored (as
 //! the document's id, so that a call costs one read to find it). A hash of 256 random bits
 //! needs no salt: nothing can be guessed from it.
 
@@ -33,8 +33,11 @@ pub const PAGE_LINKS: &str = "page_links";
 pub const PAGE_SESSIONS: &str = "page_sessions";
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// What a token looks like: `baton_` then 43 base64url characters.
-pub const TOKEN_PREFIX: &str = "baton_";
+/// What a token looks like: `baton-token_` then 43 base64url characters. No id Baton makes
+/// begins so (a query job's begins `baton_`, a load job's `baton-load_`), so a scan of logs or
+/// of a repository for tokens finds only tokens: `baton_` and 43 characters is also the
+/// shape of the job id of a table with a short name (`baton_daily-20261120T000000Z_f_bad_1_…`).
+pub const TOKEN_PREFIX: &str = "baton-token_";
 
 /// What a user may do.
 #[derive(
@@ -263,7 +266,18 @@ pub fn page_secret(bytes: &[u8; 32]) -> String {
 
 /// Whether a bearer credential is one of Baton's tokens (else it is read as an ID token).
 pub fn is_api_token(credential: &str) -> bool {
-    credential.starts_with(TOKEN_PREFIX)
+    credential.starts_with(TOKEN_PREFIX) || is_earlier_token(credential)
+}
+
+/// A token made before tokens began `baton-token_`: `baton_` and 43 base64url characters.
+/// It still works (it is found by its hash like any other).
+fn is_earlier_token(credential: &str) -> bool {
+    credential.strip_prefix("baton_").is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
 }
 
 /// SHA-256 of a token, hex: the id of its document.
@@ -491,6 +505,22 @@ mod tests {
         assert_eq!(stored.hash, token_hash(&token));
         assert!(stored.hash.starts_with(&stored.id));
         assert_eq!(stored.unusable(now), None);
+    }
+
+    #[test]
+    fn tokens_begin_as_no_job_id_does() {
+        // `baton_` and 43 characters: the shape of tokens once, and of this job id.
+        let table: TableId = "f.bad".parse().unwrap();
+        let job = crate::ids::bigquery_job_id("daily-20261120T000000Z", &table, 1);
+        assert_eq!(job.len(), "baton_".len() + 43, "{job}");
+        assert!(!job.starts_with(TOKEN_PREFIX));
+        let token = token_from_bytes(&[0xff; 32]);
+        assert!(token.starts_with("baton-token_"), "{token}");
+        // A token of the earlier shape still signs in; a job id offered as one is then
+        // looked up by its hash and found unknown.
+        let earlier = token.replacen("baton-token_", "baton_", 1);
+        assert!(is_api_token(&earlier));
+        assert!(!is_api_token("baton_short"));
     }
 
     #[test]

@@ -699,9 +699,8 @@ impl Batch {
         }
     }
 
-    /// The BigQuery job id of this try of the batch's load. It starts `baton-load_`, not
-    /// `baton_`: an API token is `baton_` and 43 characters, and a job id of that shape in a
-    /// log would pass for one.
+    /// The BigQuery job id of this try of the batch's load: `baton-load_`, the table, the
+    /// batch and the try (a query job's id begins `baton_`, a token `baton-token_`).
     pub fn job_id(&self) -> String {
         let readable: String =
             format!("baton-load_{}_{}", self.table.dataset(), self.table.table())
@@ -913,9 +912,9 @@ mod tests {
         again.try_number = 2;
         assert_ne!(one.job_id(), again.job_id());
         assert!(one.job_id().starts_with("baton-load_shop_payments_"));
-        // Never in the shape of an API token (`baton_` and 43 characters), whatever the
-        // table's name: the log scan for tokens would take it for one.
-        assert!(!one.job_id().starts_with("baton_"));
+        // Never in the shape of an API token, whatever the table's name: the log scan for
+        // tokens would take it for one.
+        assert!(!crate::access::is_api_token(&one.job_id()));
         assert_eq!(one.uris()[1], "gs://landing/shop/payments/b.csv");
         // A new generation of a file is another file.
         let mut replaced = b;
