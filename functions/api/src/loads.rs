@@ -165,7 +165,7 @@ pub(crate) async fn status(
     let doc = load_table(&app, &table).await?;
     let spec = doc.definition.load.as_ref().expect("a load table's spec");
     // One snapshot: a batch ending between two of these reads would otherwise show its load
-    // ended while its files were still counted in none of the states it left them in.
+    // ended while its files were counted neither as batched nor as held or loaded.
     let id = &doc.id;
     let (waiting, held, batches, summary) = app
         .store

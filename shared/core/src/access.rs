@@ -8,9 +8,9 @@
 //! first person to sign in becomes the admin; later people start disabled until an admin
 //! enables them.
 //!
-//! An API token is `baton-token_` and 256 random bits in base64url; only its SHA-256 is stored (as
-//! the document's id, so that a call costs one read to find it). A hash of 256 random bits
-//! needs no salt: nothing can be guessed from it.
+//! An API token is `baton-token_` and 256 random bits in base64url; only its SHA-256 is
+//! stored (as the document's id, so that a call costs one read to find it). A hash of 256
+//! random bits needs no salt: nothing can be guessed from it.
 
 use std::collections::BTreeSet;
 
