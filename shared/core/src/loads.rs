@@ -912,9 +912,10 @@ mod tests {
         again.try_number = 2;
         assert_ne!(one.job_id(), again.job_id());
         assert!(one.job_id().starts_with("baton-load_shop_payments_"));
-        // Never in the shape of an API token, whatever the table's name: the log scan for
-        // tokens would take it for one.
-        assert!(!crate::access::is_api_token(&one.job_id()));
+        // Never in the shape of an API token, now or as tokens were (`baton_` and 43
+        // characters), whatever the table's name: the log scan for tokens would take it for one.
+        assert!(!one.job_id().starts_with(crate::access::TOKEN_PREFIX));
+        assert!(!one.job_id().starts_with("baton_"));
         assert_eq!(one.uris()[1], "gs://landing/shop/payments/b.csv");
         // A new generation of a file is another file.
         let mut replaced = b;

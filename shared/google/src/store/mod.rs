@@ -192,7 +192,19 @@ impl Store {
     }
 
     pub async fn begin(&self) -> Result<Txn<'_>, StoreError> {
-        let tx = self.db.begin_transaction().await.map_err(stored)?;
+        self.begin_with(FirestoreTransactionOptions::new()).await
+    }
+
+    /// A transaction of `options`, its reads bound to it.
+    async fn begin_with(
+        &self,
+        options: FirestoreTransactionOptions,
+    ) -> Result<Txn<'_>, StoreError> {
+        let tx = self
+            .db
+            .begin_transaction_with_options(options)
+            .await
+            .map_err(stored)?;
         let reader =
             self.db
                 .clone_with_consistency_selector(FirestoreConsistencySelector::Transaction(
@@ -215,23 +227,16 @@ impl Store {
         F: FnOnce(Store) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
-        let options =
-            FirestoreTransactionOptions::new().with_mode(FirestoreTransactionMode::ReadOnly);
-        let tx = self
-            .db
-            .begin_transaction_with_options(options)
-            .await
-            .map_err(stored)?;
-        let view =
-            Store {
-                db: self.db.clone_with_consistency_selector(
-                    FirestoreConsistencySelector::Transaction(tx.transaction_id().clone()),
-                ),
-            };
-        let answer = read(view).await;
-        if let Err(e) = tx.rollback().await {
-            tracing::debug!(error = %e, "ending a read-only transaction failed; it expires by itself");
-        }
+        let txn = self
+            .begin_with(
+                FirestoreTransactionOptions::new().with_mode(FirestoreTransactionMode::ReadOnly),
+            )
+            .await?;
+        let answer = read(Store {
+            db: txn.reader.clone(),
+        })
+        .await;
+        txn.rollback().await;
         answer
     }
 
